@@ -1,0 +1,143 @@
+"""create_app(settings) -> FastAPI: routers, middleware, error handlers."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import structlog
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.middleware.cors import CORSMiddleware
+from starlette.responses import Response
+
+from orderhub import __version__
+from orderhub.bootstrap import Container, build_container
+from orderhub.http.middleware import BodyLimitMiddleware, RequestContextMiddleware
+from orderhub.kit.envelope import EnvelopeResponse, app_error_response, error_response
+from orderhub.kit.errors import AppError, ValidationFailed
+from orderhub.kit.openapi import install_openapi
+from orderhub.kit.validation import problems_from
+from orderhub.orders.endpoints import router as orders_router
+from orderhub.ratelimit.middleware import RateLimitMiddleware
+from orderhub.settings import Settings
+from orderhub.store.protocol import StoreError
+
+log = structlog.get_logger(__name__)
+
+HTTP_MESSAGES = {
+    404: "Route not found",
+    405: "Method not allowed",
+}
+
+
+class LivenessOut(BaseModel):
+    status: str
+
+
+def create_app(settings: Settings, container: Container | None = None) -> FastAPI:
+    container = container or build_container(settings)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        await container.start()
+        try:
+            yield
+        finally:
+            await container.close()
+
+    app = FastAPI(
+        title="orderhub",
+        version=__version__,
+        description=(
+            "Orders, payments and their side effects behind one REST API. Every error uses "
+            "the envelope `{success: false, error: {message, code?, details?}}`."
+        ),
+        lifespan=lifespan,
+        docs_url="/docs",
+        redoc_url=None,
+        openapi_url="/openapi.json",
+    )
+    app.state.container = container
+    app.include_router(orders_router)
+    _add_probes(app, container)
+    _add_error_handlers(app)
+    install_openapi(app)
+
+    # Added innermost first: the request context wraps everything, then CORS, then the
+    # rate limit (counted before authentication), then the body limit.
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        RateLimitMiddleware,
+        limiter=container.limiter,
+        trusted_proxies=list(settings.trusted_proxies),
+        by=settings.rate_limit_by,
+        authenticator=container.authenticator,
+    )
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST", "PATCH", "DELETE", "OPTIONS"],
+            allow_headers=[
+                "Content-Type",
+                "Authorization",
+                "X-API-Key",
+                "Idempotency-Key",
+                "X-Request-ID",
+            ],
+            expose_headers=[
+                "X-Request-ID",
+                "X-RateLimit-Limit",
+                "X-RateLimit-Remaining",
+                "X-RateLimit-Reset",
+                "Retry-After",
+                "Idempotent-Replayed",
+            ],
+            max_age=600,
+        )
+    app.add_middleware(RequestContextMiddleware)
+    return app
+
+
+def _add_probes(app: FastAPI, container: Container) -> None:
+    @app.get("/health", tags=["probes"], summary="Liveness", response_model=LivenessOut)
+    async def health() -> Response:
+        return EnvelopeResponse({"status": "ok"})
+
+    @app.get(
+        "/ready",
+        tags=["probes"],
+        summary="Readiness: 200 when the store answers, else 503",
+        response_model=LivenessOut,
+        responses={503: {"model": LivenessOut, "description": "The store does not answer"}},
+    )
+    async def ready() -> Response:
+        try:
+            await container.store.ping()
+        except StoreError:
+            return EnvelopeResponse({"status": "unavailable"}, status_code=503)
+        return EnvelopeResponse({"status": "ok"})
+
+
+def _add_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(AppError)
+    async def app_error(_request: Request, exc: AppError) -> Response:
+        return app_error_response(exc)
+
+    @app.exception_handler(RequestValidationError)
+    async def request_validation(_request: Request, exc: RequestValidationError) -> Response:
+        problems = problems_from(exc.errors())
+        return app_error_response(ValidationFailed(problems))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_request: Request, exc: StarletteHTTPException) -> Response:
+        message = HTTP_MESSAGES.get(exc.status_code) or str(exc.detail)
+        return error_response(exc.status_code, message, headers=exc.headers)
+
+    @app.exception_handler(StoreError)
+    async def store_error(_request: Request, exc: StoreError) -> Response:
+        log.error("store_error", error=type(exc).__name__)
+        return error_response(503, "Service temporarily unavailable", code="store_unavailable")

@@ -1,0 +1,1 @@
+"""Authentication: API keys (environment or stored, hashed) and JWT bearer tokens."""

@@ -1,0 +1,24 @@
+"""FastAPI dependency: every /api/ route requires a caller."""
+
+from __future__ import annotations
+
+from fastapi import Request
+
+from orderhub.auth.service import Caller
+from orderhub.bootstrap import Container
+
+
+def container_of(request: Request) -> Container:
+    container: Container = request.app.state.container
+    return container
+
+
+async def require_caller(request: Request) -> Caller:
+    cached = getattr(request.state, "caller", None)
+    if isinstance(cached, Caller):
+        return cached
+    caller = await container_of(request).authenticator.authenticate(
+        request.headers.get("x-api-key"), request.headers.get("authorization")
+    )
+    request.state.caller = caller
+    return caller

@@ -1,0 +1,168 @@
+"""The `orderhub` command (SPEC §1): serve, migrate, keys."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import Awaitable, Callable
+from typing import Annotated, TypeVar
+
+import typer
+import uvicorn
+from fastapi import FastAPI
+
+from orderhub.bootstrap import Container, build_container, migrate
+from orderhub.kit.clock import iso_ms
+from orderhub.kit.logging import configure_logging
+from orderhub.settings import Settings, SettingsError, load_settings
+
+T = TypeVar("T")
+
+cli = typer.Typer(no_args_is_help=True, add_completion=False, help="orderhub service")
+keys_cli = typer.Typer(no_args_is_help=True, help="API keys kept hashed in the store")
+cli.add_typer(keys_cli, name="keys")
+
+
+def _settings(**overrides: object) -> Settings:
+    try:
+        settings = load_settings(**overrides)
+    except SettingsError as exc:
+        typer.echo(f"orderhub: configuration error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    configure_logging(settings.log_level, settings.log_format)
+    return settings
+
+
+def _with_container(settings: Settings, work: Callable[[Container], Awaitable[T]]) -> T:
+    async def run() -> T:
+        container = _container(settings)
+        await container.start()
+        try:
+            return await work(container)
+        finally:
+            await container.close()
+
+    return asyncio.run(run())
+
+
+def _container(settings: Settings) -> Container:
+    try:
+        return build_container(settings)
+    except SettingsError as exc:
+        typer.echo(f"orderhub: configuration error: {exc}", err=True)
+        raise typer.Exit(2) from None
+
+
+def app_from_environment() -> FastAPI:
+    """Factory for uvicorn worker processes (`serve --workers N`)."""
+    from orderhub.app import create_app
+
+    settings = load_settings()
+    configure_logging(settings.log_level, settings.log_format)
+    return create_app(settings)
+
+
+@cli.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="bind address (default HOST)")] = None,
+    port: Annotated[int | None, typer.Option(help="port (default PORT)")] = None,
+    workers: Annotated[int, typer.Option(min=1, help="uvicorn worker processes")] = 1,
+) -> None:
+    """Serve the HTTP API."""
+    overrides: dict[str, object] = {}
+    if host is not None:
+        overrides["host"] = host
+    if port is not None:
+        overrides["port"] = port
+    settings = _settings(**overrides)
+    if workers > 1 and settings.sqlite_path is not None:
+        typer.echo(
+            "orderhub: configuration error: DATABASE_URL: --workers needs a scale-out store "
+            "(postgresql:// or dynamodb://), not SQLite",
+            err=True,
+        )
+        raise typer.Exit(2)
+    if settings.sqlite_path is not None:
+        migrate(settings)
+    created = _with_container(settings, lambda c: c.api_keys.ensure_one_exists(settings.api_keys))
+    if created is not None:
+        print(
+            f"orderhub: created API key '{created.record.name}' (shown once, store it now):\n"
+            f"  {created.key}",
+            file=sys.stderr,
+            flush=True,
+        )
+    if workers > 1:
+        uvicorn.run(
+            "orderhub.cli:app_from_environment",
+            factory=True,
+            host=settings.host,
+            port=settings.port,
+            workers=workers,
+            log_config=None,
+            access_log=False,
+            proxy_headers=False,
+        )
+        return
+    from orderhub.app import create_app
+
+    app = create_app(settings, _container(settings))
+    uvicorn.run(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_config=None,
+        access_log=False,
+        proxy_headers=False,
+    )
+
+
+@cli.command("migrate")
+def migrate_command() -> None:
+    """Create or upgrade the store's schema (idempotent)."""
+    settings = _settings()
+    try:
+        migrate(settings)
+    except SettingsError as exc:
+        typer.echo(f"orderhub: configuration error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    typer.echo("orderhub: store is up to date")
+
+
+@keys_cli.command("create")
+def keys_create(name: Annotated[str, typer.Option("--name", help="what the key is for")]) -> None:
+    """Create an API key and print it once."""
+    settings = _settings()
+    created = _with_container(settings, lambda c: c.api_keys.create(name))
+    typer.echo(f"id:   {created.record.id}")
+    typer.echo(f"name: {created.record.name}")
+    typer.echo(f"key:  {created.key}")
+    typer.echo("The key is shown only now; orderhub keeps only its hash.", err=True)
+
+
+@keys_cli.command("list")
+def keys_list() -> None:
+    """List API keys (never the keys themselves)."""
+    settings = _settings()
+    records = _with_container(settings, lambda c: c.api_keys.list_all())
+    typer.echo(f"{'ID':36}  {'NAME':20}  {'PREFIX':10}  {'CREATED':24}  {'LAST USED':24}  STATE")
+    for r in records:
+        typer.echo(
+            f"{r.id!s:36}  {r.name[:20]:20}  {r.prefix:10}  {iso_ms(r.created_at):24}  "
+            f"{(iso_ms(r.last_used_at) if r.last_used_at else '-'):24}  "
+            f"{'revoked' if r.revoked_at else 'active'}"
+        )
+
+
+@keys_cli.command("revoke")
+def keys_revoke(key_id: Annotated[str, typer.Argument(help="the key's id")]) -> None:
+    """Revoke an API key."""
+    settings = _settings()
+    if not _with_container(settings, lambda c: c.api_keys.revoke(key_id)):
+        typer.echo(f"orderhub: no active key with id {key_id}", err=True)
+        raise typer.Exit(1)
+    typer.echo(f"revoked {key_id}")
+
+
+def main() -> None:
+    cli()

@@ -1,0 +1,1 @@
+"""HTTP plumbing: request context, body limit, error handlers."""

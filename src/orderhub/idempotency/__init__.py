@@ -1,0 +1,1 @@
+"""The Idempotency-Key mechanism every POST (and DELETE of an order) runs through."""

@@ -1,0 +1,118 @@
+"""Idempotency-Key (SPEC §8): replay, 422 on a different request, 409 while in flight.
+
+A handler is run through `IdempotencyService.run`. It receives a *resource id* that is
+the same for every attempt with the same key, so a retried create reuses its order id
+(and thereby the provider's idempotency key) even after a failure in the middle.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+
+import structlog
+from starlette.responses import Response
+
+from orderhub.kit.clock import Clock
+from orderhub.kit.envelope import EnvelopeResponse, app_error_response
+from orderhub.kit.errors import AppError, BadRequest, Conflict, IdempotencyMismatch
+from orderhub.kit.ids import new_id
+from orderhub.store.protocol import IdempotencyRecord, IdempotencyRepository
+
+log = structlog.get_logger(__name__)
+
+LOCK_SECONDS = 60
+MAX_KEY_LENGTH = 255
+REPLAY_HEADER = "Idempotent-Replayed"
+
+Handler = Callable[[uuid.UUID], Awaitable[Response]]
+
+
+def fingerprint(method: str, path: str, canonical_body: str) -> str:
+    return hashlib.sha256(f"{method}\x00{path}\x00{canonical_body}".encode()).hexdigest()
+
+
+def _remembered(status_code: int) -> bool:
+    """400s and 5xx are not remembered, so a retry runs again."""
+    return status_code != 400 and status_code < 500
+
+
+class IdempotencyService:
+    def __init__(self, repository: IdempotencyRepository, clock: Clock, ttl_hours: int) -> None:
+        self._repository = repository
+        self._clock = clock
+        self._ttl = timedelta(hours=ttl_hours)
+
+    async def run(
+        self,
+        *,
+        caller: str,
+        key: str | None,
+        method: str,
+        path: str,
+        canonical_body: str,
+        handler: Handler,
+    ) -> Response:
+        if key is None:
+            return await self._call(handler, new_id())
+        if not key or len(key) > MAX_KEY_LENGTH or not key.isprintable():
+            raise BadRequest(
+                f"Idempotency-Key must be 1 to {MAX_KEY_LENGTH} printable characters",
+                code="invalid_idempotency_key",
+            )
+        now = self._clock.now()
+        candidate = IdempotencyRecord(
+            scope=caller,
+            key=key,
+            fingerprint=fingerprint(method, path, canonical_body),
+            resource_id=new_id(),
+            status_code=None,
+            response_body=None,
+            locked_until=now + timedelta(seconds=LOCK_SECONDS),
+            expires_at=now + self._ttl,
+        )
+        claimed, record = await self._repository.claim(candidate, now)
+        if record.fingerprint != candidate.fingerprint:
+            raise IdempotencyMismatch(
+                "Idempotency-Key was already used with a different request",
+            )
+        if not claimed:
+            if record.status_code is not None and record.response_body is not None:
+                return Response(
+                    content=record.response_body,
+                    status_code=record.status_code,
+                    media_type="application/json",
+                    headers={REPLAY_HEADER: "true"},
+                )
+            raise Conflict(
+                "A request with this Idempotency-Key is still being processed",
+                code="idempotency_in_flight",
+            )
+
+        try:
+            response = await self._call(handler, record.resource_id)
+        except BaseException:
+            await self._repository.release(scope=caller, key=key, forget=False)
+            raise
+        status = response.status_code
+        if _remembered(status):
+            await self._repository.complete(
+                caller, key, status, bytes(response.body), self._clock.now() + self._ttl
+            )
+        else:
+            # 400: the request itself was wrong; forget it. 5xx: keep the resource id so
+            # the retry reuses it, but drop the lock so it can run at once.
+            await self._repository.release(scope=caller, key=key, forget=status == 400)
+        return response
+
+    @staticmethod
+    async def _call(handler: Handler, resource_id: uuid.UUID) -> Response:
+        try:
+            response = await handler(resource_id)
+        except AppError as exc:
+            return app_error_response(exc)
+        if not isinstance(response, EnvelopeResponse | Response):  # pragma: no cover
+            raise TypeError("idempotent handlers return a Response")
+        return response

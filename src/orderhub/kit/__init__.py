@@ -1,0 +1,1 @@
+"""Small shared plumbing: errors, money, currencies, clock, ids, cursors."""

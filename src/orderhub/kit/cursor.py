@@ -1,0 +1,42 @@
+"""Opaque, tamper-proof pagination keys (`lastKey`), bound to the query they came from."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import json
+import uuid
+
+from orderhub.kit.errors import ValidationFailed
+
+
+class CursorCodec:
+    def __init__(self, secret: bytes) -> None:
+        self._secret = secret
+
+    def _sign(self, scope: str, last_id: str) -> str:
+        mac = hmac.new(self._secret, f"{scope}\x00{last_id}".encode(), hashlib.sha256)
+        return mac.hexdigest()[:32]
+
+    def encode(self, last_id: uuid.UUID, scope: str) -> str:
+        payload = {"id": str(last_id), "sig": self._sign(scope, str(last_id))}
+        raw = json.dumps(payload, separators=(",", ":")).encode()
+        return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+    def decode(self, token: str, scope: str) -> uuid.UUID:
+        """The id after which the next page starts; 400 for a tampered or foreign key."""
+        invalid = ValidationFailed.one("lastKey", "is not a valid pagination key")
+        if len(token) > 512:
+            raise invalid
+        try:
+            raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+            payload = json.loads(raw)
+            last_id, signature = str(payload["id"]), str(payload["sig"])
+            parsed = uuid.UUID(last_id)
+        except (binascii.Error, ValueError, TypeError, KeyError, UnicodeDecodeError):
+            raise invalid from None
+        if not hmac.compare_digest(signature, self._sign(scope, last_id)):
+            raise invalid
+        return parsed

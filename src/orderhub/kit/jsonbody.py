@@ -1,0 +1,42 @@
+"""Strict JSON request bodies: exact decimals, no NaN/Infinity, an object at the top."""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+from typing import Any
+
+from orderhub.kit.errors import BadRequest, ValidationFailed
+
+
+class MalformedJson(BadRequest):
+    code = "malformed_json"
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def parse_json(raw: bytes) -> Any:
+    """Parse a body keeping every number exact: integers as int, fractions as Decimal."""
+    try:
+        text = raw.decode("utf-8")
+        return json.loads(text, parse_float=Decimal, parse_constant=_reject_constant)
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        raise MalformedJson("Malformed JSON in request body") from None
+
+
+def parse_json_object(raw: bytes) -> dict[str, Any]:
+    if not raw.strip():
+        raise ValidationFailed.one("body", "is required")
+    value = parse_json(raw)
+    if not isinstance(value, dict):
+        raise ValidationFailed.one("body", "must be a JSON object")
+    return value
+
+
+def canonical_json(raw: bytes) -> str:
+    """The body as canonical JSON (sorted keys, no spaces, exact numbers) for comparison."""
+    if not raw.strip():
+        return ""
+    return json.dumps(parse_json(raw), sort_keys=True, separators=(",", ":"), default=str)

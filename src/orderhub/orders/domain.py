@@ -1,0 +1,454 @@
+"""The order: its money rules, its two state machines and the events it raises.
+
+Pure: no I/O, no clock of its own (callers pass `now`), no framework types.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from enum import StrEnum
+
+from orderhub.kit.currencies import MAXIMUM_CHARGE_MINOR, minimum_charge_minor
+from orderhub.kit.errors import Conflict, ValidationFailed
+from orderhub.kit.ids import new_id
+from orderhub.kit.money import format_major
+
+
+class OrderStatus(StrEnum):
+    PENDING = "pending"
+    PAID = "paid"
+    PROCESSING = "processing"
+    SHIPPED = "shipped"
+    DELIVERED = "delivered"
+    CANCELLED = "cancelled"
+    REFUNDED = "refunded"
+
+
+class PaymentStatus(StrEnum):
+    PENDING = "pending"
+    COMPLETED = "completed"
+    PARTIALLY_REFUNDED = "partially_refunded"
+    REFUNDED = "refunded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+class EventType(StrEnum):
+    CREATED = "order.created"
+    PAID = "order.paid"
+    PAYMENT_FAILED = "order.payment_failed"
+    PROCESSING = "order.processing"
+    SHIPPED = "order.shipped"
+    DELIVERED = "order.delivered"
+    UPDATED = "order.updated"
+    CANCELLED = "order.cancelled"
+    PARTIALLY_REFUNDED = "order.partially_refunded"
+    REFUNDED = "order.refunded"
+
+
+class EventSource(StrEnum):
+    API = "api"
+    WEBHOOK = "webhook"
+    PROVIDER = "provider"
+    SYSTEM = "system"
+
+
+class RefundStatus(StrEnum):
+    PENDING = "pending"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELED = "canceled"
+
+
+# Fulfilment moves a client may ask for with PATCH (SPEC §7). Everything else is a 409.
+PATCH_MOVES: dict[OrderStatus, frozenset[OrderStatus]] = {
+    OrderStatus.PAID: frozenset({OrderStatus.PROCESSING, OrderStatus.SHIPPED}),
+    OrderStatus.PROCESSING: frozenset({OrderStatus.SHIPPED}),
+    OrderStatus.SHIPPED: frozenset({OrderStatus.DELIVERED}),
+}
+CANCELLABLE = frozenset({OrderStatus.PENDING, OrderStatus.PAID, OrderStatus.PROCESSING})
+TRACKABLE = frozenset(
+    {OrderStatus.PAID, OrderStatus.PROCESSING, OrderStatus.SHIPPED, OrderStatus.DELIVERED}
+)
+ADDRESS_EDITABLE = frozenset({OrderStatus.PENDING, OrderStatus.PAID, OrderStatus.PROCESSING})
+STATUS_EVENT = {
+    OrderStatus.PROCESSING: EventType.PROCESSING,
+    OrderStatus.SHIPPED: EventType.SHIPPED,
+    OrderStatus.DELIVERED: EventType.DELIVERED,
+}
+UNPAID = frozenset({PaymentStatus.PENDING, PaymentStatus.FAILED})
+
+
+class InvalidTransition(Conflict):
+    code = "invalid_transition"
+
+
+def check_patch_move(current: OrderStatus, target: OrderStatus) -> None:
+    """Raise InvalidTransition unless PATCH may move `current` to `target`."""
+    if target == OrderStatus.CANCELLED:
+        raise InvalidTransition("Use DELETE /api/orders/:id to cancel an order")
+    if target == current:
+        return
+    if target not in PATCH_MOVES.get(current, frozenset()):
+        raise InvalidTransition(f"Cannot move order from {current} to {target}")
+
+
+@dataclass(frozen=True, slots=True)
+class Address:
+    street: str
+    city: str
+    state: str
+    zip_code: str
+    country: str
+
+
+@dataclass(frozen=True, slots=True)
+class LineItem:
+    id: str
+    name: str
+    quantity: int
+    price_minor: int
+
+    @property
+    def total_minor(self) -> int:
+        return self.quantity * self.price_minor
+
+
+@dataclass(frozen=True, slots=True)
+class Refund:
+    id: str
+    amount_minor: int
+    reason: str | None
+    status: RefundStatus
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class OrderEvent:
+    """One event of SPEC §10: the audit trail entry, and (later) the outbox's source."""
+
+    id: uuid.UUID
+    order_id: uuid.UUID
+    type: EventType
+    at: datetime
+    status: OrderStatus
+    payment_status: PaymentStatus
+    source: EventSource
+
+
+@dataclass(frozen=True, slots=True)
+class Amounts:
+    """Every amount of an order, in minor units of `currency`."""
+
+    currency: str
+    items: tuple[LineItem, ...]
+    shipping_minor: int = 0
+    tax_minor: int = 0
+    discount_minor: int = 0
+
+    @property
+    def computed_total_minor(self) -> int:
+        subtotal = sum(item.total_minor for item in self.items)
+        return subtotal + self.shipping_minor + self.tax_minor - self.discount_minor
+
+
+def check_total(amounts: Amounts, stated_total_minor: int) -> None:
+    """The stated total must equal the computed one and be chargeable (SPEC §6)."""
+    computed = amounts.computed_total_minor
+    currency = amounts.currency
+    if stated_total_minor != computed:
+        raise ValidationFailed.one(
+            "totalAmount",
+            f"{format_major(stated_total_minor, currency)} does not match computed total "
+            f"{format_major(computed, currency)}",
+        )
+    minimum = minimum_charge_minor(currency)
+    if computed < minimum:
+        raise ValidationFailed.one(
+            "totalAmount",
+            f"must be at least {format_major(minimum, currency)} {currency}",
+        )
+    if computed > MAXIMUM_CHARGE_MINOR:
+        raise ValidationFailed.one(
+            "totalAmount",
+            f"must be at most {format_major(MAXIMUM_CHARGE_MINOR, currency)} {currency}",
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class OrderDraft:
+    """A validated create request, amounts in minor units, ready to become an Order."""
+
+    customer_id: str
+    customer_email: str
+    customer_name: str
+    amounts: Amounts
+    shipping_address: Address
+    billing_address: Address | None
+    metadata: dict[str, str] | None
+
+    @property
+    def total_minor(self) -> int:
+        return self.amounts.computed_total_minor
+
+
+@dataclass(frozen=True, slots=True)
+class OrderChanges:
+    """What a PATCH asks for; None means "not asked"."""
+
+    status: OrderStatus | None = None
+    tracking_number: str | None = None
+    shipping_address: Address | None = None
+    metadata: dict[str, str] | None = None
+
+    def is_empty(self) -> bool:
+        return all(
+            value is None
+            for value in (self.status, self.tracking_number, self.shipping_address, self.metadata)
+        )
+
+
+@dataclass(slots=True)
+class Order:
+    id: uuid.UUID
+    customer_id: str
+    customer_email: str
+    customer_name: str
+    amounts: Amounts
+    total_minor: int
+    shipping_address: Address
+    billing_address: Address | None
+    metadata: dict[str, str] | None
+    status: OrderStatus
+    payment_status: PaymentStatus
+    payment_provider: str
+    payment_intent_id: str | None
+    tracking_number: str | None
+    refunds: list[Refund]
+    paid_at: datetime | None
+    cancelled_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+    version: int = 1
+    pending_events: list[OrderEvent] = field(default_factory=list)
+
+    # -- creation -------------------------------------------------------------------
+
+    @classmethod
+    def create(
+        cls,
+        order_id: uuid.UUID,
+        draft: OrderDraft,
+        *,
+        payment_provider: str,
+        payment_intent_id: str | None,
+        now: datetime,
+        source: EventSource = EventSource.API,
+    ) -> Order:
+        order = cls(
+            id=order_id,
+            customer_id=draft.customer_id,
+            customer_email=draft.customer_email,
+            customer_name=draft.customer_name,
+            amounts=draft.amounts,
+            total_minor=draft.total_minor,
+            shipping_address=draft.shipping_address,
+            billing_address=draft.billing_address,
+            metadata=draft.metadata,
+            status=OrderStatus.PENDING,
+            payment_status=PaymentStatus.PENDING,
+            payment_provider=payment_provider,
+            payment_intent_id=payment_intent_id,
+            tracking_number=None,
+            refunds=[],
+            paid_at=None,
+            cancelled_at=None,
+            created_at=now,
+            updated_at=now,
+        )
+        order._record(EventType.CREATED, now, source)
+        return order
+
+    @property
+    def currency(self) -> str:
+        return self.amounts.currency
+
+    @property
+    def refunded_minor(self) -> int:
+        """Succeeded and pending refunds (SPEC §7)."""
+        return sum(
+            r.amount_minor
+            for r in self.refunds
+            if r.status in (RefundStatus.SUCCEEDED, RefundStatus.PENDING)
+        )
+
+    @property
+    def refundable_minor(self) -> int:
+        if self.paid_at is None:
+            return 0
+        return self.total_minor - self.refunded_minor
+
+    # -- PATCH ----------------------------------------------------------------------
+
+    def apply_changes(
+        self, changes: OrderChanges, now: datetime, source: EventSource = EventSource.API
+    ) -> bool:
+        """Apply a PATCH; return whether anything changed. Raises ValidationFailed/Conflict."""
+        if changes.is_empty():
+            raise ValidationFailed.one("body", "must contain at least one field to update")
+        target = changes.status
+        if target is not None:
+            check_patch_move(self.status, target)
+        status_after = target if target is not None else self.status
+        if changes.tracking_number is not None and status_after not in TRACKABLE:
+            raise InvalidTransition(f"Cannot set trackingNumber while the order is {status_after}")
+        if changes.shipping_address is not None and status_after not in ADDRESS_EDITABLE:
+            raise InvalidTransition(
+                f"Cannot change shippingAddress while the order is {status_after}"
+            )
+
+        moved = target is not None and target != self.status
+        edited = (
+            (
+                changes.tracking_number is not None
+                and changes.tracking_number != self.tracking_number
+            )
+            or (
+                changes.shipping_address is not None
+                and changes.shipping_address != self.shipping_address
+            )
+            or (changes.metadata is not None and changes.metadata != self.metadata)
+        )
+        if not moved and not edited:
+            return False
+        if changes.tracking_number is not None:
+            self.tracking_number = changes.tracking_number
+        if changes.shipping_address is not None:
+            self.shipping_address = changes.shipping_address
+        if changes.metadata is not None:
+            self.metadata = dict(changes.metadata)
+        self.updated_at = now
+        if moved:
+            assert target is not None
+            self.status = target
+            self._record(STATUS_EVENT[target], now, source)
+            # A tracking number given with "shipped" is part of that event; any other edit
+            # alongside a move is still an update of its own.
+            other_edit = (changes.shipping_address is not None or changes.metadata is not None) or (
+                changes.tracking_number is not None and target != OrderStatus.SHIPPED
+            )
+            if other_edit:
+                self._record(EventType.UPDATED, now, source)
+        else:
+            self._record(EventType.UPDATED, now, source)
+        return True
+
+    # -- cancellation ---------------------------------------------------------------
+
+    def check_cancellable(self) -> None:
+        if self.status not in CANCELLABLE:
+            raise InvalidTransition(f"Cannot cancel an order that is {self.status}")
+
+    def cancel(self, now: datetime, source: EventSource = EventSource.API) -> None:
+        """Cancel the order. An unpaid payment is cancelled with it; a paid one must be
+        refunded by the caller (through `record_refund`) in the same unit of work."""
+        self.check_cancellable()
+        self.status = OrderStatus.CANCELLED
+        self.cancelled_at = now
+        if self.payment_status in UNPAID:
+            self.payment_status = PaymentStatus.CANCELLED
+        self.updated_at = now
+        self._record(EventType.CANCELLED, now, source)
+
+    # -- payment outcomes -----------------------------------------------------------
+
+    def record_payment_succeeded(self, now: datetime, source: EventSource) -> bool:
+        """Mark paid; returns False if it already was (idempotent)."""
+        if self.paid_at is not None:
+            return False
+        self.paid_at = now
+        self.payment_status = PaymentStatus.COMPLETED
+        if self.status == OrderStatus.PENDING:
+            self.status = OrderStatus.PAID
+        self.updated_at = now
+        self._record(EventType.PAID, now, source)
+        return True
+
+    def record_payment_failed(self, now: datetime, source: EventSource) -> bool:
+        """A failed attempt; never moves a paid or cancelled order backwards."""
+        if self.payment_status != PaymentStatus.PENDING:
+            return False
+        self.payment_status = PaymentStatus.FAILED
+        self.updated_at = now
+        self._record(EventType.PAYMENT_FAILED, now, source)
+        return True
+
+    def record_payment_retrying(self, now: datetime) -> bool:
+        """A new attempt after a failure: `failed` -> `pending` (no event of its own)."""
+        if self.payment_status != PaymentStatus.FAILED:
+            return False
+        self.payment_status = PaymentStatus.PENDING
+        self.updated_at = now
+        return True
+
+    def record_refund(self, refund: Refund, now: datetime, source: EventSource) -> bool:
+        """Add (or update) a refund by id and derive the payment state from the total."""
+        if self.paid_at is None:
+            raise InvalidTransition("Cannot refund an order that has not been paid")
+        existing = next((i for i, r in enumerate(self.refunds) if r.id == refund.id), None)
+        if existing is not None:
+            if self.refunds[existing] == refund:
+                return False
+            self.refunds[existing] = refund
+        else:
+            if (
+                refund.status in (RefundStatus.SUCCEEDED, RefundStatus.PENDING)
+                and refund.amount_minor > self.refundable_minor
+            ):
+                raise InvalidTransition("Refund amount exceeds the amount left to refund")
+            self.refunds.append(refund)
+        before = self.payment_status
+        refunded = self.refunded_minor
+        if refunded >= self.total_minor:
+            self.payment_status = PaymentStatus.REFUNDED
+            if self.status != OrderStatus.CANCELLED:
+                self.status = OrderStatus.REFUNDED
+        elif refunded > 0:
+            self.payment_status = PaymentStatus.PARTIALLY_REFUNDED
+        else:
+            self.payment_status = PaymentStatus.COMPLETED
+        self.updated_at = now
+        if self.payment_status != before or existing is None:
+            event = (
+                EventType.REFUNDED
+                if self.payment_status == PaymentStatus.REFUNDED
+                else EventType.PARTIALLY_REFUNDED
+            )
+            if self.payment_status in (PaymentStatus.REFUNDED, PaymentStatus.PARTIALLY_REFUNDED):
+                self._record(event, now, source)
+        return True
+
+    # -- events ---------------------------------------------------------------------
+
+    def _record(self, event_type: EventType, now: datetime, source: EventSource) -> None:
+        self.pending_events.append(
+            OrderEvent(
+                id=new_id(),
+                order_id=self.id,
+                type=event_type,
+                at=now,
+                status=self.status,
+                payment_status=self.payment_status,
+                source=source,
+            )
+        )
+
+    def take_events(self) -> list[OrderEvent]:
+        events, self.pending_events = self.pending_events, []
+        return events
+
+
+def with_status(refund: Refund, status: RefundStatus) -> Refund:
+    return replace(refund, status=status)

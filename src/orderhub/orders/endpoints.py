@@ -1,0 +1,155 @@
+"""Orders API (seed + SPEC §6, §7): thin handlers over OrderService."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Header, Query, Request
+from starlette.responses import Response
+
+from orderhub.auth.dependency import container_of, require_caller
+from orderhub.auth.service import Caller
+from orderhub.kit.envelope import (
+    Envelope,
+    EnvelopeResponse,
+    MessageEnvelope,
+    error_responses,
+    ok,
+)
+from orderhub.kit.jsonbody import canonical_json, parse_json_object
+from orderhub.kit.openapi import json_body
+from orderhub.kit.validation import validate_model
+from orderhub.orders.domain import OrderStatus
+from orderhub.orders.schemas import (
+    OrderCreatedOut,
+    OrderCreateIn,
+    OrderListOut,
+    OrderOut,
+    OrderUpdateIn,
+    OrderWithHistoryOut,
+    PaginationOut,
+    order_out,
+    order_summary_out,
+    order_with_history_out,
+)
+
+router = APIRouter(prefix="/api/orders", tags=["orders"])
+
+CallerDep = Annotated[Caller, Depends(require_caller)]
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        description="Replays the first response for the same request (SPEC §8)",
+    ),
+]
+
+
+class OrderCancelledOut(MessageEnvelope):
+    data: OrderOut
+
+
+@router.post(
+    "",
+    status_code=201,
+    summary="Create an order and its payment intent",
+    response_model=Envelope[OrderCreatedOut],
+    responses=error_responses(400, 401, 409, 413, 422, 429, 502),
+    openapi_extra=json_body(OrderCreateIn),
+)
+async def create_order(
+    request: Request, caller: CallerDep, idempotency_key: IdempotencyKey = None
+) -> Response:
+    raw = await request.body()
+    body = validate_model(OrderCreateIn, parse_json_object(raw))
+    container = container_of(request)
+
+    async def handler(order_id: uuid.UUID) -> Response:
+        created = await container.orders.create(body, order_id)
+        data = OrderCreatedOut(order=order_out(created.order), clientSecret=created.client_secret)
+        return ok(
+            data.model_dump(mode="json"), message="Order created successfully", status_code=201
+        )
+
+    return await container.idempotency.run(
+        caller=caller.identity,
+        key=idempotency_key,
+        method="POST",
+        path=request.url.path,
+        canonical_body=canonical_json(raw),
+        handler=handler,
+    )
+
+
+@router.get(
+    "",
+    summary="List orders, newest first",
+    response_model=OrderListOut,
+    responses=error_responses(400, 401, 429),
+)
+async def list_orders(
+    request: Request,
+    _caller: CallerDep,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    lastKey: Annotated[str | None, Query(max_length=512)] = None,
+    status: OrderStatus | None = None,
+    customerId: Annotated[str | None, Query(max_length=100)] = None,
+) -> Response:
+    page = await container_of(request).orders.list(
+        limit=limit, last_key=lastKey, status=status, customer_id=customerId
+    )
+    body = OrderListOut(
+        data=[order_summary_out(o) for o in page.orders],
+        pagination=PaginationOut(lastKey=page.last_key, hasMore=page.has_more),
+    )
+    return EnvelopeResponse(body.model_dump(mode="json"))
+
+
+@router.get(
+    "/{order_id}",
+    summary="Get an order with its history",
+    response_model=Envelope[OrderWithHistoryOut],
+    responses=error_responses(401, 404, 429),
+)
+async def get_order(request: Request, order_id: str, _caller: CallerDep) -> Response:
+    order, history = await container_of(request).orders.get(order_id)
+    return ok(order_with_history_out(order, history).model_dump(mode="json"))
+
+
+@router.patch(
+    "/{order_id}",
+    summary="Update status, tracking number, shipping address or metadata",
+    response_model=Envelope[OrderOut],
+    responses=error_responses(400, 401, 404, 409, 413, 429),
+    openapi_extra=json_body(OrderUpdateIn),
+)
+async def update_order(request: Request, order_id: str, _caller: CallerDep) -> Response:
+    body = validate_model(OrderUpdateIn, parse_json_object(await request.body()))
+    order = await container_of(request).orders.update(order_id, body)
+    return ok(order_out(order).model_dump(mode="json"), message="Order updated successfully")
+
+
+@router.delete(
+    "/{order_id}",
+    summary="Cancel an order (cancelling or refunding its payment)",
+    response_model=OrderCancelledOut,
+    responses=error_responses(400, 401, 404, 409, 422, 429, 502),
+)
+async def cancel_order(
+    request: Request, order_id: str, caller: CallerDep, idempotency_key: IdempotencyKey = None
+) -> Response:
+    container = container_of(request)
+
+    async def handler(_resource_id: uuid.UUID) -> Response:
+        order = await container.orders.cancel(order_id)
+        return ok(order_out(order).model_dump(mode="json"), message="Order cancelled successfully")
+
+    return await container.idempotency.run(
+        caller=caller.identity,
+        key=idempotency_key,
+        method="DELETE",
+        path=request.url.path,
+        canonical_body="",
+        handler=handler,
+    )

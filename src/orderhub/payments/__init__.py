@@ -1,0 +1,1 @@
+"""Payments: the provider protocol and its implementations."""

@@ -1,0 +1,175 @@
+"""Every setting of SPEC §2, read once from the environment (and `.env`).
+
+`load_settings()` is called by the CLI; everything else receives the `Settings` object.
+A wrong, missing or contradictory setting raises `SettingsError` whose message is one
+line naming the variable.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+LOOPBACK_HOSTS = {"localhost", "127.0.0.1", "::1"}
+
+
+class SettingsError(Exception):
+    """A setting is wrong, missing or contradictory; the message names the variable."""
+
+
+def _split_csv(value: object) -> object:
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        case_sensitive=False,
+        frozen=True,
+    )
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=3000, ge=1, le=65535)
+    data_dir: Path = Path("./data")
+    database_url: str = ""
+
+    api_keys: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    jwt_secret: str = ""
+    jwt_public_key: str = ""
+    jwt_jwks_url: str = ""
+    jwt_audience: str = ""
+    jwt_issuer: str = ""
+
+    rate_limit_max: int = Field(default=100, ge=1)
+    rate_limit_window_seconds: int = Field(default=900, ge=1)
+    rate_limit_by: Literal["ip", "credential"] = "ip"
+    redis_url: str = ""
+    trusted_proxies: Annotated[list[ipaddress.IPv4Network | ipaddress.IPv6Network], NoDecode] = (
+        Field(default_factory=list)
+    )
+    cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    max_body_bytes: int = Field(default=1_048_576, ge=1)
+    idempotency_ttl_hours: int = Field(default=24, ge=1)
+
+    payment_provider: Literal["sandbox", "stripe"] | None = None
+    allow_sandbox: bool = False
+    stripe_secret_key: str = ""
+    stripe_webhook_secret: str = ""
+    stripe_api_base: str = ""
+
+    email_backend: Literal["file", "smtp", "sendgrid", "none"] = "file"
+    email_from: str = "orders@localhost"
+    email_templates_dir: Path | None = None
+    smtp_url: str = ""
+    sendgrid_api_key: str = ""
+    sendgrid_api_base: str = ""
+
+    sheets_backend: Literal["csv", "google", "none"] = "csv"
+    google_sheets_spreadsheet_id: str = ""
+    google_application_credentials: str = ""
+    google_sheets_api_base: str = ""
+
+    notify_backend: Literal["file", "sns", "webhook", "none"] = "file"
+    sns_topic_arn: str = ""
+    notify_webhook_url: str = ""
+    notify_webhook_secret: str = ""
+
+    delivery_max_age_hours: int = Field(default=24, ge=1)
+    worker_lease_seconds: int = Field(default=60, ge=1)
+    worker_poll_seconds: float = Field(default=1.0, gt=0)
+    probe_interval_seconds: int = Field(default=60, ge=1)
+    reporting_currency: str = "usd"
+    metrics_public: bool = False
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_format: Literal["json", "console"] = "json"
+
+    @field_validator("api_keys", "cors_origins", "trusted_proxies", mode="before")
+    @classmethod
+    def _csv(cls, value: object) -> object:
+        return _split_csv(value)
+
+    @field_validator(
+        "log_level", "log_format", "rate_limit_by", "reporting_currency", mode="before"
+    )
+    @classmethod
+    def _lower(cls, value: object) -> object:
+        return value.strip().lower() if isinstance(value, str) else value
+
+    @field_validator("payment_provider", "email_templates_dir", mode="before")
+    @classmethod
+    def _empty_is_none(cls, value: object) -> object:
+        if isinstance(value, str) and not value.strip():
+            return None
+        return value.strip().lower() if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Settings:
+        if not self.database_url:
+            object.__setattr__(self, "database_url", f"sqlite:///{self.data_dir / 'orderhub.db'}")
+        if self.payment_provider is None:
+            provider = "stripe" if self.stripe_secret_key else "sandbox"
+            object.__setattr__(self, "payment_provider", provider)
+        jwt_sources = [
+            s for s in ("jwt_secret", "jwt_public_key", "jwt_jwks_url") if getattr(self, s)
+        ]
+        if len(jwt_sources) > 1:
+            raise ValueError(
+                f"{jwt_sources[1]}: only one of JWT_SECRET, JWT_PUBLIC_KEY, JWT_JWKS_URL"
+            )
+        if self.payment_provider == "stripe" and not self.stripe_secret_key:
+            raise ValueError("stripe_secret_key: required when PAYMENT_PROVIDER=stripe")
+        if (
+            self.payment_provider == "sandbox"
+            and self.host not in LOOPBACK_HOSTS
+            and not self.allow_sandbox
+        ):
+            raise ValueError(
+                "host: the sandbox payment provider only serves loopback; set ALLOW_SANDBOX=true"
+            )
+        if not self.database_url.startswith(("sqlite:///", "postgresql://", "dynamodb://")):
+            raise ValueError(
+                "database_url: must start with sqlite:///, postgresql:// or dynamodb://"
+            )
+        from orderhub.kit.currencies import UnknownCurrency, currency_exponent
+
+        try:
+            currency_exponent(self.reporting_currency)
+        except UnknownCurrency:
+            raise ValueError("reporting_currency: not an ISO 4217 currency code") from None
+        return self
+
+    @property
+    def sqlite_path(self) -> Path | None:
+        if self.database_url.startswith("sqlite:///"):
+            return Path(self.database_url.removeprefix("sqlite:///"))
+        return None
+
+    @property
+    def provider_name(self) -> Literal["sandbox", "stripe"]:
+        assert self.payment_provider is not None  # set by the validator
+        return self.payment_provider
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read the environment once; turn the first problem into a one-line `SettingsError`."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        loc = error.get("loc") or ()
+        message = str(error.get("msg", "invalid"))
+        name = str(loc[0]) if loc else ""
+        if not name and ":" in message:
+            # model-level errors carry the field in the message: "Value error, field: problem"
+            body = message.removeprefix("Value error, ")
+            name, _, message = body.partition(":")
+            message = message.strip()
+        raise SettingsError(f"{name.upper()}: {message}") from None

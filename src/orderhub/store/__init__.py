@@ -1,0 +1,1 @@
+"""Persistence: the store protocol and its backends."""

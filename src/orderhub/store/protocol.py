@@ -1,0 +1,155 @@
+"""What services may ask of a store. No SQL, no SQLAlchemy object, no boto3 type here.
+
+Every backend (SQLite and PostgreSQL through `store/sql`, DynamoDB later) implements
+these protocols; the contract tests in `tests/contract/` hold them all to one behaviour.
+
+Shape, chosen so that DynamoDB can implement it with its own primitives:
+
+* Reads are by key (`get`) or by an ordered index with a keyset cursor (`list_page`),
+  never "scan and filter".
+* Writes inside a `UnitOfWork` are an order put/update *with its pending events*,
+  guarded by the order's version (a conditional write), committed together
+  (`TransactWriteItems` in DynamoDB, one transaction in SQL). Nothing is written unless
+  `commit()` is called.
+* Idempotency records and API keys are single-item operations with conditions.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from types import TracebackType
+from typing import Protocol, Self
+
+from orderhub.orders.domain import Order, OrderEvent, OrderStatus
+
+
+class StoreError(Exception):
+    """The store could not do what was asked (unreachable, corrupt, ...)."""
+
+
+class ConcurrencyConflict(StoreError):
+    """The row changed since it was read (optimistic version check failed)."""
+
+
+class AlreadyExists(StoreError):
+    """An insert hit an existing key."""
+
+
+@dataclass(frozen=True, slots=True)
+class OrderFilter:
+    status: OrderStatus | None = None
+    customer_id: str | None = None
+
+
+class OrderRepository(Protocol):
+    async def get(self, order_id: uuid.UUID) -> Order | None: ...
+
+    async def add(self, order: Order) -> None:
+        """Insert a new order and its pending events. AlreadyExists if the id is taken."""
+
+    async def save(self, order: Order) -> None:
+        """Write a changed order and its pending events if its stored version is still
+        `order.version`; then bump `order.version`. ConcurrencyConflict otherwise."""
+
+    async def list_page(
+        self, order_filter: OrderFilter, before_id: uuid.UUID | None, limit: int
+    ) -> list[Order]:
+        """Orders matching the filter with id < before_id, newest (highest id) first."""
+
+    async def history(self, order_id: uuid.UUID) -> list[OrderEvent]:
+        """The order's events, oldest first."""
+
+
+@dataclass(frozen=True, slots=True)
+class ApiKeyRecord:
+    id: uuid.UUID
+    name: str
+    prefix: str
+    key_hash: str
+    created_at: datetime
+    last_used_at: datetime | None
+    revoked_at: datetime | None
+
+
+class ApiKeyRepository(Protocol):
+    async def add(self, record: ApiKeyRecord) -> None: ...
+
+    async def find_active_by_hash(self, key_hash: str) -> ApiKeyRecord | None: ...
+
+    async def list_all(self) -> list[ApiKeyRecord]: ...
+
+    async def revoke(self, key_id: uuid.UUID, at: datetime) -> bool:
+        """Revoke an active key; False if there is none with that id."""
+
+    async def touch(self, key_id: uuid.UUID, at: datetime) -> None:
+        """Record use (`last_used_at`)."""
+
+    async def count_active(self) -> int: ...
+
+
+class UnitOfWork(Protocol):
+    @property
+    def orders(self) -> OrderRepository: ...
+
+    @property
+    def api_keys(self) -> ApiKeyRepository: ...
+
+    async def commit(self) -> None: ...
+
+    async def rollback(self) -> None: ...
+
+    async def __aenter__(self) -> Self: ...
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        """Roll back unless `commit()` was called."""
+
+
+@dataclass(frozen=True, slots=True)
+class IdempotencyRecord:
+    scope: str
+    key: str
+    fingerprint: str
+    resource_id: uuid.UUID
+    status_code: int | None
+    response_body: bytes | None
+    locked_until: datetime | None
+    expires_at: datetime
+
+
+class IdempotencyRepository(Protocol):
+    async def claim(
+        self, candidate: IdempotencyRecord, now: datetime
+    ) -> tuple[bool, IdempotencyRecord]:
+        """Atomically: insert `candidate` if no live record (unexpired) exists for its
+        (scope, key), or take over a record with the same fingerprint that has no response
+        and whose lock has expired (keeping its resource id). Returns (claimed, record as
+        stored now)."""
+
+    async def complete(
+        self, scope: str, key: str, status_code: int, body: bytes, expires_at: datetime
+    ) -> None: ...
+
+    async def release(self, scope: str, key: str, *, forget: bool) -> None:
+        """Drop the lock (the next retry runs again); `forget` deletes the record."""
+
+
+class Store(Protocol):
+    @property
+    def idempotency(self) -> IdempotencyRepository: ...
+
+    def unit_of_work(self, *, read_only: bool = False) -> UnitOfWork: ...
+
+    async def server_secret(self, name: str) -> bytes:
+        """A random secret shared by every instance on this store, created on first use."""
+
+    async def ping(self) -> None:
+        """A real round trip; raises StoreError when the store does not answer."""
+
+    async def close(self) -> None: ...

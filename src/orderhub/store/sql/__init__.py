@@ -1,0 +1,1 @@
+"""SQL backends (SQLite, PostgreSQL) through SQLAlchemy 2 Core, schema by Alembic."""

@@ -1,0 +1,457 @@
+"""The SQL store: SQLite (WAL, one writer at a time) or PostgreSQL, SQLAlchemy 2 Core async."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import secrets
+import uuid
+from datetime import datetime
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Self
+
+from sqlalchemy import and_, delete, event, func, insert, or_, select, update
+from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+from orderhub.kit.clock import epoch_ms, from_epoch_ms
+from orderhub.orders.domain import (
+    EventSource,
+    EventType,
+    Order,
+    OrderEvent,
+    OrderStatus,
+    PaymentStatus,
+)
+from orderhub.store.documents import order_from_document, order_to_document
+from orderhub.store.protocol import (
+    AlreadyExists,
+    ApiKeyRecord,
+    ConcurrencyConflict,
+    IdempotencyRecord,
+    OrderFilter,
+    StoreError,
+)
+from orderhub.store.sql import tables as t
+
+
+def async_url(database_url: str) -> str:
+    """`sqlite:///p` -> `sqlite+aiosqlite:///p`; `postgresql://...` -> psycopg (async)."""
+    if database_url.startswith("sqlite:///"):
+        return "sqlite+aiosqlite:///" + database_url.removeprefix("sqlite:///")
+    if database_url.startswith("postgresql://"):
+        return "postgresql+psycopg://" + database_url.removeprefix("postgresql://")
+    raise StoreError(f"not a SQL database url: {database_url.split(':', 1)[0]}")
+
+
+def sync_url(database_url: str) -> str:
+    """The same database through a synchronous driver (Alembic migrations)."""
+    if database_url.startswith("postgresql://"):
+        return "postgresql+psycopg://" + database_url.removeprefix("postgresql://")
+    return database_url
+
+
+def _configure_sqlite(engine: AsyncEngine) -> None:
+    """WAL, a busy timeout for other processes, foreign keys, and explicit BEGINs:
+    BEGIN IMMEDIATE for units of work that write, so a writer never has to upgrade a read
+    lock (the usual source of "database is locked")."""
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        immediate = conn.get_execution_options().get("orderhub_write", False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+def _order_row(order: Order, version: int) -> dict[str, Any]:
+    return {
+        "id": str(order.id),
+        "version": version,
+        "customer_id": order.customer_id,
+        "status": order.status.value,
+        "payment_status": order.payment_status.value,
+        "payment_intent_id": order.payment_intent_id,
+        "currency": order.currency,
+        "total_minor": order.total_minor,
+        "created_at": epoch_ms(order.created_at),
+        "updated_at": epoch_ms(order.updated_at),
+        "paid_at": epoch_ms(order.paid_at) if order.paid_at else None,
+        "document": order_to_document(order),
+    }
+
+
+def _event_rows(order: Order, version: int) -> list[dict[str, Any]]:
+    return [
+        {
+            "id": str(e.id),
+            "order_id": str(e.order_id),
+            "order_version": version,
+            "type": e.type.value,
+            "at": epoch_ms(e.at),
+            "status": e.status.value,
+            "payment_status": e.payment_status.value,
+            "source": e.source.value,
+        }
+        for e in order.take_events()
+    ]
+
+
+class SqlOrderRepository:
+    def __init__(self, conn: AsyncConnection) -> None:
+        self._conn = conn
+
+    async def get(self, order_id: uuid.UUID) -> Order | None:
+        row = (
+            await self._conn.execute(
+                select(t.orders.c.document, t.orders.c.version).where(
+                    t.orders.c.id == str(order_id)
+                )
+            )
+        ).first()
+        return order_from_document(row.document, row.version) if row else None
+
+    async def add(self, order: Order) -> None:
+        try:
+            async with self._conn.begin_nested():
+                await self._conn.execute(insert(t.orders).values(_order_row(order, order.version)))
+        except IntegrityError:
+            raise AlreadyExists(str(order.id)) from None
+        events = _event_rows(order, order.version)
+        if events:
+            await self._conn.execute(insert(t.order_events), events)
+
+    async def save(self, order: Order) -> None:
+        new_version = order.version + 1
+        result = await self._conn.execute(
+            update(t.orders)
+            .where(t.orders.c.id == str(order.id), t.orders.c.version == order.version)
+            .values(_order_row(order, new_version))
+        )
+        if result.rowcount != 1:
+            raise ConcurrencyConflict(str(order.id))
+        events = _event_rows(order, new_version)
+        if events:
+            await self._conn.execute(insert(t.order_events), events)
+        order.version = new_version
+
+    async def list_page(
+        self, order_filter: OrderFilter, before_id: uuid.UUID | None, limit: int
+    ) -> list[Order]:
+        query = select(t.orders.c.document, t.orders.c.version)
+        if order_filter.status is not None:
+            query = query.where(t.orders.c.status == order_filter.status.value)
+        if order_filter.customer_id is not None:
+            query = query.where(t.orders.c.customer_id == order_filter.customer_id)
+        if before_id is not None:
+            query = query.where(t.orders.c.id < str(before_id))
+        query = query.order_by(t.orders.c.id.desc()).limit(limit)
+        rows = (await self._conn.execute(query)).all()
+        return [order_from_document(row.document, row.version) for row in rows]
+
+    async def history(self, order_id: uuid.UUID) -> list[OrderEvent]:
+        rows = (
+            await self._conn.execute(
+                select(t.order_events)
+                .where(t.order_events.c.order_id == str(order_id))
+                .order_by(t.order_events.c.id)
+            )
+        ).all()
+        return [
+            OrderEvent(
+                id=uuid.UUID(row.id),
+                order_id=uuid.UUID(row.order_id),
+                type=EventType(row.type),
+                at=from_epoch_ms(row.at),
+                status=OrderStatus(row.status),
+                payment_status=PaymentStatus(row.payment_status),
+                source=EventSource(row.source),
+            )
+            for row in rows
+        ]
+
+
+def _api_key(row: Any) -> ApiKeyRecord:
+    return ApiKeyRecord(
+        id=uuid.UUID(row.id),
+        name=row.name,
+        prefix=row.prefix,
+        key_hash=row.key_hash,
+        created_at=from_epoch_ms(row.created_at),
+        last_used_at=from_epoch_ms(row.last_used_at) if row.last_used_at is not None else None,
+        revoked_at=from_epoch_ms(row.revoked_at) if row.revoked_at is not None else None,
+    )
+
+
+class SqlApiKeyRepository:
+    def __init__(self, conn: AsyncConnection) -> None:
+        self._conn = conn
+
+    async def add(self, record: ApiKeyRecord) -> None:
+        await self._conn.execute(
+            insert(t.api_keys).values(
+                id=str(record.id),
+                name=record.name,
+                prefix=record.prefix,
+                key_hash=record.key_hash,
+                created_at=epoch_ms(record.created_at),
+                last_used_at=None,
+                revoked_at=None,
+            )
+        )
+
+    async def find_active_by_hash(self, key_hash: str) -> ApiKeyRecord | None:
+        row = (
+            await self._conn.execute(
+                select(t.api_keys).where(
+                    t.api_keys.c.key_hash == key_hash, t.api_keys.c.revoked_at.is_(None)
+                )
+            )
+        ).first()
+        return _api_key(row) if row else None
+
+    async def list_all(self) -> list[ApiKeyRecord]:
+        rows = (
+            await self._conn.execute(select(t.api_keys).order_by(t.api_keys.c.created_at))
+        ).all()
+        return [_api_key(row) for row in rows]
+
+    async def revoke(self, key_id: uuid.UUID, at: datetime) -> bool:
+        result = await self._conn.execute(
+            update(t.api_keys)
+            .where(t.api_keys.c.id == str(key_id), t.api_keys.c.revoked_at.is_(None))
+            .values(revoked_at=epoch_ms(at))
+        )
+        return bool(result.rowcount == 1)
+
+    async def touch(self, key_id: uuid.UUID, at: datetime) -> None:
+        await self._conn.execute(
+            update(t.api_keys)
+            .where(t.api_keys.c.id == str(key_id))
+            .values(last_used_at=epoch_ms(at))
+        )
+
+    async def count_active(self) -> int:
+        result = await self._conn.execute(
+            select(func.count()).select_from(t.api_keys).where(t.api_keys.c.revoked_at.is_(None))
+        )
+        return int(result.scalar_one())
+
+
+class SqlUnitOfWork:
+    """One transaction. Writers on SQLite hold the store's write lock for its duration."""
+
+    orders: SqlOrderRepository
+    api_keys: SqlApiKeyRepository
+
+    def __init__(self, store: SqlStore, *, read_only: bool) -> None:
+        self._store = store
+        self._read_only = read_only
+        self._conn: AsyncConnection | None = None
+        self._committed = False
+        self._locked = False
+
+    async def __aenter__(self) -> Self:
+        lock = self._store.write_lock
+        if lock is not None and not self._read_only:
+            await lock.acquire()
+            self._locked = True
+        try:
+            conn = await self._store.engine.connect()
+            if not self._read_only:
+                conn = await conn.execution_options(orderhub_write=True)
+            await conn.begin()
+        except (SQLAlchemyError, OSError) as exc:
+            self._unlock()
+            raise StoreError("store unavailable") from exc
+        self._conn = conn
+        self.orders = SqlOrderRepository(conn)
+        self.api_keys = SqlApiKeyRepository(conn)
+        return self
+
+    @property
+    def connection(self) -> AsyncConnection:
+        """For repositories inside `store/sql` only."""
+        assert self._conn is not None
+        return self._conn
+
+    async def commit(self) -> None:
+        assert self._conn is not None
+        await self._conn.commit()
+        self._committed = True
+
+    async def rollback(self) -> None:
+        if self._conn is not None and self._conn.in_transaction():
+            await self._conn.rollback()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        try:
+            if not self._committed:
+                await self.rollback()
+            if self._conn is not None:
+                await self._conn.close()
+        finally:
+            self._unlock()
+
+    def _unlock(self) -> None:
+        if self._locked and self._store.write_lock is not None:
+            self._store.write_lock.release()
+            self._locked = False
+
+
+def _idempotency(row: Any) -> IdempotencyRecord:
+    return IdempotencyRecord(
+        scope=row.scope,
+        key=row.key,
+        fingerprint=row.fingerprint,
+        resource_id=uuid.UUID(row.resource_id),
+        status_code=row.status_code,
+        response_body=row.response_body,
+        locked_until=from_epoch_ms(row.locked_until) if row.locked_until is not None else None,
+        expires_at=from_epoch_ms(row.expires_at),
+    )
+
+
+class SqlIdempotencyRepository:
+    def __init__(self, store: SqlStore) -> None:
+        self._store = store
+
+    async def claim(
+        self, candidate: IdempotencyRecord, now: datetime
+    ) -> tuple[bool, IdempotencyRecord]:
+        c = t.idempotency_keys.c
+        now_ms = epoch_ms(now)
+        key_match = and_(c.scope == candidate.scope, c.key == candidate.key)
+        values = {
+            "fingerprint": candidate.fingerprint,
+            "resource_id": str(candidate.resource_id),
+            "status_code": None,
+            "response_body": None,
+            "locked_until": epoch_ms(candidate.locked_until) if candidate.locked_until else None,
+            "expires_at": epoch_ms(candidate.expires_at),
+        }
+        async with self._store.unit_of_work() as uow:
+            conn = uow.connection
+            # An expired record is as good as none.
+            await conn.execute(delete(t.idempotency_keys).where(key_match, c.expires_at <= now_ms))
+            try:
+                async with conn.begin_nested():
+                    await conn.execute(
+                        insert(t.idempotency_keys).values(
+                            scope=candidate.scope, key=candidate.key, **values
+                        )
+                    )
+                claimed = True
+            except IntegrityError:
+                # Take over an abandoned attempt of the same request (lock expired or
+                # released, no response kept), keeping its resource id.
+                result = await conn.execute(
+                    update(t.idempotency_keys)
+                    .where(
+                        key_match,
+                        c.fingerprint == candidate.fingerprint,
+                        c.status_code.is_(None),
+                        or_(c.locked_until.is_(None), c.locked_until <= now_ms),
+                    )
+                    .values(locked_until=values["locked_until"])
+                )
+                claimed = result.rowcount == 1
+            row = (await conn.execute(select(t.idempotency_keys).where(key_match))).one()
+            await uow.commit()
+        return claimed, _idempotency(row)
+
+    async def complete(
+        self, scope: str, key: str, status_code: int, body: bytes, expires_at: datetime
+    ) -> None:
+        c = t.idempotency_keys.c
+        async with self._store.unit_of_work() as uow:
+            await uow.connection.execute(
+                update(t.idempotency_keys)
+                .where(c.scope == scope, c.key == key)
+                .values(
+                    status_code=status_code,
+                    response_body=body,
+                    locked_until=None,
+                    expires_at=epoch_ms(expires_at),
+                )
+            )
+            await uow.commit()
+
+    async def release(self, scope: str, key: str, *, forget: bool) -> None:
+        c = t.idempotency_keys.c
+        match = and_(c.scope == scope, c.key == key)
+        async with self._store.unit_of_work() as uow:
+            if forget:
+                await uow.connection.execute(delete(t.idempotency_keys).where(match))
+            else:
+                await uow.connection.execute(
+                    update(t.idempotency_keys).where(match).values(locked_until=None)
+                )
+            await uow.commit()
+
+
+class SqlStore:
+    def __init__(self, database_url: str) -> None:
+        self.database_url = database_url
+        self.is_sqlite = database_url.startswith("sqlite:///")
+        if self.is_sqlite:
+            Path(database_url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+        self.engine = create_async_engine(async_url(database_url), pool_pre_ping=not self.is_sqlite)
+        if self.is_sqlite:
+            _configure_sqlite(self.engine)
+        # SQLite has one writer at a time; queueing writers here (rather than letting them
+        # collide on the file lock) means no unit of work ever sees "database is locked".
+        self.write_lock: asyncio.Lock | None = asyncio.Lock() if self.is_sqlite else None
+        self.idempotency = SqlIdempotencyRepository(self)
+
+    def unit_of_work(self, *, read_only: bool = False) -> SqlUnitOfWork:
+        return SqlUnitOfWork(self, read_only=read_only)
+
+    async def server_secret(self, name: str) -> bytes:
+        async with self.unit_of_work(read_only=True) as uow:
+            value = (
+                await uow.connection.execute(
+                    select(t.server_secrets.c.value).where(t.server_secrets.c.name == name)
+                )
+            ).scalar_one_or_none()
+        if value is None:
+            fresh = base64.b64encode(secrets.token_bytes(32)).decode()
+            async with self.unit_of_work() as uow:
+                try:
+                    async with uow.connection.begin_nested():
+                        await uow.connection.execute(
+                            insert(t.server_secrets).values(name=name, value=fresh)
+                        )
+                except IntegrityError:
+                    pass  # another instance made it first; read theirs below
+                value = (
+                    await uow.connection.execute(
+                        select(t.server_secrets.c.value).where(t.server_secrets.c.name == name)
+                    )
+                ).scalar_one()
+                await uow.commit()
+        return base64.b64decode(value)
+
+    async def ping(self) -> None:
+        try:
+            async with self.engine.connect() as conn:
+                await conn.execute(select(func.count()).select_from(t.server_secrets))
+        except (SQLAlchemyError, DBAPIError, OSError) as exc:
+            raise StoreError("store did not answer") from exc
+
+    async def close(self) -> None:
+        await self.engine.dispose()

@@ -1,0 +1,87 @@
+"""Table definitions used by the repositories. The schema itself is made by Alembic
+(`migrations/versions`); keep both in step."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+
+metadata = MetaData()
+
+orders = Table(
+    "orders",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("version", Integer, nullable=False),
+    Column("customer_id", String(100), nullable=False),
+    Column("status", String(20), nullable=False),
+    Column("payment_status", String(20), nullable=False),
+    Column("payment_intent_id", String(255), nullable=True),
+    Column("currency", String(3), nullable=False),
+    Column("total_minor", BigInteger, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+    Column("paid_at", BigInteger, nullable=True),
+    Column("document", JSON, nullable=False),
+    Index("ix_orders_status_id", "status", "id"),
+    Index("ix_orders_customer_id", "customer_id", "id"),
+    Index("ix_orders_payment_intent_id", "payment_intent_id"),
+    Index("ix_orders_created_at", "created_at"),
+)
+
+order_events = Table(
+    "order_events",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("order_id", String(36), nullable=False),
+    Column("order_version", Integer, nullable=False),
+    Column("type", String(40), nullable=False),
+    Column("at", BigInteger, nullable=False),
+    Column("status", String(20), nullable=False),
+    Column("payment_status", String(20), nullable=False),
+    Column("source", String(20), nullable=False),
+    Index("ix_order_events_order_id", "order_id", "id"),
+)
+
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("prefix", String(16), nullable=False),
+    Column("key_hash", String(64), nullable=False, unique=True),
+    Column("created_at", BigInteger, nullable=False),
+    Column("last_used_at", BigInteger, nullable=True),
+    Column("revoked_at", BigInteger, nullable=True),
+)
+
+idempotency_keys = Table(
+    "idempotency_keys",
+    metadata,
+    Column("scope", String(300), primary_key=True),
+    Column("key", String(255), primary_key=True),
+    Column("fingerprint", String(64), nullable=False),
+    Column("resource_id", String(36), nullable=False),
+    Column("status_code", Integer, nullable=True),
+    Column("response_body", LargeBinary, nullable=True),
+    Column("locked_until", BigInteger, nullable=True),
+    Column("expires_at", BigInteger, nullable=False),
+    Index("ix_idempotency_keys_expires_at", "expires_at"),
+)
+
+server_secrets = Table(
+    "server_secrets",
+    metadata,
+    Column("name", String(100), primary_key=True),
+    Column("value", Text, nullable=False),
+)

@@ -1,0 +1,20 @@
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from orderhub.settings import Settings
+
+pytest_plugins = ["tests.fixtures.app"]
+
+
+@pytest.fixture(autouse=True)
+def _isolated_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Settings come from each test, never from the developer's shell or CI."""
+    for name in Settings.model_fields:
+        monkeypatch.delenv(name.upper(), raising=False)
+
+
+def services_required() -> bool:
+    return os.environ.get("ORDERHUB_REQUIRE_SERVICES") == "1"
