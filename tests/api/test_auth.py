@@ -1,0 +1,161 @@
+"""SPEC §4: API keys (environment and stored) and JWTs; 401 in the envelope otherwise."""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+from collections.abc import Callable
+from typing import Any
+
+import jwt
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
+from tests.fixtures.app import AUTH, Harness
+
+SECRET = "a-long-enough-hs256-secret-for-tests-0123456789"
+
+
+def _token(claims: dict[str, Any], key: Any = SECRET, algorithm: str = "HS256") -> str:
+    return jwt.encode(claims, key, algorithm=algorithm)
+
+
+def _claims(**extra: Any) -> dict[str, Any]:
+    return {"sub": "user-1", "exp": int(time.time()) + 300, **extra}
+
+
+def _b64(data: dict[str, Any]) -> str:
+    return base64.urlsafe_b64encode(json.dumps(data).encode()).decode().rstrip("=")
+
+
+def _assert_401(response: Any) -> None:
+    assert response.status_code == 401, response.text
+    body = response.json()
+    assert body["success"] is False
+    assert body["error"]["message"]
+    assert "WWW-Authenticate" in response.headers
+
+
+async def test_missing_credentials(harness: Harness) -> None:
+    _assert_401(await harness.client.get("/api/orders"))
+
+
+async def test_wrong_api_key(harness: Harness) -> None:
+    _assert_401(await harness.client.get("/api/orders", headers={"X-API-Key": "nope"}))
+
+
+async def test_env_api_key(harness: Harness) -> None:
+    assert (await harness.client.get("/api/orders", headers=AUTH)).status_code == 200
+
+
+async def test_stored_key_works_and_is_kept_hashed_and_revocable(harness: Harness) -> None:
+    created = await harness.container.api_keys.create("ci")
+    headers = {"X-API-Key": created.key}
+    assert (await harness.client.get("/api/orders", headers=headers)).status_code == 200
+    records = await harness.container.api_keys.list_all()
+    stored = next(r for r in records if r.id == created.record.id)
+    assert stored.key_hash != created.key and len(stored.key_hash) == 64
+    assert stored.last_used_at is not None
+    assert await harness.container.api_keys.revoke(str(created.record.id))
+    _assert_401(await harness.client.get("/api/orders", headers=headers))
+
+
+@pytest.fixture
+async def hs256(make_harness: Callable[..., Any]) -> Harness:
+    result: Harness = await make_harness(jwt_secret=SECRET)
+    return result
+
+
+async def test_valid_hs256_token(hs256: Harness) -> None:
+    headers = {"Authorization": f"Bearer {_token(_claims())}"}
+    assert (await hs256.client.get("/api/orders", headers=headers)).status_code == 200
+
+
+@pytest.mark.parametrize(
+    "token",
+    [
+        pytest.param(_token(_claims(exp=int(time.time()) - 3600)), id="expired"),
+        pytest.param(_token(_claims(), key="another-secret-another-secret-xx"), id="forged"),
+        pytest.param(_token({"sub": "user-1"}), id="no-exp"),
+        pytest.param(_b64({"alg": "none", "typ": "JWT"}) + "." + _b64(_claims()) + ".", id="alg-none"),
+        pytest.param(_b64({"alg": "HS256", "typ": "JWT"}) + "." + _b64(_claims()), id="unsigned"),
+        pytest.param("not-a-token", id="garbage"),
+        pytest.param(_token(_claims(nbf=int(time.time()) + 3600)), id="not-yet-valid"),
+    ],
+)
+async def test_bad_tokens_are_401(hs256: Harness, token: str) -> None:
+    _assert_401(await hs256.client.get("/api/orders", headers={"Authorization": f"Bearer {token}"}))
+
+
+async def test_non_bearer_scheme_is_401(hs256: Harness) -> None:
+    _assert_401(
+        await hs256.client.get("/api/orders", headers={"Authorization": f"Basic {SECRET}"})
+    )
+
+
+async def test_audience_and_issuer_checked_when_set(make_harness: Callable[..., Any]) -> None:
+    h: Harness = await make_harness(jwt_secret=SECRET, jwt_audience="orderhub", jwt_issuer="idp")
+    good = _token(_claims(aud="orderhub", iss="idp"))
+    assert (
+        await h.client.get("/api/orders", headers={"Authorization": f"Bearer {good}"})
+    ).status_code == 200
+    for bad in (_claims(aud="other", iss="idp"), _claims(aud="orderhub", iss="evil"), _claims()):
+        _assert_401(
+            await h.client.get("/api/orders", headers={"Authorization": f"Bearer {_token(bad)}"})
+        )
+
+
+def _pem(public_key: Any) -> str:
+    return public_key.public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    ).decode()
+
+
+async def test_rs256_public_key_and_algorithm_confusion(make_harness: Callable[..., Any]) -> None:
+    private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = _pem(private.public_key())
+    h: Harness = await make_harness(jwt_public_key=pem)
+    good = _token(_claims(), key=private, algorithm="RS256")
+    assert (
+        await h.client.get("/api/orders", headers={"Authorization": f"Bearer {good}"})
+    ).status_code == 200
+    # The classic confusion attack: HS256 signed with the public key's PEM as the secret.
+    header = _b64({"alg": "HS256", "typ": "JWT"})
+    payload = _b64(_claims())
+    import hashlib
+    import hmac
+
+    signature = hmac.new(pem.encode(), f"{header}.{payload}".encode(), hashlib.sha256).digest()
+    forged = f"{header}.{payload}." + base64.urlsafe_b64encode(signature).decode().rstrip("=")
+    _assert_401(await h.client.get("/api/orders", headers={"Authorization": f"Bearer {forged}"}))
+
+
+async def test_es256_public_key(make_harness: Callable[..., Any]) -> None:
+    private = ec.generate_private_key(ec.SECP256R1())
+    h: Harness = await make_harness(jwt_public_key=_pem(private.public_key()))
+    good = _token(_claims(), key=private, algorithm="ES256")
+    assert (
+        await h.client.get("/api/orders", headers={"Authorization": f"Bearer {good}"})
+    ).status_code == 200
+    other = ec.generate_private_key(ec.SECP256R1())
+    _assert_401(
+        await h.client.get(
+            "/api/orders",
+            headers={"Authorization": f"Bearer {_token(_claims(), key=other, algorithm='ES256')}"},
+        )
+    )
+
+
+async def test_tokens_refused_when_no_jwt_configured(harness: Harness) -> None:
+    _assert_401(
+        await harness.client.get(
+            "/api/orders", headers={"Authorization": f"Bearer {_token(_claims())}"}
+        )
+    )
+
+
+async def test_open_endpoints_need_no_credentials(harness: Harness) -> None:
+    for path in ("/health", "/ready", "/openapi.json", "/docs"):
+        assert (await harness.client.get(path)).status_code == 200, path
