@@ -6,7 +6,7 @@ import pytest
 
 from orderhub.settings import Settings
 
-pytest_plugins = ["tests.fixtures.app"]
+pytest_plugins = ["tests.fixtures.app", "tests.fixtures.stores"]
 
 
 @pytest.fixture(autouse=True)

@@ -79,7 +79,9 @@ async def test_valid_hs256_token(hs256: Harness) -> None:
         pytest.param(_token(_claims(exp=int(time.time()) - 3600)), id="expired"),
         pytest.param(_token(_claims(), key="another-secret-another-secret-xx"), id="forged"),
         pytest.param(_token({"sub": "user-1"}), id="no-exp"),
-        pytest.param(_b64({"alg": "none", "typ": "JWT"}) + "." + _b64(_claims()) + ".", id="alg-none"),
+        pytest.param(
+            _b64({"alg": "none", "typ": "JWT"}) + "." + _b64(_claims()) + ".", id="alg-none"
+        ),
         pytest.param(_b64({"alg": "HS256", "typ": "JWT"}) + "." + _b64(_claims()), id="unsigned"),
         pytest.param("not-a-token", id="garbage"),
         pytest.param(_token(_claims(nbf=int(time.time()) + 3600)), id="not-yet-valid"),
@@ -90,9 +92,7 @@ async def test_bad_tokens_are_401(hs256: Harness, token: str) -> None:
 
 
 async def test_non_bearer_scheme_is_401(hs256: Harness) -> None:
-    _assert_401(
-        await hs256.client.get("/api/orders", headers={"Authorization": f"Basic {SECRET}"})
-    )
+    _assert_401(await hs256.client.get("/api/orders", headers={"Authorization": f"Basic {SECRET}"}))
 
 
 async def test_audience_and_issuer_checked_when_set(make_harness: Callable[..., Any]) -> None:

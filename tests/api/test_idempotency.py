@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
-from typing import Any
-
 import json
 import uuid
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 from starlette.responses import Response
@@ -130,7 +129,13 @@ async def test_in_flight_is_409_and_the_lock_expires_after_60_seconds(
     clock = FrozenClock(SystemClock().now())
     h: Harness = await make_harness(clock=clock)
     service = IdempotencyService(h.container.store.idempotency, clock, 24)
-    request = {"caller": "env:x", "key": "k6", "method": "POST", "path": "/p", "canonical_body": "{}"}
+    request = {
+        "caller": "env:x",
+        "key": "k6",
+        "method": "POST",
+        "path": "/p",
+        "canonical_body": "{}",
+    }
     started, finish = asyncio.Event(), asyncio.Event()
 
     async def slow(_id: uuid.UUID) -> Response:

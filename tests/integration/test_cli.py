@@ -73,7 +73,9 @@ def test_keys_create_list_revoke(tmp_path: Path) -> None:
     ("variable", "value"),
     [("PORT", "not-a-port"), ("RATE_LIMIT_BY", "moon"), ("PAYMENT_PROVIDER", "stripe")],
 )
-def test_bad_setting_stops_with_one_line_naming_it(tmp_path: Path, variable: str, value: str) -> None:
+def test_bad_setting_stops_with_one_line_naming_it(
+    tmp_path: Path, variable: str, value: str
+) -> None:
     result = _run(["serve"], _env(tmp_path / "data", **{variable: value}), tmp_path)
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()

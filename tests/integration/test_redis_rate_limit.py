@@ -28,7 +28,9 @@ def _redis_up() -> bool:
 def redis_url() -> str:
     if not _redis_up():
         if services_required():
-            pytest.fail("Redis is required (ORDERHUB_REQUIRE_SERVICES=1) but 127.0.0.1:6379 is down")
+            pytest.fail(
+                "Redis is required (ORDERHUB_REQUIRE_SERVICES=1) but 127.0.0.1:6379 is down"
+            )
         pytest.skip("Redis is not running on 127.0.0.1:6379")
     return f"redis://{REDIS_HOST}:{REDIS_PORT}/0"
 

@@ -1,0 +1,247 @@
+"""One contract, every store: what services rely on (SPEC §12)."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from orderhub.kit.clock import FrozenClock
+from orderhub.kit.cursor import CursorCodec
+from orderhub.kit.ids import new_id
+from orderhub.orders.domain import (
+    Address,
+    Amounts,
+    EventSource,
+    EventType,
+    LineItem,
+    Order,
+    OrderDraft,
+    OrderStatus,
+    Refund,
+    RefundStatus,
+)
+from orderhub.orders.schemas import OrderUpdateIn
+from orderhub.orders.service import OrderService
+from orderhub.payments.sandbox import SandboxPaymentProvider
+from orderhub.store.protocol import (
+    AlreadyExists,
+    ApiKeyRecord,
+    ConcurrencyConflict,
+    IdempotencyRecord,
+    OrderFilter,
+)
+from orderhub.store.sql.store import SqlStore
+
+NOW = datetime(2026, 1, 2, 3, 4, 5, 678000, tzinfo=UTC)
+ADDRESS = Address("1 Main St", "Springfield", "", "12345", "USA")
+
+
+def make_order(customer_id: str = "cust_1", **draft_changes: object) -> Order:
+    draft = OrderDraft(
+        customer_id=customer_id,
+        customer_email="a@example.com",
+        customer_name="Ann",
+        amounts=Amounts("usd", (LineItem("i1", "Thing", 2, 1999),), 500, 100, 50),
+        shipping_address=ADDRESS,
+        billing_address=None,
+        metadata={"k": "v"},
+    )
+    draft = dataclasses.replace(draft, **draft_changes)  # type: ignore[arg-type]
+    return Order.create(
+        new_id(), draft, payment_provider="sandbox", payment_intent_id="pi_1", now=NOW
+    )
+
+
+async def _add(store: SqlStore, order: Order) -> None:
+    async with store.unit_of_work() as uow:
+        await uow.orders.add(order)
+        await uow.commit()
+
+
+async def test_order_round_trips_with_its_events(store: SqlStore) -> None:
+    order = make_order()
+    order.record_payment_succeeded(NOW + timedelta(seconds=1), EventSource.WEBHOOK)
+    order.record_refund(
+        Refund("re_1", 100, "duplicate", RefundStatus.SUCCEEDED, NOW), NOW, EventSource.API
+    )
+    await _add(store, order)
+    async with store.unit_of_work(read_only=True) as uow:
+        loaded = await uow.orders.get(order.id)
+        history = await uow.orders.history(order.id)
+    assert loaded is not None
+    assert loaded == dataclasses.replace(order, pending_events=[])
+    assert [e.type for e in history] == [
+        EventType.CREATED,
+        EventType.PAID,
+        EventType.PARTIALLY_REFUNDED,
+    ]
+    assert history[1].source == EventSource.WEBHOOK
+    assert history[0].at == NOW
+
+
+async def test_nothing_is_written_without_commit(store: SqlStore) -> None:
+    order = make_order()
+    async with store.unit_of_work() as uow:
+        await uow.orders.add(order)
+    async with store.unit_of_work(read_only=True) as uow:
+        assert await uow.orders.get(order.id) is None
+        assert await uow.orders.history(order.id) == []
+
+
+async def test_duplicate_add_is_already_exists_and_writes_no_events(store: SqlStore) -> None:
+    order = make_order()
+    await _add(store, order)
+    twin = make_order()
+    twin.id = order.id
+    twin.pending_events = [dataclasses.replace(e, order_id=order.id) for e in twin.pending_events]
+    async with store.unit_of_work() as uow:
+        with pytest.raises(AlreadyExists):
+            await uow.orders.add(twin)
+        await uow.commit()
+    async with store.unit_of_work(read_only=True) as uow:
+        assert len(await uow.orders.history(order.id)) == 1
+
+
+async def test_stale_version_is_a_conflict_and_changes_nothing(store: SqlStore) -> None:
+    order = make_order()
+    await _add(store, order)
+    async with store.unit_of_work(read_only=True) as uow:
+        stale = await uow.orders.get(order.id)
+    assert stale is not None
+    async with store.unit_of_work() as uow:
+        fresh = await uow.orders.get(order.id)
+        assert fresh is not None
+        fresh.cancel(NOW, EventSource.API)
+        await uow.orders.save(fresh)
+        await uow.commit()
+    assert fresh.version == 2
+    stale.record_payment_succeeded(NOW, EventSource.WEBHOOK)
+    async with store.unit_of_work() as uow:
+        with pytest.raises(ConcurrencyConflict):
+            await uow.orders.save(stale)
+    async with store.unit_of_work(read_only=True) as uow:
+        current = await uow.orders.get(order.id)
+        history = await uow.orders.history(order.id)
+    assert current is not None and current.status == OrderStatus.CANCELLED
+    assert current.version == 2
+    assert [e.type for e in history] == [EventType.CREATED, EventType.CANCELLED]
+
+
+async def test_list_page_newest_first_with_filters_and_keyset(store: SqlStore) -> None:
+    orders = [make_order("alice" if n % 2 else "bob") for n in range(6)]
+    for order in orders:
+        await _add(store, order)
+    async with store.unit_of_work(read_only=True) as uow:
+        everything = await uow.orders.list_page(OrderFilter(), None, 100)
+        alice = await uow.orders.list_page(OrderFilter(customer_id="alice"), None, 100)
+        after = await uow.orders.list_page(OrderFilter(), orders[3].id, 2)
+        none = await uow.orders.list_page(OrderFilter(status=OrderStatus.PAID), None, 100)
+    assert [o.id for o in everything] == [o.id for o in reversed(orders)]
+    assert [o.id for o in alice] == [orders[5].id, orders[3].id, orders[1].id]
+    assert [o.id for o in after] == [orders[2].id, orders[1].id]
+    assert none == []
+
+
+async def test_api_keys(store: SqlStore) -> None:
+    record = ApiKeyRecord(new_id(), "ci", "oh_abcdef", "a" * 64, NOW, None, None)
+    async with store.unit_of_work() as uow:
+        await uow.api_keys.add(record)
+        await uow.commit()
+    async with store.unit_of_work() as uow:
+        assert await uow.api_keys.find_active_by_hash("a" * 64) == record
+        assert await uow.api_keys.find_active_by_hash("b" * 64) is None
+        assert await uow.api_keys.count_active() == 1
+        await uow.api_keys.touch(record.id, NOW + timedelta(minutes=5))
+        assert await uow.api_keys.revoke(record.id, NOW)
+        assert not await uow.api_keys.revoke(record.id, NOW)
+        assert not await uow.api_keys.revoke(uuid.uuid4(), NOW)
+        await uow.commit()
+    async with store.unit_of_work(read_only=True) as uow:
+        assert await uow.api_keys.find_active_by_hash("a" * 64) is None
+        assert await uow.api_keys.count_active() == 0
+        (listed,) = await uow.api_keys.list_all()
+    assert listed.revoked_at == NOW and listed.last_used_at == NOW + timedelta(minutes=5)
+
+
+def _candidate(fingerprint: str = "f1", lock_seconds: int = 60) -> IdempotencyRecord:
+    return IdempotencyRecord(
+        scope="caller",
+        key="k",
+        fingerprint=fingerprint,
+        resource_id=new_id(),
+        status_code=None,
+        response_body=None,
+        locked_until=NOW + timedelta(seconds=lock_seconds),
+        expires_at=NOW + timedelta(hours=24),
+    )
+
+
+async def test_idempotency_claim_complete_release_and_expiry(store: SqlStore) -> None:
+    repo = store.idempotency
+    first = _candidate()
+    claimed, record = await repo.claim(first, NOW)
+    assert claimed and record.resource_id == first.resource_id
+    # in flight: not claimed, the stored record comes back
+    claimed, record = await repo.claim(_candidate(), NOW)
+    assert not claimed and record.resource_id == first.resource_id
+    # released after a 5xx: the same request takes it over, keeping the resource id
+    await repo.release("caller", "k", forget=False)
+    claimed, record = await repo.claim(_candidate(), NOW)
+    assert claimed and record.resource_id == first.resource_id
+    # a different request cannot take it over
+    await repo.release("caller", "k", forget=False)
+    claimed, record = await repo.claim(_candidate("other"), NOW)
+    assert not claimed and record.fingerprint == "f1"
+    # completed: replayable
+    await repo.complete("caller", "k", 201, b'{"ok":true}', NOW + timedelta(hours=24))
+    claimed, record = await repo.claim(_candidate(), NOW + timedelta(hours=1))
+    assert not claimed and record.status_code == 201 and record.response_body == b'{"ok":true}'
+    # expired: as good as new
+    later = NOW + timedelta(hours=25)
+    fresh = dataclasses.replace(_candidate("f2"), expires_at=later + timedelta(hours=24))
+    claimed, record = await repo.claim(fresh, later)
+    assert claimed and record.fingerprint == "f2"
+    # forgotten (after a 400): anything may use the key again
+    await repo.release("caller", "k", forget=True)
+    claimed, record = await repo.claim(_candidate("f3"), NOW)
+    assert claimed and record.fingerprint == "f3"
+
+
+async def test_concurrent_claims_let_exactly_one_through(store: SqlStore) -> None:
+    results = await asyncio.gather(*(store.idempotency.claim(_candidate(), NOW) for _ in range(20)))
+    assert sum(1 for claimed, _ in results if claimed) == 1
+    assert len({record.resource_id for _, record in results}) == 1
+
+
+async def test_server_secret_is_stable_and_shared(store: SqlStore, database_url: str) -> None:
+    first = await store.server_secret("pagination")
+    other = SqlStore(database_url)
+    try:
+        assert await other.server_secret("pagination") == first
+    finally:
+        await other.close()
+    assert await store.server_secret("another") != first
+    assert len(first) == 32
+
+
+async def test_concurrent_changes_to_one_order_all_apply(store: SqlStore) -> None:
+    """Optimistic versions with retry: 20 concurrent edits, none lost, none failed."""
+    order = make_order()
+    await _add(store, order)
+    clock = FrozenClock(NOW)
+    service = OrderService(store, SandboxPaymentProvider(clock), clock, CursorCodec(b"s" * 32))
+    edits = [OrderUpdateIn(metadata={"n": str(n)}) for n in range(20)]
+    await asyncio.gather(*(service.update(str(order.id), edit) for edit in edits))
+    async with store.unit_of_work(read_only=True) as uow:
+        final = await uow.orders.get(order.id)
+        history = await uow.orders.history(order.id)
+    assert final is not None and final.version == 21
+    assert [e.type for e in history].count(EventType.UPDATED) == 20
+
+
+async def test_ping(store: SqlStore) -> None:
+    await store.ping()
