@@ -10,12 +10,15 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.middleware.cors import CORSMiddleware
 from starlette.responses import Response
 
 from orderhub import __version__
 from orderhub.bootstrap import Container, build_container
-from orderhub.http.middleware import BodyLimitMiddleware, RequestContextMiddleware
+from orderhub.http.middleware import (
+    BodyLimitMiddleware,
+    EnvelopeCORSMiddleware,
+    RequestContextMiddleware,
+)
 from orderhub.kit.envelope import EnvelopeResponse, app_error_response, error_response
 from orderhub.kit.errors import AppError, ValidationFailed
 from orderhub.kit.openapi import install_openapi
@@ -78,7 +81,7 @@ def create_app(settings: Settings, container: Container | None = None) -> FastAP
     )
     if settings.cors_origins:
         app.add_middleware(
-            CORSMiddleware,
+            EnvelopeCORSMiddleware,
             allow_origins=settings.cors_origins,
             allow_methods=["GET", "POST", "PATCH", "DELETE", "OPTIONS"],
             allow_headers=[

@@ -159,3 +159,41 @@ async def test_tokens_refused_when_no_jwt_configured(harness: Harness) -> None:
 async def test_open_endpoints_need_no_credentials(harness: Harness) -> None:
     for path in ("/health", "/ready", "/openapi.json", "/docs"):
         assert (await harness.client.get(path)).status_code == 200, path
+
+
+async def test_jwks_url_picks_the_key_by_kid(make_harness: Callable[..., Any]) -> None:
+    import threading
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+
+    from jwt.algorithms import RSAAlgorithm
+
+    private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    jwk = json.loads(RSAAlgorithm.to_jwk(private.public_key()))
+    jwk.update({"kid": "key-1", "use": "sig", "alg": "RS256"})
+    document = json.dumps({"keys": [jwk]}).encode()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            self.wfile.write(document)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/.well-known/jwks.json"
+        h: Harness = await make_harness(jwt_jwks_url=url)
+        good = jwt.encode(_claims(), private, algorithm="RS256", headers={"kid": "key-1"})
+        response = await h.client.get("/api/orders", headers={"Authorization": f"Bearer {good}"})
+        assert response.status_code == 200, response.text
+        unknown_kid = jwt.encode(_claims(), private, algorithm="RS256", headers={"kid": "nope"})
+        _assert_401(
+            await h.client.get("/api/orders", headers={"Authorization": f"Bearer {unknown_kid}"})
+        )
+    finally:
+        server.shutdown()

@@ -8,6 +8,8 @@ import uuid
 
 import structlog
 from starlette.datastructures import Headers, MutableHeaders
+from starlette.middleware.cors import CORSMiddleware
+from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from orderhub.kit.envelope import error_response
@@ -108,3 +110,22 @@ class BodyLimitMiddleware:
             return await receive()
 
         await self.app(scope, replay, send)
+
+
+class EnvelopeCORSMiddleware(CORSMiddleware):
+    """Starlette's CORS, with a refused preflight answered in the envelope too."""
+
+    def preflight_response(self, request_headers: Headers) -> Response:
+        response = super().preflight_response(request_headers)
+        if response.status_code < 400:
+            return response
+        headers = {k: v for k, v in response.headers.items() if k.lower() not in _BODY_HEADERS}
+        return error_response(
+            response.status_code,
+            bytes(response.body).decode(),
+            code="cors_rejected",
+            headers=headers,
+        )
+
+
+_BODY_HEADERS = {"content-length", "content-type"}
