@@ -4,7 +4,10 @@ import os
 
 import pytest
 
+from orderhub.kit.logging import configure_logging
 from orderhub.settings import Settings
+
+configure_logging("warning", "json")
 
 pytest_plugins = ["tests.fixtures.app", "tests.fixtures.stores"]
 

@@ -205,10 +205,11 @@ class OrderService:
             if intent_status == IntentStatus.SUCCEEDED and current.paid_at is None:
                 current.record_payment_succeeded(now, EventSource.PROVIDER)
             left = current.refundable_minor
+            # Cancel first: a refund of a cancelled order leaves its status `cancelled`.
+            current.cancel(now, EventSource.API)
             if left > 0:
                 refund = await self._refund_at_provider(current, left)
                 current.record_refund(refund, now, EventSource.PROVIDER)
-            current.cancel(now, EventSource.API)
 
         return await self._change(order_id, change)
 
