@@ -7,6 +7,7 @@ import sys
 from collections.abc import Awaitable, Callable
 from typing import Annotated, TypeVar
 
+import structlog
 import typer
 import uvicorn
 from fastapi import FastAPI
@@ -107,6 +108,12 @@ def serve(
     from orderhub.app import create_app
 
     app = create_app(settings, _container(settings))
+    structlog.get_logger("orderhub").info(
+        "serving",
+        url=f"http://{settings.host}:{settings.port}",
+        store=settings.database_url.split(":", 1)[0],
+        payments=settings.provider_name,
+    )
     uvicorn.run(
         app,
         host=settings.host,

@@ -14,7 +14,14 @@ from typing import Annotated, Literal
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-LOOPBACK_HOSTS = {"localhost", "127.0.0.1", "::1"}
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 class SettingsError(Exception):
@@ -128,7 +135,7 @@ class Settings(BaseSettings):
             raise ValueError("stripe_secret_key: required when PAYMENT_PROVIDER=stripe")
         if (
             self.payment_provider == "sandbox"
-            and self.host not in LOOPBACK_HOSTS
+            and not _is_loopback(self.host)
             and not self.allow_sandbox
         ):
             raise ValueError(

@@ -272,10 +272,23 @@ def test_to_minor_never_rounds_long_amounts(amount: Decimal | int) -> None:
         exact = Decimal(amount) * 100  # the exact number of cents
     try:
         minor = to_minor(amount, "usd")
-    except AmountError:
-        assert exact != exact.to_integral_value()
+    except AmountError as refused:
+        # refused, never rounded: for extra decimals, or as absurdly large (> 10**18)
+        assert exact != exact.to_integral_value() or str(refused) == "is too large"
         return
     assert Decimal(minor) == exact
+
+
+def test_to_minor_is_exact_for_long_amounts_below_the_magnitude_cap() -> None:
+    amount = Decimal("123456789012345678.91")  # 20 significant digits
+    assert to_minor(amount, "usd") == 12345678901234567891
+    with pytest.raises(AmountError, match="at most 2 decimal places"):
+        to_minor(Decimal("123456789012345678.911"), "usd")
+
+
+def test_huge_exponents_are_refused_without_building_huge_integers() -> None:
+    with pytest.raises(AmountError, match="is too large"):
+        to_minor(Decimal("1e999999999"), "usd")
 
 
 def test_money_arithmetic() -> None:

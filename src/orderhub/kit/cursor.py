@@ -33,10 +33,13 @@ class CursorCodec:
         try:
             raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
             payload = json.loads(raw)
-            last_id, signature = str(payload["id"]), str(payload["sig"])
+            last_id, signature = payload["id"], payload["sig"]
+            if not isinstance(last_id, str) or not isinstance(signature, str):
+                raise invalid
             parsed = uuid.UUID(last_id)
-        except (binascii.Error, ValueError, TypeError, KeyError, UnicodeDecodeError):
+            expected = self._sign(scope, last_id).encode()
+            if not hmac.compare_digest(signature.encode("utf-8"), expected):
+                raise invalid
+        except (binascii.Error, ValueError, TypeError, KeyError, UnicodeError):
             raise invalid from None
-        if not hmac.compare_digest(signature, self._sign(scope, last_id)):
-            raise invalid
         return parsed

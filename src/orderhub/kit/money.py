@@ -8,9 +8,13 @@ exactly the currency's exponent, so parse -> format round-trips for every curren
 from __future__ import annotations
 
 from dataclasses import dataclass
-from decimal import Decimal
+from decimal import Context, Decimal
 
 from orderhub.kit.currencies import currency_exponent
+
+# No amount orderhub accepts comes near 10**18 major units; refusing larger ones up front
+# keeps a hostile `1e999999999` from becoming a gigantic integer.
+MAX_MAGNITUDE = 18
 
 
 class AmountError(ValueError):
@@ -52,8 +56,12 @@ def to_minor(amount: Decimal | int, currency: str) -> int:
     value = Decimal(amount)
     if not value.is_finite():
         raise AmountError("must be a finite number")
+    if value.adjusted() > MAX_MAGNITUDE:
+        raise AmountError("is too large")
     exponent = currency_exponent(currency)
-    scaled = value.scaleb(exponent)
+    # Exact: enough precision for every digit, never the default context's 28.
+    digits = len(value.as_tuple().digits)
+    scaled = value.scaleb(exponent, context=Context(prec=digits + exponent + 2))
     if scaled != scaled.to_integral_value():
         if exponent == 0:
             raise AmountError(f"must be a whole number for {currency}")
