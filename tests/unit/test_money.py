@@ -301,3 +301,24 @@ def test_money_arithmetic() -> None:
         _ = Money(1, "usd") + Money(1, "eur")
     with pytest.raises(AmountError):
         _ = Money(1, "usd") - Money(1, "jpy")
+
+
+@pytest.mark.parametrize(
+    ("amount", "minor"),
+    [
+        (Decimal("0E-999999999"), 0),
+        (Decimal("1.10"), 110),
+        (Decimal("1.100000"), 110),
+        (Decimal("12E+3"), 1_200_000),
+        (Decimal("-2.5"), -250),
+    ],
+)
+def test_to_minor_exact_forms(amount: Decimal, minor: int) -> None:
+    assert to_minor(amount, "usd") == minor
+
+
+def test_tiny_fractions_are_refused_not_rounded_to_zero() -> None:
+    with pytest.raises(AmountError, match="at most 2 decimal places"):
+        to_minor(Decimal("1e-999999999"), "usd")
+    with pytest.raises(AmountError, match="whole number"):
+        to_minor(Decimal("1e-30"), "jpy")

@@ -8,7 +8,7 @@ exactly the currency's exponent, so parse -> format round-trips for every curren
 from __future__ import annotations
 
 from dataclasses import dataclass
-from decimal import Context, Decimal
+from decimal import Decimal
 
 from orderhub.kit.currencies import currency_exponent
 
@@ -59,14 +59,26 @@ def to_minor(amount: Decimal | int, currency: str) -> int:
     if value.adjusted() > MAX_MAGNITUDE:
         raise AmountError("is too large")
     exponent = currency_exponent(currency)
-    # Exact: enough precision for every digit, never the default context's 28.
-    digits = len(value.as_tuple().digits)
-    scaled = value.scaleb(exponent, context=Context(prec=digits + exponent + 2))
-    if scaled != scaled.to_integral_value():
-        if exponent == 0:
-            raise AmountError(f"must be a whole number for {currency}")
-        raise AmountError(f"must have at most {exponent} decimal places for {currency}")
-    return int(scaled)
+    # Exact integer arithmetic on the decimal's own digits: no context precision or
+    # exponent limit can round anything (1e-999999999 is not silently 0).
+    sign, digit_tuple, value_exponent = value.as_tuple()
+    assert isinstance(value_exponent, int)  # finite, checked above
+    coefficient = int("".join(map(str, digit_tuple)) or "0")
+    shift = value_exponent + exponent  # the amount in minor units is coefficient * 10**shift
+    if coefficient == 0:
+        return 0
+    minor: int
+    if shift < 0:
+        digits = str(coefficient)
+        trailing_zeros = len(digits) - len(digits.rstrip("0"))
+        if -shift > trailing_zeros:
+            if exponent == 0:
+                raise AmountError(f"must be a whole number for {currency}")
+            raise AmountError(f"must have at most {exponent} decimal places for {currency}")
+        minor = coefficient // 10**-shift
+    else:
+        minor = coefficient * 10**shift
+    return -minor if sign else minor
 
 
 def to_major(minor: int, currency: str) -> Decimal:
