@@ -57,9 +57,7 @@ async def test_cancel_when_the_provider_says_the_payment_succeeded_refunds_it(
     await sandbox.mark_succeeded(created["paymentIntentId"])
     response = await harness.client.delete(f"/api/orders/{created['id']}", headers=AUTH)
     assert response.status_code == 200, response.text
-    order = (await harness.client.get(f"/api/orders/{created['id']}", headers=AUTH)).json()[
-        "data"
-    ]
+    order = (await harness.client.get(f"/api/orders/{created['id']}", headers=AUTH)).json()["data"]
     assert order["status"] == "cancelled"
     assert order["paymentStatus"] == "refunded"
     assert order["paidAt"] is not None and order["cancelledAt"] is not None
