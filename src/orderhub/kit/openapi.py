@@ -46,10 +46,24 @@ def install_openapi(app: FastAPI) -> None:
         security["ApiKey"] = {"type": "apiKey", "in": "header", "name": "X-API-Key"}
         security["Bearer"] = {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
         for path, operations in schema.get("paths", {}).items():
-            if path.startswith("/api/"):
-                for operation in operations.values():
+            for operation in operations.values():
+                _drop_fastapi_422(operation)
+                if path.startswith("/api/"):
                     operation["security"] = [{"ApiKey": []}, {"Bearer": []}]
+        for name in ("HTTPValidationError", "ValidationError"):
+            components.pop(name, None)
         app.openapi_schema = schema
         return schema
 
     app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _drop_fastapi_422(operation: dict[str, Any]) -> None:
+    """orderhub answers validation errors with 400 (SPEC §3), never FastAPI's 422."""
+    responses = operation.get("responses", {})
+    default_422 = responses.get("422", {})
+    schema_ref = (
+        default_422.get("content", {}).get("application/json", {}).get("schema", {}).get("$ref")
+    )
+    if schema_ref == "#/components/schemas/HTTPValidationError":
+        del responses["422"]

@@ -119,9 +119,9 @@ class OrderCreateIn(BaseModel):
     currency: Currency
     shippingAddress: AddressIn
     billingAddress: AddressIn | None = None
-    shippingAmount: Amount = Decimal(0)
-    taxAmount: Amount = Decimal(0)
-    discountAmount: Amount = Decimal(0)
+    shippingAmount: Amount = Field(default=Decimal(0), json_schema_extra={"default": 0})
+    taxAmount: Amount = Field(default=Decimal(0), json_schema_extra={"default": 0})
+    discountAmount: Amount = Field(default=Decimal(0), json_schema_extra={"default": 0})
     metadata: Metadata | None = None
 
 
