@@ -9,9 +9,11 @@ from orderhub.auth.service import Authenticator
 from orderhub.idempotency.service import IdempotencyService
 from orderhub.kit.clock import Clock, SystemClock
 from orderhub.kit.cursor import CursorCodec
+from orderhub.monitoring.errors import ErrorRecorder
 from orderhub.orders.service import OrderService
 from orderhub.payments.provider import PaymentProvider
 from orderhub.payments.sandbox import SandboxPaymentProvider
+from orderhub.payments.service import PaymentService
 from orderhub.ratelimit.limiter import RateLimiter
 from orderhub.settings import Settings, SettingsError
 from orderhub.store.protocol import Store
@@ -50,6 +52,8 @@ class Container:
     api_keys: ApiKeyService
     limiter: RateLimiter
     idempotency: IdempotencyService
+    errors: ErrorRecorder
+    payment_service: PaymentService
     orders: OrderService = field(init=False)
     _started: bool = field(default=False, init=False)
 
@@ -58,7 +62,9 @@ class Container:
         if self._started:
             return
         cursors = CursorCodec(await self.store.server_secret("pagination"))
-        self.orders = OrderService(self.store, self.payments, self.clock, cursors)
+        self.orders = OrderService(
+            self.store, self.payments, self.payment_service, self.clock, cursors, self.errors
+        )
         self._started = True
 
     async def close(self) -> None:
@@ -79,11 +85,15 @@ def build_container(
         authenticator = Authenticator(settings, store, clock)
     except ValueError as exc:
         raise SettingsError(str(exc)) from None
+    payments = payments or make_payment_provider(settings, clock)
+    errors = ErrorRecorder(store, clock)
     return Container(
         settings=settings,
         clock=clock,
         store=store,
-        payments=payments or make_payment_provider(settings, clock),
+        payments=payments,
+        errors=errors,
+        payment_service=PaymentService(store, payments, clock, errors),
         authenticator=authenticator,
         api_keys=ApiKeyService(store, clock),
         limiter=RateLimiter(settings),

@@ -10,8 +10,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from orderhub.kit.clock import FrozenClock
-from orderhub.kit.cursor import CursorCodec
 from orderhub.kit.ids import new_id
+from orderhub.orders.changes import Change, change_order
 from orderhub.orders.domain import (
     Address,
     Amounts,
@@ -19,14 +19,12 @@ from orderhub.orders.domain import (
     EventType,
     LineItem,
     Order,
+    OrderChanges,
     OrderDraft,
     OrderStatus,
     Refund,
     RefundStatus,
 )
-from orderhub.orders.schemas import OrderUpdateIn
-from orderhub.orders.service import OrderService
-from orderhub.payments.sandbox import SandboxPaymentProvider
 from orderhub.store.protocol import (
     AlreadyExists,
     ApiKeyRecord,
@@ -233,9 +231,14 @@ async def test_concurrent_changes_to_one_order_all_apply(store: SqlStore) -> Non
     order = make_order()
     await _add(store, order)
     clock = FrozenClock(NOW)
-    service = OrderService(store, SandboxPaymentProvider(clock), clock, CursorCodec(b"s" * 32))
-    edits = [OrderUpdateIn(metadata={"n": str(n)}) for n in range(20)]
-    await asyncio.gather(*(service.update(str(order.id), edit) for edit in edits))
+
+    def edit(n: int) -> Change:
+        async def change(current: Order, _uow: object, now: datetime) -> None:
+            current.apply_changes(OrderChanges(metadata={"n": str(n)}), now, EventSource.API)
+
+        return change
+
+    await asyncio.gather(*(change_order(store, clock, order.id, edit(n)) for n in range(20)))
     async with store.unit_of_work(read_only=True) as uow:
         final = await uow.orders.get(order.id)
         history = await uow.orders.history(order.id)

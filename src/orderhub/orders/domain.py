@@ -118,11 +118,36 @@ class LineItem:
 
 @dataclass(frozen=True, slots=True)
 class Refund:
+    """A refund of the order's payment. `id` is orderhub's own (it is the provider's
+    idempotency key); `provider_id` the provider's `re_...` once known."""
+
     id: str
     amount_minor: int
     reason: str | None
     status: RefundStatus
     created_at: datetime
+    provider_id: str | None = None
+
+    @property
+    def public_id(self) -> str:
+        return self.provider_id or self.id
+
+    @property
+    def counts(self) -> bool:
+        """Succeeded and pending refunds count against what was paid (SPEC §7)."""
+        return self.status in (RefundStatus.SUCCEEDED, RefundStatus.PENDING)
+
+
+# A refund's status only moves forward; a succeeded refund can still fail later
+# (`charge.refund.updated`), which puts its amount back.
+REFUND_MOVES: dict[RefundStatus, frozenset[RefundStatus]] = {
+    RefundStatus.PENDING: frozenset(
+        {RefundStatus.SUCCEEDED, RefundStatus.FAILED, RefundStatus.CANCELED}
+    ),
+    RefundStatus.SUCCEEDED: frozenset({RefundStatus.FAILED}),
+    RefundStatus.FAILED: frozenset(),
+    RefundStatus.CANCELED: frozenset(),
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -232,7 +257,10 @@ class Order:
     created_at: datetime
     updated_at: datetime
     version: int = 1
+    status_before_refund: OrderStatus | None = None
     pending_events: list[OrderEvent] = field(default_factory=list)
+    # Set by every change, with or without an event of its own; a store saves a dirty order.
+    dirty: bool = field(default=False, compare=False)
 
     # -- creation -------------------------------------------------------------------
 
@@ -278,11 +306,11 @@ class Order:
     @property
     def refunded_minor(self) -> int:
         """Succeeded and pending refunds (SPEC §7)."""
-        return sum(
-            r.amount_minor
-            for r in self.refunds
-            if r.status in (RefundStatus.SUCCEEDED, RefundStatus.PENDING)
-        )
+        return sum(r.amount_minor for r in self.refunds if r.counts)
+
+    def find_refund(self, refund_id: str) -> Refund | None:
+        """By orderhub's id or the provider's `re_...` id."""
+        return next((r for r in self.refunds if refund_id in (r.id, r.provider_id)), None)
 
     @property
     def refundable_minor(self) -> int:
@@ -393,46 +421,84 @@ class Order:
         self.updated_at = now
         return True
 
-    def record_refund(self, refund: Refund, now: datetime, source: EventSource) -> bool:
-        """Add (or update) a refund by id and derive the payment state from the total."""
+    def record_payment_canceled(self, now: datetime, source: EventSource) -> bool:
+        """The provider cancelled the payment: an unpaid order cannot complete any more,
+        so it is cancelled with it. A paid or already cancelled order is unchanged."""
+        if self.paid_at is not None or self.status == OrderStatus.CANCELLED:
+            return False
+        self.cancel(now, source)
+        return True
+
+    def record_refund(
+        self, refund: Refund, now: datetime, source: EventSource, *, enforce_limit: bool = True
+    ) -> bool:
+        """Add a refund, or move a known one (matched by either id) forward; then derive the
+        payment state from the refunded total. Returns whether anything changed.
+
+        `enforce_limit` refuses a new refund larger than what is left; refunds the provider
+        reports (webhooks) are facts and are recorded regardless."""
         if self.paid_at is None:
             raise InvalidTransition("Cannot refund an order that has not been paid")
-        existing = next((i for i, r in enumerate(self.refunds) if r.id == refund.id), None)
-        if existing is not None:
-            if self.refunds[existing] == refund:
-                return False
-            self.refunds[existing] = refund
-        else:
-            if (
-                refund.status in (RefundStatus.SUCCEEDED, RefundStatus.PENDING)
-                and refund.amount_minor > self.refundable_minor
-            ):
+        before = (self.payment_status, self.refunded_minor)
+        index = next(
+            (
+                i
+                for i, known in enumerate(self.refunds)
+                if known.id == refund.id
+                or (refund.provider_id is not None and known.provider_id == refund.provider_id)
+            ),
+            None,
+        )
+        if index is None:
+            if enforce_limit and refund.counts and refund.amount_minor > self.refundable_minor:
                 raise InvalidTransition("Refund amount exceeds the amount left to refund")
             self.refunds.append(refund)
-        before = self.payment_status
+        else:
+            known = self.refunds[index]
+            status = refund.status if refund.status in REFUND_MOVES[known.status] else known.status
+            merged = replace(
+                known, status=status, provider_id=known.provider_id or refund.provider_id
+            )
+            if merged == known:
+                return False
+            self.refunds[index] = merged
+        self._settle_refunds(before, now, source)
+        return True
+
+    def _settle_refunds(
+        self, before: tuple[PaymentStatus, int], now: datetime, source: EventSource
+    ) -> None:
         refunded = self.refunded_minor
         if refunded >= self.total_minor:
-            self.payment_status = PaymentStatus.REFUNDED
-            if self.status != OrderStatus.CANCELLED:
-                self.status = OrderStatus.REFUNDED
+            payment_status = PaymentStatus.REFUNDED
         elif refunded > 0:
-            self.payment_status = PaymentStatus.PARTIALLY_REFUNDED
+            payment_status = PaymentStatus.PARTIALLY_REFUNDED
         else:
-            self.payment_status = PaymentStatus.COMPLETED
+            payment_status = PaymentStatus.COMPLETED
+        if payment_status == PaymentStatus.REFUNDED:
+            if self.status not in (OrderStatus.CANCELLED, OrderStatus.REFUNDED):
+                self.status_before_refund = self.status
+                self.status = OrderStatus.REFUNDED
+        elif self.status == OrderStatus.REFUNDED:
+            # a refund failed after all: the order is back where it was
+            self.status = self.status_before_refund or OrderStatus.PAID
+            self.status_before_refund = None
+        self.payment_status = payment_status
         self.updated_at = now
-        if self.payment_status != before or existing is None:
-            event = (
-                EventType.REFUNDED
-                if self.payment_status == PaymentStatus.REFUNDED
-                else EventType.PARTIALLY_REFUNDED
-            )
-            if self.payment_status in (PaymentStatus.REFUNDED, PaymentStatus.PARTIALLY_REFUNDED):
-                self._record(event, now, source)
-        return True
+        self.dirty = True
+        if (payment_status, refunded) == before:
+            return
+        if payment_status == PaymentStatus.REFUNDED:
+            self._record(EventType.REFUNDED, now, source)
+        elif refunded > before[1]:
+            self._record(EventType.PARTIALLY_REFUNDED, now, source)
+        else:
+            self._record(EventType.UPDATED, now, source)
 
     # -- events ---------------------------------------------------------------------
 
     def _record(self, event_type: EventType, now: datetime, source: EventSource) -> None:
+        self.dirty = True
         self.pending_events.append(
             OrderEvent(
                 id=new_id(),
@@ -448,7 +514,3 @@ class Order:
     def take_events(self) -> list[OrderEvent]:
         events, self.pending_events = self.pending_events, []
         return events
-
-
-def with_status(refund: Refund, status: RefundStatus) -> Refund:
-    return replace(refund, status=status)

@@ -282,7 +282,7 @@ def _order_fields(order: Order) -> dict[str, Any]:
         "trackingNumber": order.tracking_number,
         "refunds": [
             RefundOut(
-                id=r.id,
+                id=r.public_id,
                 amount=json_number(r.amount_minor, currency),
                 reason=r.reason,
                 status=r.status.value,

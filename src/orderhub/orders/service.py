@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -11,9 +10,11 @@ import structlog
 
 from orderhub.kit.clock import Clock
 from orderhub.kit.cursor import CursorCodec
-from orderhub.kit.errors import Conflict, FieldProblem, NotFound, UpstreamError, ValidationFailed
+from orderhub.kit.errors import FieldProblem, NotFound, UpstreamError, ValidationFailed
 from orderhub.kit.ids import parse_uuid
 from orderhub.kit.money import AmountError, to_minor
+from orderhub.monitoring.errors import ErrorRecorder, Service
+from orderhub.orders.changes import change_order
 from orderhub.orders.domain import (
     Amounts,
     EventSource,
@@ -23,29 +24,16 @@ from orderhub.orders.domain import (
     OrderDraft,
     OrderEvent,
     OrderStatus,
-    PaymentStatus,
     Refund,
     RefundStatus,
     check_total,
 )
 from orderhub.orders.schemas import OrderCreateIn, OrderUpdateIn
-from orderhub.payments.provider import (
-    IntentNotFound,
-    IntentStatus,
-    PaymentProvider,
-    ProviderError,
-)
-from orderhub.store.protocol import (
-    AlreadyExists,
-    ConcurrencyConflict,
-    OrderFilter,
-    Store,
-    UnitOfWork,
-)
+from orderhub.payments.provider import PaymentProvider, ProviderError
+from orderhub.payments.service import PaymentService
+from orderhub.store.protocol import AlreadyExists, OrderFilter, Store, UnitOfWork
 
 log = structlog.get_logger(__name__)
-
-MAX_CONFLICT_RETRIES = 20
 
 
 def draft_from_request(request: OrderCreateIn) -> OrderDraft:
@@ -110,12 +98,20 @@ class OrderPage:
 
 class OrderService:
     def __init__(
-        self, store: Store, payments: PaymentProvider, clock: Clock, cursors: CursorCodec
+        self,
+        store: Store,
+        payments: PaymentProvider,
+        payment_service: PaymentService,
+        clock: Clock,
+        cursors: CursorCodec,
+        errors: ErrorRecorder,
     ) -> None:
         self._store = store
         self._payments = payments
+        self._payment_service = payment_service
         self._clock = clock
         self._cursors = cursors
+        self._errors = errors
 
     # -- create ---------------------------------------------------------------------
 
@@ -132,7 +128,12 @@ class OrderService:
                 idempotency_key=f"order:{order_id}",
             )
         except ProviderError as exc:
-            log.error("payment_intent_failed", order_id=str(order_id), error=str(exc))
+            await self._errors.record(
+                Service.ORDERS,
+                "Failed to create the payment intent",
+                error=str(exc),
+                order_id=order_id,
+            )
             raise UpstreamError(
                 "Payment provider error: could not create the payment intent",
                 code="payment_provider_error",
@@ -191,85 +192,28 @@ class OrderService:
         async def change(order: Order, _uow: UnitOfWork, now: datetime) -> None:
             order.apply_changes(changes, now, EventSource.API)
 
-        return await self._change(order_id, change)
+        parsed = parse_uuid(order_id)
+        if parsed is None:
+            raise NotFound("Order not found")
+        return await change_order(self._store, self._clock, parsed, change)
 
     async def cancel(self, order_id: str) -> Order:
         """DELETE: cancel a pending payment at the provider (refund it if it turns out to
         have succeeded), or refund what is left of a completed one; then cancel."""
         order, _ = await self.get(order_id)
         order.check_cancellable()
-        intent_status = await self._settle_payment_for_cancel(order)
+        await self._payment_service.settle_for_cancel(order)
 
         async def change(current: Order, _uow: UnitOfWork, now: datetime) -> None:
             current.check_cancellable()
-            if intent_status == IntentStatus.SUCCEEDED and current.paid_at is None:
-                current.record_payment_succeeded(now, EventSource.PROVIDER)
             left = current.refundable_minor
             # Cancel first: a refund of a cancelled order leaves its status `cancelled`.
             current.cancel(now, EventSource.API)
             if left > 0:
-                refund = await self._refund_at_provider(current, left)
-                current.record_refund(refund, now, EventSource.PROVIDER)
+                refund = Refund(
+                    f"cancel-{current.id}", left, "requested_by_customer", RefundStatus.PENDING, now
+                )
+                current.record_refund(refund, now, EventSource.API)
 
-        return await self._change(order_id, change)
-
-    async def _settle_payment_for_cancel(self, order: Order) -> IntentStatus | None:
-        if order.payment_intent_id is None or order.payment_status not in (
-            PaymentStatus.PENDING,
-            PaymentStatus.FAILED,
-        ):
-            return None
-        try:
-            intent = await self._payments.cancel_intent(order.payment_intent_id)
-        except IntentNotFound:
-            log.warning("cancel_unknown_intent", order_id=str(order.id))
-            return None
-        except ProviderError as exc:
-            raise UpstreamError(
-                "Payment provider error: could not cancel the payment",
-                code="payment_provider_error",
-            ) from exc
-        return intent.status
-
-    async def _refund_at_provider(self, order: Order, amount_minor: int) -> Refund:
-        assert order.payment_intent_id is not None
-        try:
-            refund = await self._payments.refund(
-                intent_id=order.payment_intent_id,
-                amount=amount_minor,
-                reason="requested_by_customer",
-                idempotency_key=f"cancel:{order.id}",
-            )
-        except ProviderError as exc:
-            raise UpstreamError(
-                "Payment provider error: could not refund the payment",
-                code="payment_provider_error",
-            ) from exc
-        known = {status.value for status in RefundStatus}
-        status = RefundStatus(refund.status) if refund.status in known else RefundStatus.PENDING
-        return Refund(refund.id, refund.amount, refund.reason, status, self._clock.now())
-
-    async def _change(
-        self,
-        order_id: str,
-        change: Callable[[Order, UnitOfWork, datetime], Awaitable[None]],
-    ) -> Order:
-        """Load, change and save with the version check; on a concurrent change, retry
-        from a fresh read."""
-        parsed = parse_uuid(order_id)
-        if parsed is None:
-            raise NotFound("Order not found")
-        for _attempt in range(MAX_CONFLICT_RETRIES):
-            async with self._store.unit_of_work() as uow:
-                order = await uow.orders.get(parsed)
-                if order is None:
-                    raise NotFound("Order not found")
-                await change(order, uow, self._clock.now())
-                if order.pending_events:
-                    try:
-                        await uow.orders.save(order)
-                    except ConcurrencyConflict:
-                        continue
-                    await uow.commit()
-                return order
-        raise Conflict("The order is being changed by another request; try again")
+        cancelled = await change_order(self._store, self._clock, order.id, change)
+        return await self._payment_service.refund_after_cancel(cancelled)

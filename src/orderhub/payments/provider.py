@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Protocol
+from typing import Any, Protocol
 
 
 class IntentStatus(StrEnum):
@@ -17,6 +17,14 @@ class IntentStatus(StrEnum):
     SUCCEEDED = "succeeded"
 
 
+REFUND_REASONS = ("duplicate", "fraudulent", "requested_by_customer")
+
+# The test payment methods that behave the same in the sandbox and in Stripe's test mode.
+PM_SUCCEEDS = "pm_card_visa"
+PM_DECLINED = "pm_card_chargeDeclined"
+PM_NEEDS_AUTHENTICATION = "pm_card_authenticationRequired"
+
+
 @dataclass(frozen=True, slots=True)
 class PaymentIntent:
     id: str
@@ -26,6 +34,9 @@ class PaymentIntent:
     status: IntentStatus
     created: int
     metadata: dict[str, str] = field(default_factory=dict)
+    latest_charge: str | None = None
+    next_action: dict[str, Any] | None = None
+    last_payment_error: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,19 +45,41 @@ class ProviderRefund:
     amount: int
     status: str
     created: int
+    currency: str
+    payment_intent: str | None
     reason: str | None = None
 
 
 class ProviderError(Exception):
-    """The provider could not be reached or answered with an error (not a decline)."""
+    """The provider could not be reached, or failed (not a decline, not a bad request)."""
 
 
 class IntentNotFound(ProviderError):
     """The provider does not know this payment intent."""
 
 
+class ProviderRejected(ProviderError):
+    """The provider refused the request as invalid (Stripe's 400s): nothing happened."""
+
+    def __init__(self, message: str, code: str | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class CardDeclined(ProviderError):
+    """The card was declined; `intent` is the intent as it is after the decline."""
+
+    def __init__(
+        self, message: str, intent: PaymentIntent | None, decline_code: str | None
+    ) -> None:
+        super().__init__(message)
+        self.intent = intent
+        self.decline_code = decline_code
+
+
 class PaymentProvider(Protocol):
-    name: str
+    @property
+    def name(self) -> str: ...
 
     async def create_intent(
         self, *, amount: int, currency: str, order_id: str, idempotency_key: str
@@ -55,9 +88,12 @@ class PaymentProvider(Protocol):
 
     async def retrieve_intent(self, intent_id: str) -> PaymentIntent: ...
 
+    async def confirm_intent(self, intent_id: str, payment_method: str) -> PaymentIntent:
+        """Confirm server-side with a payment method; CardDeclined on a decline."""
+
     async def cancel_intent(self, intent_id: str) -> PaymentIntent:
-        """Cancel an unpaid intent; returns the intent as it now is (it may have
-        succeeded already, in which case it is returned unchanged)."""
+        """Cancel an unpaid intent; an intent that already succeeded is returned as it is
+        (the caller refunds it instead)."""
 
     async def refund(
         self, *, intent_id: str, amount: int, reason: str | None, idempotency_key: str

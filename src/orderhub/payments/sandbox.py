@@ -1,4 +1,10 @@
-"""The sandbox provider: in-process and Stripe-shaped, for zero set-up and tests."""
+"""The sandbox provider: in-process and Stripe-shaped, for zero set-up and tests.
+
+It behaves as Stripe's test mode does for the operations orderhub uses: the same ids
+(`pi_`, `re_`, `ch_`), statuses, idempotency keys and errors, and the same test payment
+methods (`pm_card_visa` succeeds, `pm_card_chargeDeclined` is declined,
+`pm_card_authenticationRequired` needs 3-D Secure). State lives in this process only.
+"""
 
 from __future__ import annotations
 
@@ -8,11 +14,16 @@ from dataclasses import replace
 
 from orderhub.kit.clock import Clock
 from orderhub.payments.provider import (
+    PM_DECLINED,
+    PM_NEEDS_AUTHENTICATION,
+    PM_SUCCEEDS,
+    REFUND_REASONS,
+    CardDeclined,
     IntentNotFound,
     IntentStatus,
     PaymentIntent,
-    ProviderError,
     ProviderRefund,
+    ProviderRejected,
 )
 
 FINAL = frozenset({IntentStatus.SUCCEEDED, IntentStatus.CANCELED})
@@ -61,7 +72,47 @@ class SandboxPaymentProvider:
         try:
             return self._intents[intent_id]
         except KeyError:
-            raise IntentNotFound(intent_id) from None
+            raise IntentNotFound(f"No such payment_intent: '{intent_id}'") from None
+
+    async def confirm_intent(self, intent_id: str, payment_method: str) -> PaymentIntent:
+        async with self._lock:
+            intent = await self.retrieve_intent(intent_id)
+            if intent.status in FINAL:
+                raise ProviderRejected(
+                    f"This PaymentIntent's status is {intent.status}; it cannot be confirmed",
+                    code="payment_intent_unexpected_state",
+                )
+            if payment_method == PM_SUCCEEDS:
+                updated = replace(
+                    intent,
+                    status=IntentStatus.SUCCEEDED,
+                    latest_charge=_stripe_like_id("ch"),
+                    next_action=None,
+                    last_payment_error=None,
+                )
+            elif payment_method == PM_NEEDS_AUTHENTICATION:
+                updated = replace(
+                    intent,
+                    status=IntentStatus.REQUIRES_ACTION,
+                    next_action={
+                        "type": "use_stripe_sdk",
+                        "use_stripe_sdk": {"type": "three_d_secure_redirect"},
+                    },
+                )
+            elif payment_method == PM_DECLINED:
+                declined = replace(
+                    intent,
+                    status=IntentStatus.REQUIRES_PAYMENT_METHOD,
+                    last_payment_error="Your card was declined.",
+                )
+                self._intents[intent_id] = declined
+                raise CardDeclined("Your card was declined.", declined, "generic_decline")
+            else:
+                raise ProviderRejected(
+                    f"No such PaymentMethod: '{payment_method}'", code="resource_missing"
+                )
+            self._intents[intent_id] = updated
+            return updated
 
     async def cancel_intent(self, intent_id: str) -> PaymentIntent:
         async with self._lock:
@@ -73,14 +124,8 @@ class SandboxPaymentProvider:
             return cancelled
 
     async def mark_succeeded(self, intent_id: str) -> PaymentIntent:
-        """What a successful card payment does to an intent (used by confirm)."""
-        async with self._lock:
-            intent = await self.retrieve_intent(intent_id)
-            if intent.status == IntentStatus.CANCELED:
-                raise ProviderError("This PaymentIntent has been canceled")
-            succeeded = replace(intent, status=IntentStatus.SUCCEEDED)
-            self._intents[intent_id] = succeeded
-            return succeeded
+        """What a customer paying in the browser does to an intent (for tests and demos)."""
+        return await self.confirm_intent(intent_id, PM_SUCCEEDS)
 
     async def refund(
         self, *, intent_id: str, amount: int, reason: str | None, idempotency_key: str
@@ -88,17 +133,27 @@ class SandboxPaymentProvider:
         async with self._lock:
             if idempotency_key in self._refunds:
                 return self._refunds[idempotency_key]
+            if reason is not None and reason not in REFUND_REASONS:
+                raise ProviderRejected(f"Invalid reason: {reason}", code="parameter_invalid")
             intent = await self.retrieve_intent(intent_id)
             if intent.status != IntentStatus.SUCCEEDED:
-                raise ProviderError("This PaymentIntent has not succeeded")
+                raise ProviderRejected(
+                    "This PaymentIntent does not have a successful charge to refund.",
+                    code="charge_not_refundable",
+                )
             refunded = self._refunded.get(intent_id, 0)
-            if refunded + amount > intent.amount:
-                raise ProviderError("Refund amount exceeds the charge")
+            if amount <= 0 or refunded + amount > intent.amount:
+                raise ProviderRejected(
+                    "Refund amount is greater than the amount left to refund",
+                    code="amount_too_large",
+                )
             refund = ProviderRefund(
                 id=_stripe_like_id("re"),
                 amount=amount,
                 status="succeeded",
                 created=self._now(),
+                currency=intent.currency,
+                payment_intent=intent_id,
                 reason=reason,
             )
             self._refunds[idempotency_key] = refund

@@ -69,6 +69,7 @@ def order_to_document(order: Order) -> dict[str, Any]:
                 "reason": r.reason,
                 "status": r.status.value,
                 "createdAt": epoch_ms(r.created_at),
+                "providerId": r.provider_id,
             }
             for r in order.refunds
         ],
@@ -76,6 +77,9 @@ def order_to_document(order: Order) -> dict[str, Any]:
         "cancelledAt": epoch_ms(order.cancelled_at) if order.cancelled_at else None,
         "createdAt": epoch_ms(order.created_at),
         "updatedAt": epoch_ms(order.updated_at),
+        "statusBeforeRefund": order.status_before_refund.value
+        if order.status_before_refund
+        else None,
     }
 
 
@@ -113,6 +117,7 @@ def order_from_document(doc: dict[str, Any], version: int) -> Order:
                 reason=r["reason"],
                 status=RefundStatus(r["status"]),
                 created_at=from_epoch_ms(r["createdAt"]),
+                provider_id=r.get("providerId"),
             )
             for r in doc["refunds"]
         ],
@@ -121,4 +126,7 @@ def order_from_document(doc: dict[str, Any], version: int) -> Order:
         created_at=from_epoch_ms(doc["createdAt"]),
         updated_at=from_epoch_ms(doc["updatedAt"]),
         version=version,
+        status_before_refund=OrderStatus(doc["statusBeforeRefund"])
+        if doc.get("statusBeforeRefund")
+        else None,
     )

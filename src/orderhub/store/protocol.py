@@ -46,6 +46,9 @@ class OrderFilter:
 class OrderRepository(Protocol):
     async def get(self, order_id: uuid.UUID) -> Order | None: ...
 
+    async def get_by_payment_intent(self, intent_id: str) -> Order | None:
+        """By the provider's payment intent id (an index, never a scan)."""
+
     async def add(self, order: Order) -> None:
         """Insert a new order and its pending events. AlreadyExists if the id is taken."""
 
@@ -87,6 +90,36 @@ class ApiKeyRepository(Protocol):
         """Record use (`last_used_at`)."""
 
     async def count_active(self) -> int: ...
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorEntry:
+    """An error kept for operators (SPEC §11 `GET /api/monitoring/errors`)."""
+
+    id: uuid.UUID
+    at: datetime
+    level: str
+    service: str
+    message: str
+    error: str | None
+    order_id: uuid.UUID | None
+
+
+class ErrorLogRepository(Protocol):
+    async def record(self, entry: ErrorEntry) -> None: ...
+
+    async def recent(self, limit: int, since: datetime) -> list[ErrorEntry]:
+        """Newest first."""
+
+
+class WebhookEventRepository(Protocol):
+    async def begin(self, event_id: str, event_type: str, now: datetime) -> bool:
+        """Record a received event (insert if absent). False when it was already handled,
+        so the caller answers 200 and changes nothing."""
+
+    async def finish(self, event_id: str, outcome: str, error: str | None, now: datetime) -> None:
+        """Mark handled: `applied`, `ignored` or `rejected`. An event whose handling failed
+        is not finished, so Stripe's retry handles it again."""
 
 
 class UnitOfWork(Protocol):
@@ -143,6 +176,12 @@ class IdempotencyRepository(Protocol):
 class Store(Protocol):
     @property
     def idempotency(self) -> IdempotencyRepository: ...
+
+    @property
+    def errors(self) -> ErrorLogRepository: ...
+
+    @property
+    def webhook_events(self) -> WebhookEventRepository: ...
 
     def unit_of_work(self, *, read_only: bool = False) -> UnitOfWork: ...
 

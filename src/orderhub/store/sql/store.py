@@ -29,6 +29,7 @@ from orderhub.store.protocol import (
     AlreadyExists,
     ApiKeyRecord,
     ConcurrencyConflict,
+    ErrorEntry,
     IdempotencyRecord,
     OrderFilter,
     StoreError,
@@ -120,6 +121,16 @@ class SqlOrderRepository:
         ).first()
         return order_from_document(row.document, row.version) if row else None
 
+    async def get_by_payment_intent(self, intent_id: str) -> Order | None:
+        row = (
+            await self._conn.execute(
+                select(t.orders.c.document, t.orders.c.version).where(
+                    t.orders.c.payment_intent_id == intent_id
+                )
+            )
+        ).first()
+        return order_from_document(row.document, row.version) if row else None
+
     async def add(self, order: Order) -> None:
         try:
             async with self._conn.begin_nested():
@@ -129,6 +140,7 @@ class SqlOrderRepository:
         events = _event_rows(order, order.version)
         if events:
             await self._conn.execute(insert(t.order_events), events)
+        order.dirty = False
 
     async def save(self, order: Order) -> None:
         new_version = order.version + 1
@@ -143,6 +155,7 @@ class SqlOrderRepository:
         if events:
             await self._conn.execute(insert(t.order_events), events)
         order.version = new_version
+        order.dirty = False
 
     async def list_page(
         self, order_filter: OrderFilter, before_id: uuid.UUID | None, limit: int
@@ -404,6 +417,84 @@ class SqlIdempotencyRepository:
             await uow.commit()
 
 
+class SqlErrorLogRepository:
+    def __init__(self, store: SqlStore) -> None:
+        self._store = store
+
+    async def record(self, entry: ErrorEntry) -> None:
+        async with self._store.unit_of_work() as uow:
+            await uow.connection.execute(
+                insert(t.error_log).values(
+                    id=str(entry.id),
+                    at=epoch_ms(entry.at),
+                    level=entry.level,
+                    service=entry.service,
+                    message=entry.message,
+                    error=entry.error,
+                    order_id=str(entry.order_id) if entry.order_id else None,
+                )
+            )
+            await uow.commit()
+
+    async def recent(self, limit: int, since: datetime) -> list[ErrorEntry]:
+        c = t.error_log.c
+        async with self._store.unit_of_work(read_only=True) as uow:
+            rows = (
+                await uow.connection.execute(
+                    select(t.error_log)
+                    .where(c.at >= epoch_ms(since))
+                    .order_by(c.at.desc(), c.id.desc())
+                    .limit(limit)
+                )
+            ).all()
+        return [
+            ErrorEntry(
+                id=uuid.UUID(row.id),
+                at=from_epoch_ms(row.at),
+                level=row.level,
+                service=row.service,
+                message=row.message,
+                error=row.error,
+                order_id=uuid.UUID(row.order_id) if row.order_id else None,
+            )
+            for row in rows
+        ]
+
+
+class SqlWebhookEventRepository:
+    def __init__(self, store: SqlStore) -> None:
+        self._store = store
+
+    async def begin(self, event_id: str, event_type: str, now: datetime) -> bool:
+        c = t.webhook_events.c
+        async with self._store.unit_of_work() as uow:
+            conn = uow.connection
+            try:
+                async with conn.begin_nested():
+                    await conn.execute(
+                        insert(t.webhook_events).values(
+                            id=event_id, type=event_type, received_at=epoch_ms(now)
+                        )
+                    )
+                fresh = True
+            except IntegrityError:
+                handled = (
+                    await conn.execute(select(c.handled_at).where(c.id == event_id))
+                ).scalar_one()
+                fresh = handled is None
+            await uow.commit()
+        return fresh
+
+    async def finish(self, event_id: str, outcome: str, error: str | None, now: datetime) -> None:
+        async with self._store.unit_of_work() as uow:
+            await uow.connection.execute(
+                update(t.webhook_events)
+                .where(t.webhook_events.c.id == event_id)
+                .values(handled_at=epoch_ms(now), outcome=outcome, error=error)
+            )
+            await uow.commit()
+
+
 class SqlStore:
     def __init__(self, database_url: str) -> None:
         self.database_url = database_url
@@ -417,6 +508,8 @@ class SqlStore:
         # collide on the file lock) means no unit of work ever sees "database is locked".
         self.write_lock: asyncio.Lock | None = asyncio.Lock() if self.is_sqlite else None
         self.idempotency = SqlIdempotencyRepository(self)
+        self.errors = SqlErrorLogRepository(self)
+        self.webhook_events = SqlWebhookEventRepository(self)
 
     def unit_of_work(self, *, read_only: bool = False) -> SqlUnitOfWork:
         return SqlUnitOfWork(self, read_only=read_only)

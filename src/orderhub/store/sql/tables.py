@@ -85,3 +85,27 @@ server_secrets = Table(
     Column("name", String(100), primary_key=True),
     Column("value", Text, nullable=False),
 )
+
+webhook_events = Table(
+    "webhook_events",
+    metadata,
+    Column("id", String(255), primary_key=True),
+    Column("type", String(100), nullable=False),
+    Column("received_at", BigInteger, nullable=False),
+    Column("handled_at", BigInteger, nullable=True),
+    Column("outcome", String(20), nullable=True),
+    Column("error", Text, nullable=True),
+)
+
+error_log = Table(
+    "error_log",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("at", BigInteger, nullable=False),
+    Column("level", String(10), nullable=False),
+    Column("service", String(40), nullable=False),
+    Column("message", Text, nullable=False),
+    Column("error", Text, nullable=True),
+    Column("order_id", String(36), nullable=True),
+    Index("ix_error_log_at", "at"),
+)

@@ -1,0 +1,1 @@
+"""Monitoring: what operators see (errors now; health, metrics and probes later)."""

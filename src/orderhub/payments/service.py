@@ -1,0 +1,413 @@
+"""Payment use cases, and the one function that applies every payment outcome.
+
+Outcomes come from confirm, refund, cancel, the sandbox and verified webhooks alike; all
+of them go through `PaymentService.apply`, which is idempotent by `pi_`/`re_` id, follows
+SPEC §7's rules, and commits before the caller answers.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+from enum import StrEnum
+
+import structlog
+
+from orderhub.kit.clock import Clock
+from orderhub.kit.errors import (
+    BadRequest,
+    Conflict,
+    NotFound,
+    PaymentDeclined,
+    UpstreamError,
+    ValidationFailed,
+)
+from orderhub.kit.ids import parse_uuid
+from orderhub.kit.money import AmountError, to_minor
+from orderhub.monitoring.errors import ErrorRecorder, Service
+from orderhub.orders.changes import change_order
+from orderhub.orders.domain import (
+    EventSource,
+    Order,
+    OrderStatus,
+    PaymentStatus,
+    Refund,
+    RefundStatus,
+)
+from orderhub.payments.provider import (
+    CardDeclined,
+    IntentNotFound,
+    IntentStatus,
+    PaymentIntent,
+    PaymentProvider,
+    ProviderError,
+    ProviderRefund,
+    ProviderRejected,
+)
+from orderhub.store.protocol import Store, UnitOfWork
+
+log = structlog.get_logger(__name__)
+
+
+class PaymentResult(StrEnum):
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELED = "canceled"
+    IN_PROGRESS = "in_progress"  # processing, requires_action, requires_confirmation
+
+
+@dataclass(frozen=True, slots=True)
+class IntentOutcome:
+    """What the provider reports about a payment intent."""
+
+    intent_id: str
+    result: PaymentResult
+    amount: int
+    currency: str
+
+
+@dataclass(frozen=True, slots=True)
+class RefundOutcome:
+    """What the provider reports about a refund of a payment intent."""
+
+    intent_id: str
+    provider_refund_id: str | None
+    local_id: str | None
+    amount: int
+    currency: str
+    status: RefundStatus
+    reason: str | None
+    created: datetime
+
+
+PaymentOutcome = IntentOutcome | RefundOutcome
+
+
+class OutcomeRejected(Exception):
+    """An outcome that does not fit its order (unknown intent, other amount or currency):
+    recorded as an error and not applied."""
+
+
+def intent_outcome(intent: PaymentIntent, *, failed: bool = False) -> IntentOutcome:
+    if failed:
+        result = PaymentResult.FAILED
+    elif intent.status == IntentStatus.SUCCEEDED:
+        result = PaymentResult.SUCCEEDED
+    elif intent.status == IntentStatus.CANCELED:
+        result = PaymentResult.CANCELED
+    else:
+        result = PaymentResult.IN_PROGRESS
+    return IntentOutcome(intent.id, result, intent.amount, intent.currency)
+
+
+def refund_status(value: str) -> RefundStatus:
+    known = {status.value: status for status in RefundStatus}
+    # Stripe's `requires_action` refunds are still under way: pending.
+    return known.get(value, RefundStatus.PENDING)
+
+
+def refund_outcome(refund: ProviderRefund, intent_id: str, local_id: str | None) -> RefundOutcome:
+    return RefundOutcome(
+        intent_id=refund.payment_intent or intent_id,
+        provider_refund_id=refund.id,
+        local_id=local_id,
+        amount=refund.amount,
+        currency=refund.currency,
+        status=refund_status(refund.status),
+        reason=refund.reason,
+        created=datetime.fromtimestamp(refund.created, tz=UTC),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class ConfirmResult:
+    status: str
+    next_action: dict[str, object] | None
+    order: Order
+
+
+@dataclass(frozen=True, slots=True)
+class RefundResult:
+    refund: Refund
+    order: Order
+
+
+class PaymentService:
+    def __init__(
+        self, store: Store, payments: PaymentProvider, clock: Clock, errors: ErrorRecorder
+    ) -> None:
+        self._store = store
+        self._payments = payments
+        self._clock = clock
+        self._errors = errors
+
+    # -- the one way to apply an outcome --------------------------------------------
+
+    async def apply(self, outcome: PaymentOutcome, source: EventSource) -> Order:
+        """Apply a provider's outcome to its order, idempotently. Raises OutcomeRejected
+        when it does not fit the order (then nothing changes)."""
+        async with self._store.unit_of_work(read_only=True) as uow:
+            order = await uow.orders.get_by_payment_intent(outcome.intent_id)
+        if order is None:
+            raise OutcomeRejected(f"no order has payment intent {outcome.intent_id}")
+        if outcome.currency.lower() != order.currency:
+            raise OutcomeRejected(
+                f"{outcome.intent_id}: currency {outcome.currency} differs from the order's "
+                f"{order.currency}"
+            )
+        if isinstance(outcome, IntentOutcome) and outcome.amount != order.total_minor:
+            raise OutcomeRejected(
+                f"{outcome.intent_id}: amount {outcome.amount} differs from the order's "
+                f"{order.total_minor}"
+            )
+
+        async def change(current: Order, _uow: UnitOfWork, now: datetime) -> None:
+            if isinstance(outcome, IntentOutcome):
+                self._apply_intent(current, outcome, now, source)
+            else:
+                self._apply_refund(current, outcome, now, source)
+
+        updated = await change_order(self._store, self._clock, order.id, change)
+        return await self._submit_pending_refunds(updated)
+
+    def _apply_intent(
+        self, order: Order, outcome: IntentOutcome, now: datetime, source: EventSource
+    ) -> None:
+        if outcome.result == PaymentResult.SUCCEEDED:
+            order.record_payment_succeeded(now, source)
+            left = order.refundable_minor
+            if order.status == OrderStatus.CANCELLED and left > 0:
+                # A payment that succeeds on a cancelled order is refunded automatically;
+                # the id is derived from the intent, so the refund is reserved only once.
+                order.record_refund(
+                    Refund(f"auto-{outcome.intent_id}", left, None, RefundStatus.PENDING, now),
+                    now,
+                    EventSource.SYSTEM,
+                )
+        elif outcome.result == PaymentResult.FAILED:
+            order.record_payment_failed(now, source)
+        elif outcome.result == PaymentResult.CANCELED:
+            order.record_payment_canceled(now, source)
+        else:
+            order.record_payment_retrying(now)
+
+    def _apply_refund(
+        self, order: Order, outcome: RefundOutcome, now: datetime, source: EventSource
+    ) -> None:
+        if order.paid_at is None:
+            # A refund can only follow a payment: apply the payment first (events may
+            # arrive out of order).
+            order.record_payment_succeeded(now, source)
+        refund = Refund(
+            id=outcome.local_id or outcome.provider_refund_id or "",
+            amount_minor=outcome.amount,
+            reason=outcome.reason,
+            status=outcome.status,
+            created_at=outcome.created,
+            provider_id=outcome.provider_refund_id,
+        )
+        order.record_refund(refund, now, source, enforce_limit=False)
+
+    # -- refunds --------------------------------------------------------------------
+
+    async def refund(
+        self,
+        order_id: str,
+        amount: Decimal | None,
+        reason: str | None,
+        refund_id: uuid.UUID,
+        source: EventSource = EventSource.API,
+    ) -> RefundResult:
+        """Reserve the refund on the order first (the version check keeps concurrent
+        refunds within what was paid), then ask the provider with the local refund id
+        as its idempotency key, then apply what it answered."""
+        parsed = parse_uuid(order_id)
+        if parsed is None:
+            raise NotFound("Order not found")
+        local_id = str(refund_id)
+
+        async def reserve(order: Order, _uow: UnitOfWork, now: datetime) -> None:
+            if order.find_refund(local_id) is not None:
+                return  # a retry of the same request: the reservation stands
+            if order.paid_at is None:
+                raise Conflict("Order has not been paid", code="order_not_paid")
+            if order.refundable_minor <= 0:
+                raise Conflict("Order has been fully refunded", code="nothing_to_refund")
+            amount_minor = order.refundable_minor if amount is None else _minor(amount, order)
+            if amount_minor > order.refundable_minor:
+                raise Conflict(
+                    "Refund amount exceeds the amount left to refund", code="refund_too_large"
+                )
+            order.record_refund(
+                Refund(local_id, amount_minor, reason, RefundStatus.PENDING, now), now, source
+            )
+
+        order = await change_order(self._store, self._clock, parsed, reserve)
+        reserved = order.find_refund(local_id)
+        assert reserved is not None
+        order = await self._submit(order, reserved, source)
+        final = order.find_refund(local_id)
+        assert final is not None
+        if final.status in (RefundStatus.FAILED, RefundStatus.CANCELED):
+            raise Conflict("The payment provider refused the refund", code="refund_failed")
+        return RefundResult(final, order)
+
+    async def _submit(self, order: Order, refund: Refund, source: EventSource) -> Order:
+        """Send a reserved refund to the provider and apply the answer. A provider that
+        refuses marks the refund failed (its amount is free again); a provider that cannot
+        be reached leaves it pending (it may have happened) and answers 502."""
+        assert order.payment_intent_id is not None
+        try:
+            answer = await self._payments.refund(
+                intent_id=order.payment_intent_id,
+                amount=refund.amount_minor,
+                reason=refund.reason,
+                idempotency_key=refund.id,
+            )
+        except ProviderRejected as exc:
+            await self._errors.record(
+                Service.PAYMENTS,
+                "Refund refused by the payment provider",
+                error=str(exc),
+                order_id=order.id,
+            )
+            failed = RefundOutcome(
+                order.payment_intent_id,
+                None,
+                refund.id,
+                refund.amount_minor,
+                order.currency,
+                RefundStatus.FAILED,
+                refund.reason,
+                refund.created_at,
+            )
+            return await self.apply(failed, source)
+        except ProviderError as exc:
+            await self._errors.record(
+                Service.PAYMENTS,
+                "Refund could not reach the payment provider",
+                error=str(exc),
+                order_id=order.id,
+            )
+            raise UpstreamError(
+                "Payment provider error: the refund could not be completed",
+                code="payment_provider_error",
+            ) from exc
+        return await self.apply(refund_outcome(answer, order.payment_intent_id, refund.id), source)
+
+    async def _submit_pending_refunds(self, order: Order) -> Order:
+        """Refunds reserved but not yet known to the provider (automatic ones, or one whose
+        call failed earlier) are sent now; the idempotency key makes this safe to repeat."""
+        for refund in list(order.refunds):
+            if refund.provider_id is None and refund.status == RefundStatus.PENDING:
+                try:
+                    order = await self._submit(order, refund, EventSource.SYSTEM)
+                except UpstreamError:
+                    log.warning("pending_refund_not_submitted", order_id=str(order.id))
+        return order
+
+    # -- cancel (for DELETE /api/orders/:id) ----------------------------------------
+
+    async def settle_for_cancel(self, order: Order) -> None:
+        """Before cancelling: cancel an unpaid intent at the provider. If the provider says
+        it already succeeded, apply that payment, so the cancellation refunds it."""
+        if order.payment_intent_id is None or order.payment_status not in (
+            PaymentStatus.PENDING,
+            PaymentStatus.FAILED,
+        ):
+            return
+        try:
+            intent = await self._payments.cancel_intent(order.payment_intent_id)
+        except IntentNotFound:
+            log.warning("cancel_unknown_intent", order_id=str(order.id))
+            return
+        except ProviderError as exc:
+            await self._errors.record(
+                Service.PAYMENTS,
+                "Could not cancel the payment intent",
+                error=str(exc),
+                order_id=order.id,
+            )
+            raise UpstreamError(
+                "Payment provider error: could not cancel the payment",
+                code="payment_provider_error",
+            ) from exc
+        if intent.status == IntentStatus.SUCCEEDED:
+            await self.apply(intent_outcome(intent), EventSource.PROVIDER)
+
+    async def refund_after_cancel(self, order: Order) -> Order:
+        return await self._submit_pending_refunds(order)
+
+    # -- confirm ----------------------------------------------------------------------
+
+    async def confirm(
+        self, order_id: str, intent_id: str, payment_method: str | None
+    ) -> ConfirmResult:
+        parsed = parse_uuid(order_id)
+        async with self._store.unit_of_work(read_only=True) as uow:
+            order = await uow.orders.get(parsed) if parsed else None
+        if order is None:
+            raise NotFound("Order not found")
+        if order.payment_intent_id != intent_id:
+            raise ValidationFailed.one("paymentIntentId", "does not belong to this order")
+        try:
+            if payment_method is None:
+                intent = await self._payments.retrieve_intent(intent_id)
+            else:
+                intent = await self._payments.confirm_intent(intent_id, payment_method)
+        except CardDeclined as declined:
+            failed = IntentOutcome(
+                intent_id, PaymentResult.FAILED, order.total_minor, order.currency
+            )
+            await self.apply(failed, EventSource.PROVIDER)
+            raise PaymentDeclined(str(declined) or "Your card was declined.") from declined
+        except ProviderRejected as exc:
+            if exc.code == "payment_intent_unexpected_state":
+                intent = await self._retrieve(intent_id)
+            else:
+                raise BadRequest(str(exc), code=exc.code or "payment_rejected") from exc
+        except IntentNotFound as exc:
+            raise NotFound("Payment intent not found") from exc
+        except ProviderError as exc:
+            await self._errors.record(
+                Service.PAYMENTS, "Payment confirmation failed", error=str(exc), order_id=order.id
+            )
+            raise UpstreamError(
+                "Payment provider error: could not confirm the payment",
+                code="payment_provider_error",
+            ) from exc
+        order = await self._apply_checked(intent_outcome(intent), EventSource.PROVIDER)
+        return ConfirmResult(intent.status.value, intent.next_action, order)
+
+    async def _retrieve(self, intent_id: str) -> PaymentIntent:
+        try:
+            return await self._payments.retrieve_intent(intent_id)
+        except IntentNotFound as exc:
+            raise NotFound("Payment intent not found") from exc
+        except ProviderError as exc:
+            raise UpstreamError(
+                "Payment provider error: could not read the payment",
+                code="payment_provider_error",
+            ) from exc
+
+    async def _apply_checked(self, outcome: PaymentOutcome, source: EventSource) -> Order:
+        try:
+            return await self.apply(outcome, source)
+        except OutcomeRejected as exc:
+            await self._errors.record(Service.PAYMENTS, "Payment outcome rejected", error=str(exc))
+            raise Conflict("The payment does not match the order", code="payment_mismatch") from exc
+
+    async def get_intent(self, intent_id: str) -> PaymentIntent:
+        return await self._retrieve(intent_id)
+
+
+def _minor(amount: Decimal, order: Order) -> int:
+    try:
+        minor = to_minor(amount, order.currency)
+    except AmountError as exc:
+        raise ValidationFailed.one("amount", str(exc)) from None
+    if minor <= 0:
+        raise ValidationFailed.one("amount", "must be greater than 0")
+    return minor
