@@ -25,6 +25,8 @@ from orderhub.kit.errors import AppError, ValidationFailed
 from orderhub.kit.openapi import install_openapi
 from orderhub.kit.validation import problems_from
 from orderhub.orders.endpoints import router as orders_router
+from orderhub.payments.endpoints import router as payments_router
+from orderhub.payments.webhooks import router as webhooks_router
 from orderhub.ratelimit.middleware import RateLimitMiddleware
 from orderhub.settings import Settings
 from orderhub.store.protocol import StoreError
@@ -66,6 +68,8 @@ def create_app(settings: Settings, container: Container | None = None) -> FastAP
     )
     app.state.container = container
     app.include_router(orders_router)
+    app.include_router(payments_router)
+    app.include_router(webhooks_router)
     _add_probes(app, container)
     _add_error_handlers(app)
     install_openapi(app)

@@ -14,6 +14,7 @@ from orderhub.orders.service import OrderService
 from orderhub.payments.provider import PaymentProvider
 from orderhub.payments.sandbox import SandboxPaymentProvider
 from orderhub.payments.service import PaymentService
+from orderhub.payments.webhooks import WebhookService
 from orderhub.ratelimit.limiter import RateLimiter
 from orderhub.settings import Settings, SettingsError
 from orderhub.store.protocol import Store
@@ -54,6 +55,7 @@ class Container:
     idempotency: IdempotencyService
     errors: ErrorRecorder
     payment_service: PaymentService
+    webhooks: WebhookService
     orders: OrderService = field(init=False)
     _started: bool = field(default=False, init=False)
 
@@ -87,13 +89,15 @@ def build_container(
         raise SettingsError(str(exc)) from None
     payments = payments or make_payment_provider(settings, clock)
     errors = ErrorRecorder(store, clock)
+    payment_service = PaymentService(store, payments, clock, errors)
     return Container(
         settings=settings,
         clock=clock,
         store=store,
         payments=payments,
         errors=errors,
-        payment_service=PaymentService(store, payments, clock, errors),
+        payment_service=payment_service,
+        webhooks=WebhookService(store, payment_service, clock, errors),
         authenticator=authenticator,
         api_keys=ApiKeyService(store, clock),
         limiter=RateLimiter(settings),

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from fastapi import Request
 
 from orderhub.auth.service import Caller
-from orderhub.bootstrap import Container
+
+if TYPE_CHECKING:
+    from orderhub.bootstrap import Container
 
 
 def container_of(request: Request) -> Container:

@@ -444,8 +444,11 @@ class Order:
             (
                 i
                 for i, known in enumerate(self.refunds)
-                if known.id == refund.id
-                or (refund.provider_id is not None and known.provider_id == refund.provider_id)
+                if refund.id in (known.id, known.provider_id)
+                or (
+                    refund.provider_id is not None
+                    and refund.provider_id in (known.id, known.provider_id)
+                )
             ),
             None,
         )

@@ -48,6 +48,10 @@ class ProviderRefund:
     currency: str
     payment_intent: str | None
     reason: str | None = None
+    local_id: str | None = None  # orderhub's refund id, sent as metadata[orderhub_refund_id]
+
+
+REFUND_ID_METADATA = "orderhub_refund_id"
 
 
 class ProviderError(Exception):

@@ -155,6 +155,7 @@ class SandboxPaymentProvider:
                 currency=intent.currency,
                 payment_intent=intent_id,
                 reason=reason,
+                local_id=idempotency_key,
             )
             self._refunds[idempotency_key] = refund
             self._refunded[intent_id] = refunded + amount

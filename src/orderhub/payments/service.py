@@ -112,7 +112,7 @@ def refund_outcome(refund: ProviderRefund, intent_id: str, local_id: str | None)
     return RefundOutcome(
         intent_id=refund.payment_intent or intent_id,
         provider_refund_id=refund.id,
-        local_id=local_id,
+        local_id=local_id or refund.local_id,
         amount=refund.amount,
         currency=refund.currency,
         status=refund_status(refund.status),
