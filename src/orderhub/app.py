@@ -65,6 +65,7 @@ def create_app(settings: Settings, container: Container | None = None) -> FastAP
         docs_url="/docs",
         redoc_url=None,
         openapi_url="/openapi.json",
+        redirect_slashes=False,
     )
     app.state.container = container
     app.include_router(orders_router)

@@ -14,6 +14,7 @@ from orderhub.orders.service import OrderService
 from orderhub.payments.provider import PaymentProvider
 from orderhub.payments.sandbox import SandboxPaymentProvider
 from orderhub.payments.service import PaymentService
+from orderhub.payments.stripe import StripePaymentProvider
 from orderhub.payments.webhooks import WebhookService
 from orderhub.ratelimit.limiter import RateLimiter
 from orderhub.settings import Settings, SettingsError
@@ -30,7 +31,7 @@ def open_store(settings: Settings) -> Store:
 def make_payment_provider(settings: Settings, clock: Clock) -> PaymentProvider:
     if settings.provider_name == "sandbox":
         return SandboxPaymentProvider(clock)
-    raise SettingsError("PAYMENT_PROVIDER: the stripe provider is not available in this version")
+    return StripePaymentProvider(settings.stripe_secret_key, settings.stripe_api_base)
 
 
 def migrate(settings: Settings) -> None:
@@ -64,6 +65,7 @@ class Container:
         if self._started:
             return
         cursors = CursorCodec(await self.store.server_secret("pagination"))
+        await self.store.idempotency.purge_expired(self.clock.now())
         self.orders = OrderService(
             self.store, self.payments, self.payment_service, self.clock, cursors, self.errors
         )
@@ -83,10 +85,7 @@ def build_container(
 ) -> Container:
     clock = clock or SystemClock()
     store = store or open_store(settings)
-    try:
-        authenticator = Authenticator(settings, store, clock)
-    except ValueError as exc:
-        raise SettingsError(str(exc)) from None
+    authenticator = Authenticator(settings, store, clock)
     payments = payments or make_payment_provider(settings, clock)
     errors = ErrorRecorder(store, clock)
     payment_service = PaymentService(store, payments, clock, errors)

@@ -5,17 +5,19 @@ from __future__ import annotations
 import asyncio
 import sys
 from collections.abc import Awaitable, Callable
-from typing import Annotated, TypeVar
+from typing import Annotated, NoReturn, TypeVar
 
 import structlog
 import typer
 import uvicorn
 from fastapi import FastAPI
+from sqlalchemy.exc import SQLAlchemyError
 
 from orderhub.bootstrap import Container, build_container, migrate
 from orderhub.kit.clock import iso_ms
 from orderhub.kit.logging import configure_logging
 from orderhub.settings import Settings, SettingsError, load_settings
+from orderhub.store.protocol import StoreError
 
 T = TypeVar("T")
 
@@ -34,24 +36,45 @@ def _settings(**overrides: object) -> Settings:
     return settings
 
 
+def _fail(line: str) -> NoReturn:
+    typer.echo(f"orderhub: configuration error: {line}", err=True)
+    raise typer.Exit(2)
+
+
 def _with_container(settings: Settings, work: Callable[[Container], Awaitable[T]]) -> T:
     async def run() -> T:
         container = _container(settings)
-        await container.start()
         try:
+            await container.start()
             return await work(container)
         finally:
             await container.close()
 
-    return asyncio.run(run())
+    try:
+        return asyncio.run(run())
+    except StoreError as exc:
+        typer.echo(f"orderhub: the store does not answer ({exc}); check DATABASE_URL", err=True)
+        raise typer.Exit(1) from None
 
 
 def _container(settings: Settings) -> Container:
     try:
         return build_container(settings)
     except SettingsError as exc:
-        typer.echo(f"orderhub: configuration error: {exc}", err=True)
-        raise typer.Exit(2) from None
+        _fail(str(exc))
+
+
+def _migrate(settings: Settings) -> None:
+    try:
+        migrate(settings)
+    except SettingsError as exc:
+        _fail(str(exc))
+    except (SQLAlchemyError, OSError) as exc:
+        typer.echo(
+            f"orderhub: cannot migrate the store ({type(exc).__name__}); check DATABASE_URL",
+            err=True,
+        )
+        raise typer.Exit(1) from None
 
 
 def app_from_environment() -> FastAPI:
@@ -77,14 +100,11 @@ def serve(
         overrides["port"] = port
     settings = _settings(**overrides)
     if workers > 1 and settings.sqlite_path is not None:
-        typer.echo(
-            "orderhub: configuration error: DATABASE_URL: --workers needs a scale-out store "
-            "(postgresql:// or dynamodb://), not SQLite",
-            err=True,
-        )
-        raise typer.Exit(2)
+        _fail("DATABASE_URL: --workers needs a scale-out store (postgresql://), not SQLite")
+    if workers > 1 and settings.provider_name == "sandbox":
+        _fail("PAYMENT_PROVIDER: the sandbox keeps payments in one process; use one worker")
     if settings.sqlite_path is not None:
-        migrate(settings)
+        _migrate(settings)
     created = _with_container(settings, lambda c: c.api_keys.ensure_one_exists(settings.api_keys))
     if created is not None:
         print(
@@ -127,12 +147,7 @@ def serve(
 @cli.command("migrate")
 def migrate_command() -> None:
     """Create or upgrade the store's schema (idempotent)."""
-    settings = _settings()
-    try:
-        migrate(settings)
-    except SettingsError as exc:
-        typer.echo(f"orderhub: configuration error: {exc}", err=True)
-        raise typer.Exit(2) from None
+    _migrate(_settings())
     typer.echo("orderhub: store is up to date")
 
 

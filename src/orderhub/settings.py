@@ -28,6 +28,22 @@ class SettingsError(Exception):
     """A setting is wrong, missing or contradictory; the message names the variable."""
 
 
+def _check_public_key(pem: str) -> None:
+    from cryptography.hazmat.primitives.asymmetric.ec import SECP256R1, EllipticCurvePublicKey
+    from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
+    from cryptography.hazmat.primitives.serialization import load_pem_public_key
+
+    try:
+        key = load_pem_public_key(pem.replace("\\n", "\n").encode())
+    except (ValueError, TypeError):
+        raise ValueError("jwt_public_key: not a PEM public key") from None
+    if isinstance(key, RSAPublicKey):
+        return
+    if isinstance(key, EllipticCurvePublicKey) and isinstance(key.curve, SECP256R1):
+        return
+    raise ValueError("jwt_public_key: must be an RSA (RS256) or EC P-256 (ES256) public key")
+
+
 def _split_csv(value: object) -> object:
     if isinstance(value, str):
         return [part.strip() for part in value.split(",") if part.strip()]
@@ -145,6 +161,12 @@ class Settings(BaseSettings):
             raise ValueError(
                 "database_url: must start with sqlite:///, postgresql:// or dynamodb://"
             )
+        if self.redis_url and not self.redis_url.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("redis_url: must start with redis://, rediss:// or unix://")
+        if self.jwt_jwks_url and not self.jwt_jwks_url.startswith(("https://", "http://")):
+            raise ValueError("jwt_jwks_url: must be an http(s) URL")
+        if self.jwt_public_key:
+            _check_public_key(self.jwt_public_key)
         from orderhub.kit.currencies import UnknownCurrency, currency_exponent
 
         try:
@@ -152,6 +174,11 @@ class Settings(BaseSettings):
         except UnknownCurrency:
             raise ValueError("reporting_currency: not an ISO 4217 currency code") from None
         return self
+
+    @property
+    def jwt_public_key_pem(self) -> bytes:
+        """The PEM as given; `\\n` escapes (one-line env values) become newlines."""
+        return self.jwt_public_key.replace("\\n", "\n").encode()
 
     @property
     def sqlite_path(self) -> Path | None:

@@ -355,7 +355,15 @@ async def test_zero_total_is_rejected(api: httpx.AsyncClient) -> None:
 
 async def test_total_above_the_maximum_is_rejected(api: httpx.AsyncClient) -> None:
     response = await post(api, single_item_order(1_000_000, 1_000_000))
-    await assert_invalid(api, response, "totalAmount", "must be at most 999999.99 usd")
+    error = assert_error_envelope(
+        response, 400, "Validation error: totalAmount must be at most 999999.99 usd"
+    )
+    # the price alone is over the maximum too, and is named as well
+    assert error["details"] == [
+        {"field": "totalAmount", "message": "must be at most 999999.99 usd"},
+        {"field": "items[0].price", "message": "must be at most 999999.99 usd"},
+    ]
+    await assert_nothing_stored(api)
 
 
 async def test_total_at_the_maximum_is_accepted(api: httpx.AsyncClient) -> None:

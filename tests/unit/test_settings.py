@@ -205,11 +205,60 @@ def test_all_three_jwt_settings_are_rejected(monkeypatch: pytest.MonkeyPatch) ->
     assert "only one of JWT_SECRET, JWT_PUBLIC_KEY, JWT_JWKS_URL" in text
 
 
-@pytest.mark.parametrize("name", ["JWT_SECRET", "JWT_PUBLIC_KEY", "JWT_JWKS_URL"])
-def test_one_jwt_setting_is_fine(monkeypatch: pytest.MonkeyPatch, name: str) -> None:
-    value = "-----BEGIN PUBLIC KEY-----\nabc\n-----END PUBLIC KEY-----\n"
+def _rsa_public_pem() -> str:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048).public_key()
+    return key.public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    ).decode()
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("JWT_SECRET", "a-long-secret"),
+        ("JWT_PUBLIC_KEY", _rsa_public_pem()),
+        ("JWT_JWKS_URL", "https://idp.example/.well-known/jwks.json"),
+    ],
+)
+def test_one_jwt_setting_is_fine(monkeypatch: pytest.MonkeyPatch, name: str, value: str) -> None:
     monkeypatch.setenv(name, value)
     assert getattr(load_settings(), name.lower()) == value
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "expected"),
+    [
+        (
+            "JWT_PUBLIC_KEY",
+            "-----BEGIN PUBLIC KEY-----\nabc\n-----END PUBLIC KEY-----\n",
+            "JWT_PUBLIC_KEY: not a PEM public key",
+        ),
+        ("JWT_JWKS_URL", "notaurl", "JWT_JWKS_URL: must be an http(s) URL"),
+        ("REDIS_URL", "http://x", "REDIS_URL: must start with redis://, rediss:// or unix://"),
+    ],
+)
+def test_unusable_urls_and_keys_stop_start_up(
+    monkeypatch: pytest.MonkeyPatch, name: str, value: str, expected: str
+) -> None:
+    assert settings_error(monkeypatch, **{name: value}) == expected
+
+
+def test_ec_keys_other_than_p256_are_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    pem = (
+        ec.generate_private_key(ec.SECP384R1())
+        .public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+        .decode()
+    )
+    assert settings_error(monkeypatch, JWT_PUBLIC_KEY=pem) == (
+        "JWT_PUBLIC_KEY: must be an RSA (RS256) or EC P-256 (ES256) public key"
+    )
 
 
 def test_stripe_without_secret_key_is_rejected(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -127,9 +127,22 @@ def test_discount_cannot_take_the_total_below_the_minimum() -> None:
 )
 def test_maximum_charge(currency: str, text: str) -> None:
     check_total(one_item(99_999_999, currency), 99_999_999)
+    two_halves = Amounts(currency, (LineItem("i", "Item", 2, 50_000_000),))
     with pytest.raises(ValidationFailed) as caught:
-        check_total(one_item(100_000_000, currency), 100_000_000)
+        check_total(two_halves, 100_000_000)
     assert problem(caught) == ("totalAmount", f"must be at most {text}")
+
+
+def test_no_single_amount_may_exceed_the_maximum() -> None:
+    """Amounts are written back as exact JSON numbers only within the maximum."""
+    amounts = Amounts(
+        "usd", (LineItem("i", "Item", 1, 100_000_000),), discount_minor=100_000_000 - 5000
+    )
+    with pytest.raises(ValidationFailed) as caught:
+        check_total(amounts, 5000)
+    assert [(d.field, d.message) for d in caught.value.details] == [
+        ("items[0].price", "must be at most 999999.99 usd"),
+    ]
 
 
 def test_mismatch_is_reported_before_the_range() -> None:

@@ -11,7 +11,6 @@ from typing import Any
 
 import jwt
 import structlog
-from cryptography.hazmat.primitives.asymmetric.ec import EllipticCurvePublicKey
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
@@ -50,17 +49,9 @@ class JwtVerifier:
             self._key = settings.jwt_secret
             self._algorithms = ["HS256"]
         elif settings.jwt_public_key:
-            pem = settings.jwt_public_key.replace("\\n", "\n").encode()
-            try:
-                key = load_pem_public_key(pem)
-            except ValueError as exc:
-                raise ValueError("JWT_PUBLIC_KEY: not a PEM public key") from exc
-            if isinstance(key, RSAPublicKey):
-                self._algorithms = ["RS256"]
-            elif isinstance(key, EllipticCurvePublicKey):
-                self._algorithms = ["ES256"]
-            else:
-                raise ValueError("JWT_PUBLIC_KEY: only RSA (RS256) or EC P-256 (ES256) keys")
+            # Settings checked it is an RSA or EC P-256 key.
+            key = load_pem_public_key(settings.jwt_public_key_pem)
+            self._algorithms = ["RS256"] if isinstance(key, RSAPublicKey) else ["ES256"]
             self._key = key
         elif settings.jwt_jwks_url:
             self._jwks = jwt.PyJWKClient(settings.jwt_jwks_url, cache_keys=True, timeout=5)

@@ -35,7 +35,7 @@ class RequestContextMiddleware:
         request_id = given if _REQUEST_ID.match(given) else uuid.uuid4().hex
         scope.setdefault("state", {})["request_id"] = request_id
         started = time.perf_counter()
-        status = 500
+        status: int | None = None  # stays None when the client left before any answer
         response_started = False
 
         async def send_with_id(message: Message) -> None:

@@ -16,7 +16,7 @@ import structlog
 from starlette.responses import Response
 
 from orderhub.kit.clock import Clock
-from orderhub.kit.envelope import EnvelopeResponse, app_error_response
+from orderhub.kit.envelope import app_error_response
 from orderhub.kit.errors import AppError, BadRequest, Conflict, IdempotencyMismatch
 from orderhub.kit.ids import new_id
 from orderhub.store.protocol import IdempotencyRecord, IdempotencyRepository
@@ -32,6 +32,11 @@ Handler = Callable[[uuid.UUID], Awaitable[Response]]
 
 def fingerprint(method: str, path: str, canonical_body: str) -> str:
     return hashlib.sha256(f"{method}\x00{path}\x00{canonical_body}".encode()).hexdigest()
+
+
+def scope_of(caller: str) -> str:
+    """Callers' identities can be long (JWT iss + sub); the store keeps a fixed-size hash."""
+    return hashlib.sha256(caller.encode()).hexdigest()
 
 
 def _remembered(status_code: int) -> bool:
@@ -56,15 +61,17 @@ class IdempotencyService:
         handler: Handler,
     ) -> Response:
         if key is None:
-            return await self._call(handler, new_id())
+            response, _ = await self._call(handler, new_id())
+            return response
         if not key or len(key) > MAX_KEY_LENGTH or not key.isprintable():
             raise BadRequest(
                 f"Idempotency-Key must be 1 to {MAX_KEY_LENGTH} printable characters",
                 code="invalid_idempotency_key",
             )
         now = self._clock.now()
+        scope = scope_of(caller)
         candidate = IdempotencyRecord(
-            scope=caller,
+            scope=scope,
             key=key,
             fingerprint=fingerprint(method, path, canonical_body),
             resource_id=new_id(),
@@ -92,27 +99,25 @@ class IdempotencyService:
             )
 
         try:
-            response = await self._call(handler, record.resource_id)
+            response, retryable = await self._call(handler, record.resource_id)
         except BaseException:
-            await self._repository.release(scope=caller, key=key, forget=False)
+            await self._repository.release(scope=scope, key=key, forget=False)
             raise
         status = response.status_code
-        if _remembered(status):
+        if _remembered(status) and not retryable:
             await self._repository.complete(
-                caller, key, status, bytes(response.body), self._clock.now() + self._ttl
+                scope, key, status, bytes(response.body), self._clock.now() + self._ttl
             )
         else:
-            # 400: the request itself was wrong; forget it. 5xx: keep the resource id so
-            # the retry reuses it, but drop the lock so it can run at once.
-            await self._repository.release(scope=caller, key=key, forget=status == 400)
+            # 400: the request itself was wrong; forget it. 5xx (or a conflict worth
+            # retrying): keep the resource id so the retry reuses it, and drop the lock.
+            await self._repository.release(scope=scope, key=key, forget=status == 400)
         return response
 
     @staticmethod
-    async def _call(handler: Handler, resource_id: uuid.UUID) -> Response:
+    async def _call(handler: Handler, resource_id: uuid.UUID) -> tuple[Response, bool]:
+        """The handler's response, and whether a retry might answer differently."""
         try:
-            response = await handler(resource_id)
+            return await handler(resource_id), False
         except AppError as exc:
-            return app_error_response(exc)
-        if not isinstance(response, EnvelopeResponse | Response):  # pragma: no cover
-            raise TypeError("idempotent handlers return a Response")
-        return response
+            return app_error_response(exc), exc.retryable

@@ -111,10 +111,12 @@ def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
         413: "Request body larger than MAX_BODY_BYTES",
         422: "Idempotency-Key reused with a different request",
         429: "Too many requests",
+        500: "Unexpected failure (recorded for operators)",
         502: "The payment provider failed",
-        503: "Service unhealthy",
+        503: "The store does not answer",
     }
+    # Every route may also meet a store that does not answer, or an unexpected failure.
     return {
         code: {"model": ErrorEnvelope, "description": descriptions.get(code, "Error")}
-        for code in codes
+        for code in (*codes, 500, 503)
     }

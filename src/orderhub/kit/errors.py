@@ -18,6 +18,9 @@ class FieldProblem:
 class AppError(Exception):
     status_code: int = 500
     code: str | None = None
+    # A retry of the same request may well succeed (e.g. it lost a race): not remembered
+    # by Idempotency-Key, like a 5xx.
+    retryable: bool = False
 
     def __init__(
         self,
@@ -74,6 +77,13 @@ class NotFound(AppError):
 class Conflict(AppError):
     status_code = 409
     code = "conflict"
+
+
+class Contended(Conflict):
+    """Other requests kept changing the same resource; trying again will work."""
+
+    code = "contended"
+    retryable = True
 
 
 class PayloadTooLarge(AppError):

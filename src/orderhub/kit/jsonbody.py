@@ -26,12 +26,25 @@ def parse_json(raw: bytes) -> Any:
         raise MalformedJson("Malformed JSON in request body") from None
 
 
+def _has_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_nul(v) for v in value)
+    return False
+
+
 def parse_json_object(raw: bytes) -> dict[str, Any]:
     if not raw.strip():
         raise ValidationFailed.one("body", "is required")
     value = parse_json(raw)
     if not isinstance(value, dict):
         raise ValidationFailed.one("body", "must be a JSON object")
+    if _has_nul(value):
+        # no store keeps NUL in text (PostgreSQL refuses it): refuse it at the door
+        raise ValidationFailed.one("body", "must not contain NUL characters")
     return value
 
 

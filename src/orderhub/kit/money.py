@@ -63,21 +63,18 @@ def to_minor(amount: Decimal | int, currency: str) -> int:
     # exponent limit can round anything (1e-999999999 is not silently 0).
     sign, digit_tuple, value_exponent = value.as_tuple()
     assert isinstance(value_exponent, int)  # finite, checked above
-    coefficient = int("".join(map(str, digit_tuple)) or "0")
-    shift = value_exponent + exponent  # the amount in minor units is coefficient * 10**shift
-    if coefficient == 0:
+    digits = "".join(map(str, digit_tuple)).lstrip("0")
+    if not digits:
         return 0
-    minor: int
+    significant = digits.rstrip("0")
+    # the amount in minor units is int(significant) * 10**shift
+    shift = value_exponent + (len(digits) - len(significant)) + exponent
     if shift < 0:
-        digits = str(coefficient)
-        trailing_zeros = len(digits) - len(digits.rstrip("0"))
-        if -shift > trailing_zeros:
-            if exponent == 0:
-                raise AmountError(f"must be a whole number for {currency}")
-            raise AmountError(f"must have at most {exponent} decimal places for {currency}")
-        minor = coefficient // 10**-shift
-    else:
-        minor = coefficient * 10**shift
+        if exponent == 0:
+            raise AmountError(f"must be a whole number for {currency}")
+        raise AmountError(f"must have at most {exponent} decimal places for {currency}")
+    # adjusted() <= MAX_MAGNITUDE and shift >= 0 bound this to a few dozen digits
+    minor: int = int(significant) * 10**shift
     return -minor if sign else minor
 
 

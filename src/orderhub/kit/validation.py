@@ -15,6 +15,15 @@ M = TypeVar("M", bound=BaseModel)
 _LOCATION_PREFIXES = {"body", "query", "path", "header", "cookie"}
 
 
+def _name(part: str) -> str:
+    """A field name as it can be shown: printable, and visible when empty."""
+    if not part:
+        return '""'
+    if not part.isprintable() or any(0xD800 <= ord(c) <= 0xDFFF for c in part):
+        return part.encode("unicode_escape", "backslashreplace").decode("ascii")
+    return part
+
+
 def field_path(loc: Sequence[int | str]) -> str:
     """`("items", 0, "price")` -> `items[0].price`."""
     path = ""
@@ -22,9 +31,9 @@ def field_path(loc: Sequence[int | str]) -> str:
         if isinstance(part, int):
             path += f"[{part}]"
         elif path:
-            path += f".{part}"
+            path += f".{_name(part)}"
         else:
-            path = str(part)
+            path = _name(part)
     return path
 
 
@@ -39,6 +48,7 @@ def problem_message(error: ErrorDetails) -> str:
         "missing": "is required",
         "extra_forbidden": "is not a known field",
         "string_type": "must be a string",
+        "string_unicode": "must be a valid string",
         "int_type": "must be an integer",
         "int_from_float": "must be an integer",
         "int_parsing": "must be an integer",
@@ -86,7 +96,14 @@ def problems_from(
         loc = list(error.get("loc") or ())
         if loc and loc[0] in _LOCATION_PREFIXES:
             loc = loc[1:]
-        problems.append(FieldProblem(field_path([*prefix, *loc]), problem_message(error)))
+        message = problem_message(error)
+        if loc and loc[-1] == "[key]":
+            # a mapping's key is wrong: name the mapping, not Pydantic's marker
+            loc = loc[:-2]
+            message = f"keys {message}"
+        if not loc:
+            loc = ["body"]
+        problems.append(FieldProblem(field_path([*prefix, *loc]), message))
     return problems
 
 

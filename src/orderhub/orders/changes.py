@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime
 
 from orderhub.kit.clock import Clock
-from orderhub.kit.errors import Conflict, NotFound
+from orderhub.kit.errors import Contended, NotFound
 from orderhub.orders.domain import Order
 from orderhub.store.protocol import ConcurrencyConflict, Store, UnitOfWork
 
@@ -33,4 +33,4 @@ async def change_order(store: Store, clock: Clock, order_id: uuid.UUID, change: 
                     continue
                 await uow.commit()
             return order
-    raise Conflict("The order is being changed by other requests; try again")
+    raise Contended("The order is being changed by other requests; try again")

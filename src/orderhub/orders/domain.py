@@ -11,7 +11,7 @@ from datetime import datetime
 from enum import StrEnum
 
 from orderhub.kit.currencies import MAXIMUM_CHARGE_MINOR, minimum_charge_minor
-from orderhub.kit.errors import Conflict, ValidationFailed
+from orderhub.kit.errors import Conflict, FieldProblem, ValidationFailed
 from orderhub.kit.ids import new_id
 from orderhub.kit.money import format_major
 
@@ -180,9 +180,23 @@ class Amounts:
 
 
 def check_total(amounts: Amounts, stated_total_minor: int) -> None:
-    """The stated total must equal the computed one and be chargeable (SPEC §6)."""
-    computed = amounts.computed_total_minor
+    """The stated total must equal the computed one and be chargeable (SPEC §6); no
+    single amount may exceed the maximum charge either."""
     currency = amounts.currency
+    ceiling = f"must be at most {format_major(MAXIMUM_CHARGE_MINOR, currency)} {currency}"
+    parts = [
+        ("totalAmount", stated_total_minor),
+        *((f"items[{n}].price", item.price_minor) for n, item in enumerate(amounts.items)),
+        ("shippingAmount", amounts.shipping_minor),
+        ("taxAmount", amounts.tax_minor),
+        ("discountAmount", amounts.discount_minor),
+    ]
+    problems = [
+        FieldProblem(name, ceiling) for name, minor in parts if minor > MAXIMUM_CHARGE_MINOR
+    ]
+    if problems:
+        raise ValidationFailed(problems)
+    computed = amounts.computed_total_minor
     if stated_total_minor != computed:
         raise ValidationFailed.one(
             "totalAmount",

@@ -41,6 +41,8 @@ IdempotencyKey = Annotated[
     str | None,
     Header(
         alias="Idempotency-Key",
+        min_length=1,
+        max_length=255,
         description="Replays the first response for the same request (SPEC §8)",
     ),
 ]

@@ -71,7 +71,9 @@ Amount = Annotated[
 ]
 Text100 = Annotated[StrictStr, Field(min_length=1, max_length=100)]
 Text200 = Annotated[StrictStr, Field(min_length=1, max_length=200)]
-Email = Annotated[StrictStr, Field(max_length=254), AfterValidator(_email)]
+Email = Annotated[
+    StrictStr, Field(max_length=254, json_schema_extra={"format": "email"}), AfterValidator(_email)
+]
 Currency = Annotated[StrictStr, AfterValidator(_currency), Field(examples=["usd"])]
 Metadata = Annotated[
     dict[

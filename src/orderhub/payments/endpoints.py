@@ -28,7 +28,12 @@ router = APIRouter(prefix="/api/payments", tags=["payments"])
 CallerDep = Annotated[Caller, Depends(require_caller)]
 IdempotencyKey = Annotated[
     str | None,
-    Header(alias="Idempotency-Key", description="Replays the first response (SPEC §8)"),
+    Header(
+        alias="Idempotency-Key",
+        min_length=1,
+        max_length=255,
+        description="Replays the first response for the same request (SPEC §8)",
+    ),
 ]
 
 CONFIRM_MESSAGES = {

@@ -29,9 +29,7 @@ class Decision:
 
 def limits_redis_uri(redis_url: str) -> str:
     """`redis://h:p/0` -> `async+redis://h:p/0` (the `limits` async storage scheme)."""
-    scheme, sep, rest = redis_url.partition("://")
-    if not sep or scheme not in {"redis", "rediss", "unix"}:
-        raise ValueError("REDIS_URL: must start with redis://, rediss:// or unix://")
+    scheme, _, rest = redis_url.partition("://")  # the scheme was checked by Settings
     return f"async+{scheme}://{rest}"
 
 

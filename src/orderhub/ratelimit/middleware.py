@@ -10,6 +10,7 @@ from orderhub.kit.envelope import error_response
 from orderhub.kit.errors import Unauthorized
 from orderhub.ratelimit.clientip import Network, client_ip
 from orderhub.ratelimit.limiter import Decision, RateLimiter
+from orderhub.store.protocol import StoreError
 
 TOO_MANY = "Too many requests from this IP, please try again later."
 
@@ -44,18 +45,21 @@ class RateLimitMiddleware:
             return
         headers = Headers(scope=scope)
         peer = scope.get("client")
-        ip = client_ip(
-            peer[0] if peer else None, headers.get("x-forwarded-for"), self.trusted_proxies
-        )
+        # Every X-Forwarded-For line, in order: a proxy may add a line of its own rather
+        # than append to the client's.
+        forwarded = ",".join(headers.getlist("x-forwarded-for")) or None
+        ip = client_ip(peer[0] if peer else None, forwarded, self.trusted_proxies)
         client = f"ip:{ip}"
         if self.by == "credential":
             client = await self._credential_client(scope, headers) or client
         decision = await self.limiter.hit(client)
-        if decision is None:
-            await self.app(scope, receive, send)
-            return
-        limit_headers = _headers(decision)
-        if not decision.allowed:
+        # The counter store failed: the request passes, and says only what the limit is.
+        limit_headers = (
+            _headers(decision)
+            if decision is not None
+            else {"X-RateLimit-Limit": str(self.limiter.item.amount)}
+        )
+        if decision is not None and not decision.allowed:
             response = error_response(
                 429,
                 TOO_MANY,
@@ -83,7 +87,7 @@ class RateLimitMiddleware:
             caller = await self.authenticator.authenticate(
                 headers.get("x-api-key"), headers.get("authorization")
             )
-        except Unauthorized:
+        except (Unauthorized, StoreError):
             return None
         scope.setdefault("state", {})["caller"] = caller
         return f"caller:{caller.identity}"

@@ -172,6 +172,9 @@ class IdempotencyRepository(Protocol):
     async def release(self, scope: str, key: str, *, forget: bool) -> None:
         """Drop the lock (the next retry runs again); `forget` deletes the record."""
 
+    async def purge_expired(self, now: datetime) -> int:
+        """Delete records past their expiry; returns how many."""
+
 
 class Store(Protocol):
     @property

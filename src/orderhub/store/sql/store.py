@@ -62,9 +62,9 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA busy_timeout=30000")
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")
-        cursor.execute("PRAGMA busy_timeout=30000")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
 
@@ -176,7 +176,7 @@ class SqlOrderRepository:
             await self._conn.execute(
                 select(t.order_events)
                 .where(t.order_events.c.order_id == str(order_id))
-                .order_by(t.order_events.c.id)
+                .order_by(t.order_events.c.order_version, t.order_events.c.id)
             )
         ).all()
         return [
@@ -278,14 +278,23 @@ class SqlUnitOfWork:
         if lock is not None and not self._read_only:
             await lock.acquire()
             self._locked = True
+        conn: AsyncConnection | None = None
         try:
             conn = await self._store.engine.connect()
             if not self._read_only:
                 conn = await conn.execution_options(orderhub_write=True)
             await conn.begin()
-        except (SQLAlchemyError, OSError) as exc:
-            self._unlock()
-            raise StoreError("store unavailable") from exc
+        except BaseException as exc:
+            # Whatever happened (a database error, a cancelled task), give back what was
+            # taken: the connection and the write lock.
+            try:
+                if conn is not None:
+                    await conn.close()
+            finally:
+                self._unlock()
+            if isinstance(exc, SQLAlchemyError | OSError):
+                raise StoreError("store unavailable") from exc
+            raise
         self._conn = conn
         self.orders = SqlOrderRepository(conn)
         self.api_keys = SqlApiKeyRepository(conn)
@@ -313,12 +322,17 @@ class SqlUnitOfWork:
         tb: TracebackType | None,
     ) -> None:
         try:
-            if not self._committed:
-                await self.rollback()
-            if self._conn is not None:
-                await self._conn.close()
+            try:
+                if not self._committed:
+                    await self.rollback()
+            finally:
+                if self._conn is not None:
+                    await self._conn.close()
         finally:
             self._unlock()
+        if isinstance(exc, SQLAlchemyError):
+            # No SQL, parameters or driver names beyond the store: callers see StoreError.
+            raise StoreError(f"store error: {type(exc).__name__}") from exc
 
     def _unlock(self) -> None:
         if self._locked and self._store.write_lock is not None:
@@ -357,35 +371,49 @@ class SqlIdempotencyRepository:
             "locked_until": epoch_ms(candidate.locked_until) if candidate.locked_until else None,
             "expires_at": epoch_ms(candidate.expires_at),
         }
-        async with self._store.unit_of_work() as uow:
-            conn = uow.connection
-            # An expired record is as good as none.
-            await conn.execute(delete(t.idempotency_keys).where(key_match, c.expires_at <= now_ms))
-            try:
-                async with conn.begin_nested():
-                    await conn.execute(
-                        insert(t.idempotency_keys).values(
-                            scope=candidate.scope, key=candidate.key, **values
-                        )
-                    )
-                claimed = True
-            except IntegrityError:
-                # Take over an abandoned attempt of the same request (lock expired or
-                # released, no response kept), keeping its resource id.
-                result = await conn.execute(
-                    update(t.idempotency_keys)
-                    .where(
-                        key_match,
-                        c.fingerprint == candidate.fingerprint,
-                        c.status_code.is_(None),
-                        or_(c.locked_until.is_(None), c.locked_until <= now_ms),
-                    )
-                    .values(locked_until=values["locked_until"])
+        for _attempt in range(5):
+            async with self._store.unit_of_work() as uow:
+                conn = uow.connection
+                # An expired record is as good as none.
+                await conn.execute(
+                    delete(t.idempotency_keys).where(key_match, c.expires_at <= now_ms)
                 )
-                claimed = result.rowcount == 1
-            row = (await conn.execute(select(t.idempotency_keys).where(key_match))).one()
+                try:
+                    async with conn.begin_nested():
+                        await conn.execute(
+                            insert(t.idempotency_keys).values(
+                                scope=candidate.scope, key=candidate.key, **values
+                            )
+                        )
+                    claimed = True
+                except IntegrityError:
+                    # Take over an abandoned attempt of the same request (lock expired or
+                    # released, no response kept), keeping its resource id.
+                    result = await conn.execute(
+                        update(t.idempotency_keys)
+                        .where(
+                            key_match,
+                            c.fingerprint == candidate.fingerprint,
+                            c.status_code.is_(None),
+                            or_(c.locked_until.is_(None), c.locked_until <= now_ms),
+                        )
+                        .values(locked_until=values["locked_until"])
+                    )
+                    claimed = result.rowcount == 1
+                row = (await conn.execute(select(t.idempotency_keys).where(key_match))).first()
+                await uow.commit()
+            if row is not None:
+                return claimed, _idempotency(row)
+            # The record was forgotten between our insert and our read: try again.
+        raise StoreError("idempotency record kept changing")
+
+    async def purge_expired(self, now: datetime) -> int:
+        async with self._store.unit_of_work() as uow:
+            result = await uow.connection.execute(
+                delete(t.idempotency_keys).where(t.idempotency_keys.c.expires_at <= epoch_ms(now))
+            )
             await uow.commit()
-        return claimed, _idempotency(row)
+        return int(result.rowcount)
 
     async def complete(
         self, scope: str, key: str, status_code: int, body: bytes, expires_at: datetime
@@ -501,7 +529,9 @@ class SqlStore:
         self.is_sqlite = database_url.startswith("sqlite:///")
         if self.is_sqlite:
             Path(database_url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-        self.engine = create_async_engine(async_url(database_url), pool_pre_ping=not self.is_sqlite)
+        self.engine = create_async_engine(
+            async_url(database_url), pool_pre_ping=not self.is_sqlite, hide_parameters=True
+        )
         if self.is_sqlite:
             _configure_sqlite(self.engine)
         # SQLite has one writer at a time; queueing writers here (rather than letting them

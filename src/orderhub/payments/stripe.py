@@ -1,0 +1,167 @@
+"""The Stripe provider, with the official SDK's async client.
+
+`STRIPE_API_BASE` is honoured (a local Stripe-protocol server in tests); requests time out
+after 10 s and the SDK retries network failures, 409s, 429s and 5xx itself (with the
+same idempotency key, so a retry can never act twice).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import stripe
+
+from orderhub.payments.provider import (
+    REFUND_ID_METADATA,
+    CardDeclined,
+    IntentNotFound,
+    IntentStatus,
+    PaymentIntent,
+    ProviderError,
+    ProviderRefund,
+    ProviderRejected,
+)
+
+_STATUSES = {status.value: status for status in IntentStatus}
+TIMEOUT_SECONDS = 10.0
+NETWORK_RETRIES = 2
+
+
+def _intent(obj: Any) -> PaymentIntent:
+    status = obj["status"]
+    last_error = obj.get("last_payment_error")
+    next_action = obj.get("next_action")
+    latest_charge = obj.get("latest_charge")
+    return PaymentIntent(
+        id=obj["id"],
+        client_secret=obj.get("client_secret") or "",
+        amount=int(obj["amount"]),
+        currency=str(obj["currency"]),
+        status=_STATUSES.get(status, IntentStatus.PROCESSING),
+        created=int(obj["created"]),
+        metadata={str(k): str(v) for k, v in (obj.get("metadata") or {}).items()},
+        latest_charge=latest_charge if isinstance(latest_charge, str) else None,
+        next_action=_plain(next_action) if next_action else None,
+        last_payment_error=(last_error.get("message") if last_error else None),
+    )
+
+
+def _plain(value: Any) -> Any:
+    """A StripeObject (a dict subclass) as plain JSON data."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _refund(obj: Any) -> ProviderRefund:
+    metadata = obj.get("metadata") or {}
+    intent = obj.get("payment_intent")
+    return ProviderRefund(
+        id=obj["id"],
+        amount=int(obj["amount"]),
+        status=str(obj.get("status") or "pending"),
+        created=int(obj["created"]),
+        currency=str(obj["currency"]),
+        payment_intent=intent if isinstance(intent, str) else None,
+        reason=obj.get("reason"),
+        local_id=metadata.get(REFUND_ID_METADATA),
+    )
+
+
+def _translate(exc: stripe.StripeError) -> ProviderError:
+    message = exc.user_message or str(exc) or type(exc).__name__
+    if isinstance(exc, stripe.CardError):
+        error = exc.error
+        intent = getattr(error, "payment_intent", None) if error else None
+        return CardDeclined(
+            message,
+            _intent(intent) if intent else None,
+            getattr(error, "decline_code", None) if error else None,
+        )
+    if isinstance(exc, stripe.InvalidRequestError):
+        if exc.code == "resource_missing" and getattr(exc, "param", None) in ("intent", "id"):
+            return IntentNotFound(message)
+        return ProviderRejected(message, code=exc.code)
+    if isinstance(exc, stripe.IdempotencyError):
+        return ProviderRejected(message, code="idempotency_error")
+    # Authentication, permission, rate limits after the SDK's retries, 5xx, network.
+    return ProviderError(f"{type(exc).__name__}: {message}")
+
+
+class StripePaymentProvider:
+    name = "stripe"
+
+    def __init__(self, secret_key: str, api_base: str = "") -> None:
+        self._client = stripe.StripeClient(
+            secret_key,
+            base_addresses={"api": api_base} if api_base else {},
+            max_network_retries=NETWORK_RETRIES,
+            http_client=stripe.HTTPXClient(timeout=TIMEOUT_SECONDS),
+        )
+
+    async def create_intent(
+        self, *, amount: int, currency: str, order_id: str, idempotency_key: str
+    ) -> PaymentIntent:
+        try:
+            obj = await self._client.v1.payment_intents.create_async(
+                {
+                    "amount": amount,
+                    "currency": currency,
+                    "metadata": {"orderId": order_id},
+                    # server-side confirmation needs no redirect-based methods
+                    "automatic_payment_methods": {"enabled": True, "allow_redirects": "never"},
+                },
+                {"idempotency_key": idempotency_key},
+            )
+        except stripe.StripeError as exc:
+            raise _translate(exc) from exc
+        return _intent(obj)
+
+    async def retrieve_intent(self, intent_id: str) -> PaymentIntent:
+        try:
+            obj = await self._client.v1.payment_intents.retrieve_async(intent_id)
+        except stripe.StripeError as exc:
+            raise _translate(exc) from exc
+        return _intent(obj)
+
+    async def confirm_intent(self, intent_id: str, payment_method: str) -> PaymentIntent:
+        try:
+            obj = await self._client.v1.payment_intents.confirm_async(
+                intent_id,
+                {"payment_method": payment_method},
+            )
+        except stripe.StripeError as exc:
+            raise _translate(exc) from exc
+        return _intent(obj)
+
+    async def cancel_intent(self, intent_id: str) -> PaymentIntent:
+        try:
+            obj = await self._client.v1.payment_intents.cancel_async(intent_id)
+        except stripe.InvalidRequestError as exc:
+            if exc.code == "payment_intent_unexpected_state":
+                return await self.retrieve_intent(intent_id)  # succeeded already: as it is
+            raise _translate(exc) from exc
+        except stripe.StripeError as exc:
+            raise _translate(exc) from exc
+        return _intent(obj)
+
+    async def refund(
+        self, *, intent_id: str, amount: int, reason: str | None, idempotency_key: str
+    ) -> ProviderRefund:
+        params: dict[str, Any] = {
+            "payment_intent": intent_id,
+            "amount": amount,
+            "metadata": {REFUND_ID_METADATA: idempotency_key},
+        }
+        if reason is not None:
+            params["reason"] = reason
+        try:
+            obj = await self._client.v1.refunds.create_async(
+                params,  # type: ignore[arg-type]
+                {"idempotency_key": idempotency_key},
+            )
+        except stripe.StripeError as exc:
+            raise _translate(exc) from exc
+        return _refund(obj)
