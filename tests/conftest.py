@@ -9,7 +9,12 @@ from orderhub.settings import Settings
 
 configure_logging("warning", "json")
 
-pytest_plugins = ["tests.fixtures.app", "tests.fixtures.stores"]
+pytest_plugins = [
+    "tests.fixtures.app",
+    "tests.fixtures.stores",
+    "tests.fixtures.stripe_server",
+    "tests.fixtures.payments",
+]
 
 
 @pytest.fixture(autouse=True)

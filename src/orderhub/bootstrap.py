@@ -31,7 +31,9 @@ def open_store(settings: Settings) -> Store:
 def make_payment_provider(settings: Settings, clock: Clock) -> PaymentProvider:
     if settings.provider_name == "sandbox":
         return SandboxPaymentProvider(clock)
-    return StripePaymentProvider(settings.stripe_secret_key, settings.stripe_api_base)
+    return StripePaymentProvider(
+        settings.stripe_secret_key, settings.stripe_api_base, settings.stripe_timeout_seconds
+    )
 
 
 def migrate(settings: Settings) -> None:

@@ -87,6 +87,7 @@ class Settings(BaseSettings):
     stripe_secret_key: str = ""
     stripe_webhook_secret: str = ""
     stripe_api_base: str = ""
+    stripe_timeout_seconds: float = Field(default=10.0, gt=0)
 
     email_backend: Literal["file", "smtp", "sendgrid", "none"] = "file"
     email_from: str = "orders@localhost"

@@ -1,7 +1,7 @@
 """The Stripe provider, with the official SDK's async client.
 
 `STRIPE_API_BASE` is honoured (a local Stripe-protocol server in tests); requests time out
-after 10 s and the SDK retries network failures, 409s, 429s and 5xx itself (with the
+after `STRIPE_TIMEOUT_SECONDS` (10 s) and the SDK retries network failures, 409s, 429s and 5xx itself (with the
 same idempotency key, so a retry can never act twice).
 """
 
@@ -27,7 +27,16 @@ TIMEOUT_SECONDS = 10.0
 NETWORK_RETRIES = 2
 
 
-def _intent(obj: Any) -> PaymentIntent:
+def _data(obj: Any) -> dict[str, Any]:
+    """A StripeObject as plain JSON data."""
+    if isinstance(obj, stripe.StripeObject):
+        data: dict[str, Any] = obj.to_dict(for_json=True)
+        return data
+    return dict(obj)
+
+
+def _intent(source: Any) -> PaymentIntent:
+    obj = _data(source)
     status = obj["status"]
     last_error = obj.get("last_payment_error")
     next_action = obj.get("next_action")
@@ -41,21 +50,13 @@ def _intent(obj: Any) -> PaymentIntent:
         created=int(obj["created"]),
         metadata={str(k): str(v) for k, v in (obj.get("metadata") or {}).items()},
         latest_charge=latest_charge if isinstance(latest_charge, str) else None,
-        next_action=_plain(next_action) if next_action else None,
+        next_action=next_action or None,
         last_payment_error=(last_error.get("message") if last_error else None),
     )
 
 
-def _plain(value: Any) -> Any:
-    """A StripeObject (a dict subclass) as plain JSON data."""
-    if isinstance(value, dict):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_plain(v) for v in value]
-    return value
-
-
-def _refund(obj: Any) -> ProviderRefund:
+def _refund(source: Any) -> ProviderRefund:
+    obj = _data(source)
     metadata = obj.get("metadata") or {}
     intent = obj.get("payment_intent")
     return ProviderRefund(
@@ -93,12 +94,14 @@ def _translate(exc: stripe.StripeError) -> ProviderError:
 class StripePaymentProvider:
     name = "stripe"
 
-    def __init__(self, secret_key: str, api_base: str = "") -> None:
+    def __init__(
+        self, secret_key: str, api_base: str = "", timeout: float = TIMEOUT_SECONDS
+    ) -> None:
         self._client = stripe.StripeClient(
             secret_key,
             base_addresses={"api": api_base} if api_base else {},
             max_network_retries=NETWORK_RETRIES,
-            http_client=stripe.HTTPXClient(timeout=TIMEOUT_SECONDS),
+            http_client=stripe.HTTPXClient(timeout=timeout),
         )
 
     async def create_intent(
