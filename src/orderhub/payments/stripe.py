@@ -1,8 +1,9 @@
 """The Stripe provider, with the official SDK's async client.
 
-`STRIPE_API_BASE` is honoured (a local Stripe-protocol server in tests); requests time out
-after `STRIPE_TIMEOUT_SECONDS` (10 s) and the SDK retries network failures, 409s, 429s and 5xx itself (with the
-same idempotency key, so a retry can never act twice).
+`STRIPE_API_BASE` is honoured (a local Stripe-protocol server in tests); requests time
+out after `STRIPE_TIMEOUT_SECONDS` (10 s), and the SDK retries network failures, 409s and
+5xx itself (and 429s Stripe marks retryable), with the same idempotency key, so a retry
+can never act twice.
 """
 
 from __future__ import annotations
