@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import pytest
+
 from tests.fixtures.app import AUTH
 from tests.fixtures.payments import Payments
 
@@ -304,3 +306,36 @@ async def test_retry_after_a_provider_timeout_makes_one_intent(
     assert retried.status_code == 201, retried.text
     assert len(fake.intents()) == 1
     assert retried.json()["data"]["order"]["paymentIntentId"] == fake.intents()[0]["id"]
+
+
+@pytest.mark.parametrize(
+    "fault",
+    [
+        pytest.param({"kind": "fail", "status": 500}, id="500"),
+        pytest.param({"kind": "fail", "status": 429, "code": "lock_timeout"}, id="429-retryable"),
+        pytest.param({"kind": "reset", "applied": True}, id="reset-after-applying"),
+        pytest.param({"kind": "timeout", "applied": True}, id="timeout-after-applying"),
+    ],
+)
+async def test_refund_through_a_flaky_provider_refunds_exactly_once(
+    make_harness: Any, fake_stripe: Any, fault: dict[str, Any]
+) -> None:
+    harness = await make_harness(
+        payment_provider="stripe",
+        stripe_secret_key=fake_stripe.api_key,
+        stripe_api_base=fake_stripe.url,
+        stripe_timeout_seconds=0.5,
+    )
+    p = Payments(harness, "stripe", fake_stripe)
+    order = await p.paid_order()
+    kind = fault.pop("kind")
+    if kind == "fail":
+        fake_stripe.fail_next(path_prefix="/v1/refunds", **fault)
+    elif kind == "reset":
+        fake_stripe.reset_next(path_prefix="/v1/refunds", **fault)
+    else:
+        fake_stripe.timeout_next(2, path_prefix="/v1/refunds", **fault)
+    response = await p.refund(order["id"], amount=5)
+    assert response.status_code == 200, response.text
+    assert [r["amount"] for r in fake_stripe.refunds_for(order["paymentIntentId"])] == [500]
+    assert (await p.get_order(order["id"]))["refundedAmount"] == 5.0
