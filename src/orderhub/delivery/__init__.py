@@ -1,0 +1,1 @@
+"""The delivery outbox (SPEC §10): events become deliveries, a worker delivers them."""

@@ -1,0 +1,1 @@
+"""Per-integration senders behind small protocols: email, sheets, notifications."""
