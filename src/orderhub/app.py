@@ -24,6 +24,7 @@ from orderhub.kit.envelope import EnvelopeResponse, app_error_response, error_re
 from orderhub.kit.errors import AppError, ValidationFailed
 from orderhub.kit.openapi import install_openapi
 from orderhub.kit.validation import problems_from
+from orderhub.monitoring.endpoints import router as monitoring_router
 from orderhub.orders.endpoints import router as orders_router
 from orderhub.payments.endpoints import router as payments_router
 from orderhub.payments.webhooks import router as webhooks_router
@@ -43,12 +44,15 @@ class LivenessOut(BaseModel):
     status: str
 
 
-def create_app(settings: Settings, container: Container | None = None) -> FastAPI:
+def create_app(
+    settings: Settings, container: Container | None = None, *, run_worker: bool = False
+) -> FastAPI:
+    """The ASGI app; `run_worker` also runs the delivery worker in this process."""
     container = container or build_container(settings)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        await container.start()
+        await container.start(with_worker=run_worker)
         try:
             yield
         finally:
@@ -70,6 +74,7 @@ def create_app(settings: Settings, container: Container | None = None) -> FastAP
     app.state.container = container
     app.include_router(orders_router)
     app.include_router(payments_router)
+    app.include_router(monitoring_router)
     app.include_router(webhooks_router)
     _add_probes(app, container)
     _add_error_handlers(app)

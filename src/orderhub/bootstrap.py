@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 
 from orderhub.auth.keys import ApiKeyService
 from orderhub.auth.service import Authenticator
+from orderhub.delivery.model import DeliveryTargets, delivery_targets
+from orderhub.delivery.service import DeliveryService
+from orderhub.delivery.setup import make_integrations
+from orderhub.delivery.worker import DeliveryWorker, Integrations
 from orderhub.idempotency.service import IdempotencyService
 from orderhub.kit.clock import Clock, SystemClock
 from orderhub.kit.cursor import CursorCodec
@@ -22,9 +27,13 @@ from orderhub.store.protocol import Store
 from orderhub.store.sql.store import SqlStore
 
 
-def open_store(settings: Settings) -> Store:
+def open_store(settings: Settings, targets: DeliveryTargets | None = None) -> Store:
+    """The configured store; `targets` routes each order event to the integrations that
+    get a delivery for it (the outbox rows written with the event)."""
+    if targets is None:
+        targets = delivery_targets(make_integrations(settings).enabled())
     if settings.database_url.startswith(("sqlite:///", "postgresql://")):
-        return SqlStore(settings.database_url)
+        return SqlStore(settings.database_url, targets)
     raise SettingsError("DATABASE_URL: the dynamodb store is not available in this version")
 
 
@@ -59,11 +68,15 @@ class Container:
     errors: ErrorRecorder
     payment_service: PaymentService
     webhooks: WebhookService
+    worker: DeliveryWorker
     orders: OrderService = field(init=False)
+    deliveries: DeliveryService = field(init=False)
     _started: bool = field(default=False, init=False)
+    _worker_task: asyncio.Task[None] | None = field(default=None, init=False)
+    _worker_stop: asyncio.Event = field(default_factory=asyncio.Event, init=False)
 
-    async def start(self) -> None:
-        """Things that need the event loop: secrets from the store, Redis."""
+    async def start(self, *, with_worker: bool = False) -> None:
+        """Things that need the event loop: secrets from the store, the in-process worker."""
         if self._started:
             return
         cursors = CursorCodec(await self.store.server_secret("pagination"))
@@ -71,9 +84,17 @@ class Container:
         self.orders = OrderService(
             self.store, self.payments, self.payment_service, self.clock, cursors, self.errors
         )
+        self.deliveries = DeliveryService(self.store, self.clock, cursors)
+        if with_worker:
+            self._worker_stop.clear()
+            self._worker_task = asyncio.create_task(self.worker.run(self._worker_stop))
         self._started = True
 
     async def close(self) -> None:
+        if self._worker_task is not None:
+            self._worker_stop.set()  # finishes or gives back what is in flight
+            await self._worker_task
+            self._worker_task = None
         await self.store.close()
         self._started = False
 
@@ -84,9 +105,15 @@ def build_container(
     clock: Clock | None = None,
     store: Store | None = None,
     payments: PaymentProvider | None = None,
+    integrations: Integrations | None = None,
 ) -> Container:
     clock = clock or SystemClock()
-    store = store or open_store(settings)
+    if integrations is None:
+        try:
+            integrations = make_integrations(settings)
+        except ValueError as exc:  # a backend refused its settings (e.g. a bad SMTP_URL)
+            raise SettingsError(str(exc)) from None
+    store = store or open_store(settings, delivery_targets(integrations.enabled()))
     authenticator = Authenticator(settings, store, clock)
     payments = payments or make_payment_provider(settings, clock)
     errors = ErrorRecorder(store, clock)
@@ -99,6 +126,16 @@ def build_container(
         errors=errors,
         payment_service=payment_service,
         webhooks=WebhookService(store, payment_service, clock, errors),
+        worker=DeliveryWorker(
+            store,
+            integrations,
+            clock,
+            errors,
+            lease_seconds=settings.worker_lease_seconds,
+            poll_seconds=settings.worker_poll_seconds,
+            max_age_hours=settings.delivery_max_age_hours,
+            wake=store.outbox_signal,
+        ),
         authenticator=authenticator,
         api_keys=ApiKeyService(store, clock),
         limiter=RateLimiter(settings),

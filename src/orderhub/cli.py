@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import sys
 from collections.abc import Awaitable, Callable
 from typing import Annotated, NoReturn, TypeVar
@@ -14,7 +16,9 @@ from fastapi import FastAPI
 from sqlalchemy.exc import SQLAlchemyError
 
 from orderhub.bootstrap import Container, build_container, migrate
+from orderhub.delivery.model import DeliveryStatus, Integration
 from orderhub.kit.clock import iso_ms
+from orderhub.kit.errors import AppError
 from orderhub.kit.logging import configure_logging
 from orderhub.settings import Settings, SettingsError, load_settings
 from orderhub.store.protocol import StoreError
@@ -24,6 +28,8 @@ T = TypeVar("T")
 cli = typer.Typer(no_args_is_help=True, add_completion=False, help="orderhub service")
 keys_cli = typer.Typer(no_args_is_help=True, help="API keys kept hashed in the store")
 cli.add_typer(keys_cli, name="keys")
+deliveries_cli = typer.Typer(no_args_is_help=True, help="Inspect and replay side-effect deliveries")
+cli.add_typer(deliveries_cli, name="deliveries")
 
 
 def _settings(**overrides: object) -> Settings:
@@ -78,12 +84,13 @@ def _migrate(settings: Settings) -> None:
 
 
 def app_from_environment() -> FastAPI:
-    """Factory for uvicorn worker processes (`serve --workers N`)."""
+    """Factory for uvicorn worker processes (`serve --workers N`); the delivery worker
+    runs in each unless ORDERHUB_NO_WORKER=1 was set by `serve --no-worker`."""
     from orderhub.app import create_app
 
     settings = load_settings()
     configure_logging(settings.log_level, settings.log_format)
-    return create_app(settings)
+    return create_app(settings, run_worker=not settings.no_worker)
 
 
 @cli.command()
@@ -91,8 +98,11 @@ def serve(
     host: Annotated[str | None, typer.Option(help="bind address (default HOST)")] = None,
     port: Annotated[int | None, typer.Option(help="port (default PORT)")] = None,
     workers: Annotated[int, typer.Option(min=1, help="uvicorn worker processes")] = 1,
+    no_worker: Annotated[
+        bool, typer.Option("--no-worker", help="do not run the delivery worker in this process")
+    ] = False,
 ) -> None:
-    """Serve the HTTP API."""
+    """Serve the HTTP API (and the delivery worker, unless --no-worker)."""
     overrides: dict[str, object] = {}
     if host is not None:
         overrides["host"] = host
@@ -114,6 +124,8 @@ def serve(
             flush=True,
         )
     if workers > 1:
+        if no_worker:
+            os.environ["ORDERHUB_NO_WORKER"] = "1"  # read by each process's Settings
         uvicorn.run(
             "orderhub.cli:app_from_environment",
             factory=True,
@@ -127,7 +139,7 @@ def serve(
         return
     from orderhub.app import create_app
 
-    app = create_app(settings, _container(settings))
+    app = create_app(settings, _container(settings), run_worker=not no_worker)
     structlog.get_logger("orderhub").info(
         "serving",
         url=f"http://{settings.host}:{settings.port}",
@@ -184,6 +196,79 @@ def keys_revoke(key_id: Annotated[str, typer.Argument(help="the key's id")]) -> 
         typer.echo(f"orderhub: no active key with id {key_id}", err=True)
         raise typer.Exit(1)
     typer.echo(f"revoked {key_id}")
+
+
+@cli.command()
+def worker() -> None:
+    """Run the delivery worker alone (any number of them may share one store)."""
+    settings = _settings()
+    if settings.sqlite_path is not None:
+        _migrate(settings)
+
+    async def run() -> None:
+        container = _container(settings)
+        await container.start()
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop.set)
+        try:
+            await container.worker.run(stop)
+        finally:
+            await container.close()
+
+    asyncio.run(run())
+
+
+@deliveries_cli.command("list")
+def deliveries_list(
+    status: Annotated[
+        str | None, typer.Option(help="pending, in_flight, delivered or dead")
+    ] = None,
+    order: Annotated[str | None, typer.Option("--order", help="an order id")] = None,
+    integration: Annotated[str | None, typer.Option(help="email, sheets or notifications")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=100)] = 50,
+) -> None:
+    """List deliveries, newest first."""
+    settings = _settings()
+    try:
+        wanted_status = DeliveryStatus(status) if status else None
+        wanted_integration = Integration(integration) if integration else None
+    except ValueError as exc:
+        typer.echo(f"orderhub: {exc}", err=True)
+        raise typer.Exit(2) from None
+    page = _with_container(
+        settings,
+        lambda c: c.deliveries.list(
+            limit=limit,
+            last_key=None,
+            status=wanted_status,
+            order_id=order,
+            integration=wanted_integration,
+        ),
+    )
+    header = ("ID", "ORDER", "EVENT", "INTEGRATION", "STATUS")
+    widths = (36, 36, 24, 13, 9)
+    typer.echo(
+        "  ".join(f"{h:{w}}" for h, w in zip(header, widths, strict=True)) + "  TRIES  ERROR"
+    )
+    for d in page.deliveries:
+        typer.echo(
+            f"{d.id!s:36}  {d.order_id!s:36}  {d.event_type.value:24}  {d.integration.value:13}  "
+            f"{d.status.value:9}  {d.attempts:5}  {(d.last_error or '')[:60]}"
+        )
+
+
+@deliveries_cli.command("retry")
+def deliveries_retry(delivery_id: Annotated[str, typer.Argument(help="the delivery's id")]) -> None:
+    """Put a dead delivery back in the queue."""
+    settings = _settings()
+    try:
+        delivery = _with_container(settings, lambda c: c.deliveries.retry(delivery_id))
+    except AppError as exc:
+        typer.echo(f"orderhub: {exc.message}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(f"queued {delivery.id} ({delivery.integration.value}, {delivery.event_type.value})")
 
 
 def main() -> None:

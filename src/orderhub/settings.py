@@ -114,6 +114,8 @@ class Settings(BaseSettings):
     metrics_public: bool = False
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["json", "console"] = "json"
+    # set by `serve --no-worker --workers N` for its worker processes (ORDERHUB_NO_WORKER=1)
+    no_worker: bool = Field(default=False, validation_alias="ORDERHUB_NO_WORKER")
 
     @field_validator("api_keys", "cors_origins", "trusted_proxies", mode="before")
     @classmethod
@@ -162,6 +164,26 @@ class Settings(BaseSettings):
             raise ValueError(
                 "database_url: must start with sqlite:///, postgresql:// or dynamodb://"
             )
+        required = [
+            ("smtp_url", self.email_backend == "smtp", "EMAIL_BACKEND=smtp"),
+            ("sendgrid_api_key", self.email_backend == "sendgrid", "EMAIL_BACKEND=sendgrid"),
+            (
+                "google_sheets_spreadsheet_id",
+                self.sheets_backend == "google",
+                "SHEETS_BACKEND=google",
+            ),
+            (
+                "google_application_credentials",
+                self.sheets_backend == "google",
+                "SHEETS_BACKEND=google",
+            ),
+            ("sns_topic_arn", self.notify_backend == "sns", "NOTIFY_BACKEND=sns"),
+            ("notify_webhook_url", self.notify_backend == "webhook", "NOTIFY_BACKEND=webhook"),
+            ("notify_webhook_secret", self.notify_backend == "webhook", "NOTIFY_BACKEND=webhook"),
+        ]
+        for name, needed, because in required:
+            if needed and not getattr(self, name):
+                raise ValueError(f"{name}: required when {because}")
         if self.redis_url and not self.redis_url.startswith(("redis://", "rediss://", "unix://")):
             raise ValueError("redis_url: must start with redis://, rediss:// or unix://")
         if self.jwt_jwks_url and not self.jwt_jwks_url.startswith(("https://", "http://")):

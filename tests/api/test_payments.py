@@ -339,3 +339,41 @@ async def test_refund_through_a_flaky_provider_refunds_exactly_once(
     assert response.status_code == 200, response.text
     assert [r["amount"] for r in fake_stripe.refunds_for(order["paymentIntentId"])] == [500]
     assert (await p.get_order(order["id"]))["refundedAmount"] == 5.0
+
+
+async def test_declined_then_3d_secure_is_pending_again(payments: Payments) -> None:
+    order = await payments.create_order()
+    assert (await payments.confirm(order, "pm_card_chargeDeclined")).status_code == 402
+    again = await payments.confirm(order, "pm_card_authenticationRequired")
+    assert again.json()["data"]["status"] == "requires_action"
+    assert (await payments.get_order(order["id"]))["paymentStatus"] == "pending"
+
+
+async def test_bad_refund_amount_is_400_whatever_the_order_state(payments: Payments) -> None:
+    unpaid = await payments.create_order()
+    response = await payments.refund(unpaid["id"], amount=1.001)
+    assert response.status_code == 400
+    assert response.json()["error"]["message"].startswith("Validation error: amount")
+
+
+async def test_delete_with_the_provider_down_is_502_and_a_retry_sends_the_refund(
+    stripe_payments: Payments,
+) -> None:
+    p = stripe_payments
+    fake = p.fake
+    assert fake is not None
+    order = await p.paid_order()
+    fake.fail_next(status=500, count=10, path_prefix="/v1/refunds")
+    failed = await p.client.delete(f"/api/orders/{order['id']}", headers=AUTH)
+    assert failed.status_code == 502
+    pending = await p.get_order(order["id"])
+    assert pending["status"] == "cancelled"
+    assert [r["status"] for r in pending["refunds"]] == ["pending"]
+    assert fake.refunds_for(order["paymentIntentId"]) == []
+    fake.clear_faults()
+    retried = await p.client.delete(f"/api/orders/{order['id']}", headers=AUTH)
+    assert retried.status_code == 200, retried.text
+    assert [r["amount"] for r in fake.refunds_for(order["paymentIntentId"])] == [10997]
+    final = await p.get_order(order["id"])
+    assert (final["status"], final["paymentStatus"]) == ("cancelled", "refunded")
+    assert (await p.client.delete(f"/api/orders/{order['id']}", headers=AUTH)).status_code == 409

@@ -289,3 +289,113 @@ async def test_confirm_racing_the_webhook_pays_once(payments: Payments) -> None:
     assert confirm.status_code == 200 and webhook.status_code == 200
     history = [h["type"] for h in (await payments.get_order(order["id"]))["history"]]
     assert history == ["order.created", "order.paid"]
+
+
+async def test_charge_refunded_without_embedded_refunds_asks_the_provider(
+    stripe_payments: Payments,
+) -> None:
+    """Current API versions no longer embed `refunds` in the charge."""
+    p = stripe_payments
+    fake = p.fake
+    assert fake is not None
+    order = await p.paid_order()
+    assert (await p.refund(order["id"], amount=30)).status_code == 200
+    import stripe
+
+    client = stripe.StripeClient(fake.api_key, base_addresses={"api": fake.url})
+    for amount in (1000, 2000):  # two refunds made in Stripe's dashboard
+        await client.v1.refunds.create_async(
+            {"payment_intent": order["paymentIntentId"], "amount": amount}
+        )
+    for event in fake.events_of("charge.refunded"):
+        stripped = {**event, "id": event["id"] + "_bare"}
+        charge = dict(stripped["data"]["object"])
+        charge.pop("refunds", None)
+        stripped["data"] = {"object": charge}
+        assert (await p.deliver(stripped)).status_code == 200
+    after = await p.get_order(order["id"])
+    assert sorted(r["amount"] for r in after["refunds"]) == [10.0, 20.0, 30.0]
+    assert after["refundedAmount"] == 60.0
+    assert (await p.refund(order["id"])).json()["data"]["amount"] == 10997 - 6000
+
+
+async def test_auto_refund_with_the_provider_down_fails_the_webhook_until_it_is_sent(
+    stripe_payments: Payments,
+) -> None:
+    p = stripe_payments
+    fake = p.fake
+    assert fake is not None
+    order = await p.create_order()
+    fake.succeed_intent(order["paymentIntentId"])
+    # cancelled in orderhub (its intent already succeeded at Stripe, unknown to us)
+    import uuid
+
+    from orderhub.orders.domain import EventSource
+
+    store = p.harness.container.store
+    async with store.unit_of_work() as uow:
+        current = await uow.orders.get(uuid.UUID(order["id"]))
+        assert current is not None
+        current.cancel(p.harness.container.clock.now(), EventSource.API)
+        await uow.orders.save(current)
+        await uow.commit()
+    fake.fail_next(status=500, count=10, path_prefix="/v1/refunds")
+    event = _intent_event(order, "payment_intent.succeeded")
+    failed = await p.deliver(event)
+    assert failed.status_code == 503
+    assert fake.refunds_for(order["paymentIntentId"]) == []
+    fake.clear_faults()
+    retried = await p.deliver(event)
+    assert retried.status_code == 200
+    assert [r["amount"] for r in fake.refunds_for(order["paymentIntentId"])] == [10997]
+    final = await p.get_order(order["id"])
+    assert (final["status"], final["paymentStatus"]) == ("cancelled", "refunded")
+
+
+@pytest.mark.parametrize(
+    "mangle",
+    [
+        pytest.param(lambda c: c.update(refunds=[{"id": "re_x"}]), id="refunds-as-list"),
+        pytest.param(lambda c: c["refunds"]["data"][0].update(created=10**20), id="absurd-created"),
+        pytest.param(lambda c: c["refunds"]["data"][0].update(reason={"x": 1}), id="reason-object"),
+        pytest.param(lambda c: c["refunds"]["data"][0].update(amount="1"), id="amount-string"),
+    ],
+)
+async def test_odd_but_signed_objects_never_500(stripe_payments: Payments, mangle: Any) -> None:
+    p = stripe_payments
+    assert p.fake is not None
+    order = await p.paid_order()
+    assert (await p.refund(order["id"], amount=5)).status_code == 200
+    event = p.fake.events_of("charge.refunded")[-1]
+    event = {**event, "id": event["id"] + "_odd"}
+    charge = event["data"]["object"]
+    mangle(charge)
+    response = await p.deliver(event)
+    assert response.status_code == 200, response.text
+    after = await p.client.get(f"/api/orders/{order['id']}", headers=AUTH)
+    assert after.status_code == 200
+    assert after.json()["data"]["refundedAmount"] == 5.0
+
+
+async def test_currency_mismatch_is_rejected(payments: Payments) -> None:
+    order = await payments.create_order()
+    response = await payments.deliver(
+        _intent_event(order, "payment_intent.succeeded", currency="eur")
+    )
+    assert response.status_code == 200
+    assert (await payments.get_order(order["id"]))["paymentStatus"] == "pending"
+    assert "currency eur differs" in ((await _errors(payments))[0].error or "")
+
+
+async def test_several_v1_with_the_wrong_one_first(stripe_payments: Payments) -> None:
+    from tests.fixtures.stripe_server import sign_payload
+
+    order = await stripe_payments.create_order()
+    body, _ = signed_webhook(_intent_event(order, "payment_intent.succeeded"), WEBHOOK_SECRET)
+    right = sign_payload(body, WEBHOOK_SECRET)
+    t, v1 = right.split(",")
+    header = f"{t},v1={'ab' * 32},{v1}"
+    response = await stripe_payments.client.post(
+        "/webhooks/stripe", content=body, headers={"Stripe-Signature": header}
+    )
+    assert response.status_code == 200

@@ -433,6 +433,7 @@ class Order:
             return False
         self.payment_status = PaymentStatus.PENDING
         self.updated_at = now
+        self.dirty = True
         return True
 
     def record_payment_canceled(self, now: datetime, source: EventSource) -> bool:

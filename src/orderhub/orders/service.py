@@ -24,13 +24,14 @@ from orderhub.orders.domain import (
     OrderDraft,
     OrderEvent,
     OrderStatus,
+    PaymentStatus,
     Refund,
     RefundStatus,
     check_total,
 )
 from orderhub.orders.schemas import OrderCreateIn, OrderUpdateIn
 from orderhub.payments.provider import PaymentProvider, ProviderError
-from orderhub.payments.service import PaymentService
+from orderhub.payments.service import PaymentService, cancel_refund_id
 from orderhub.store.protocol import AlreadyExists, OrderFilter, Store, UnitOfWork
 
 log = structlog.get_logger(__name__)
@@ -199,21 +200,48 @@ class OrderService:
 
     async def cancel(self, order_id: str) -> Order:
         """DELETE: cancel a pending payment at the provider (refund it if it turns out to
-        have succeeded), or refund what is left of a completed one; then cancel."""
+        have succeeded), or refund what is left of a completed one; then cancel.
+
+        The order is cancelled and its refund reserved in one commit, then the refund is
+        sent. If the provider cannot be reached the answer is 502 and the refund stays
+        pending; DELETE again sends it (the provider's idempotency key is the refund id)."""
         order, _ = await self.get(order_id)
+        refund_id = cancel_refund_id(order.id)
+        unsent = order.find_refund(refund_id)
+        if (
+            order.status == OrderStatus.CANCELLED
+            and unsent is not None
+            and unsent.provider_id is None
+            and unsent.status == RefundStatus.PENDING
+        ):
+            # cancelled earlier, but its refund never reached the provider: send it now
+            return await self._send_cancel_refund(order, refund_id)
         order.check_cancellable()
         await self._payment_service.settle_for_cancel(order)
 
         async def change(current: Order, _uow: UnitOfWork, now: datetime) -> None:
+            if (
+                current.status == OrderStatus.CANCELLED
+                and current.payment_status == PaymentStatus.CANCELLED
+            ):
+                return  # the provider's own cancellation got here first: done
             current.check_cancellable()
             left = current.refundable_minor
             # Cancel first: a refund of a cancelled order leaves its status `cancelled`.
             current.cancel(now, EventSource.API)
             if left > 0:
-                refund = Refund(
-                    f"cancel-{current.id}", left, "requested_by_customer", RefundStatus.PENDING, now
-                )
+                refund = Refund(refund_id, left, "requested_by_customer", RefundStatus.PENDING, now)
                 current.record_refund(refund, now, EventSource.API)
 
         cancelled = await change_order(self._store, self._clock, order.id, change)
-        return await self._payment_service.refund_after_cancel(cancelled)
+        return await self._send_cancel_refund(cancelled, refund_id)
+
+    async def _send_cancel_refund(self, order: Order, refund_id: str) -> Order:
+        order = await self._payment_service.submit_refund(order, refund_id, EventSource.API)
+        refund = order.find_refund(refund_id)
+        if refund is not None and refund.status in (RefundStatus.FAILED, RefundStatus.CANCELED):
+            raise UpstreamError(
+                "The order is cancelled, but the payment provider refused the refund",
+                code="refund_failed",
+            )
+        return order

@@ -102,3 +102,6 @@ class PaymentProvider(Protocol):
     async def refund(
         self, *, intent_id: str, amount: int, reason: str | None, idempotency_key: str
     ) -> ProviderRefund: ...
+
+    async def list_refunds(self, intent_id: str) -> list[ProviderRefund]:
+        """Every refund of the intent's payment, as the provider knows them."""

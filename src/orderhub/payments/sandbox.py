@@ -160,3 +160,6 @@ class SandboxPaymentProvider:
             self._refunds[idempotency_key] = refund
             self._refunded[intent_id] = refunded + amount
             return refund
+
+    async def list_refunds(self, intent_id: str) -> list[ProviderRefund]:
+        return [r for r in self._refunds.values() if r.payment_intent == intent_id]

@@ -90,6 +90,16 @@ class OutcomeRejected(Exception):
     recorded as an error and not applied."""
 
 
+def auto_refund_id(intent_id: str) -> str:
+    """The refund of a payment that succeeded on a cancelled order: one per intent."""
+    return f"auto-{intent_id}"
+
+
+def cancel_refund_id(order_id: uuid.UUID) -> str:
+    """The refund made by cancelling a paid order: one per order."""
+    return f"cancel-{order_id}"
+
+
 def intent_outcome(intent: PaymentIntent, *, failed: bool = False) -> IntentOutcome:
     if failed:
         result = PaymentResult.FAILED
@@ -170,7 +180,12 @@ class PaymentService:
                 self._apply_refund(current, outcome, now, source)
 
         updated = await change_order(self._store, self._clock, order.id, change)
-        return await self._submit_pending_refunds(updated)
+        automatic = updated.find_refund(auto_refund_id(outcome.intent_id))
+        if isinstance(outcome, IntentOutcome) and automatic is not None:
+            # Sent here, by whoever applied the payment; if the provider cannot be reached
+            # the caller fails (a webhook answers 5xx, so Stripe retries and we resend).
+            updated = await self.submit_refund(updated, automatic.id)
+        return updated
 
     def _apply_intent(
         self, order: Order, outcome: IntentOutcome, now: datetime, source: EventSource
@@ -182,7 +197,9 @@ class PaymentService:
                 # A payment that succeeds on a cancelled order is refunded automatically;
                 # the id is derived from the intent, so the refund is reserved only once.
                 order.record_refund(
-                    Refund(f"auto-{outcome.intent_id}", left, None, RefundStatus.PENDING, now),
+                    Refund(
+                        auto_refund_id(outcome.intent_id), left, None, RefundStatus.PENDING, now
+                    ),
                     now,
                     EventSource.SYSTEM,
                 )
@@ -224,8 +241,12 @@ class PaymentService:
         refunds within what was paid), then ask the provider with the local refund id
         as its idempotency key, then apply what it answered."""
         parsed = parse_uuid(order_id)
-        if parsed is None:
+        async with self._store.unit_of_work(read_only=True) as uow:
+            current = await uow.orders.get(parsed) if parsed else None
+        if current is None:
             raise NotFound("Order not found")
+        # the amount is checked before the order's state: a bad amount is always a 400
+        requested = None if amount is None else _minor(amount, current)
         local_id = str(refund_id)
 
         async def reserve(order: Order, _uow: UnitOfWork, now: datetime) -> None:
@@ -235,7 +256,7 @@ class PaymentService:
                 raise Conflict("Order has not been paid", code="order_not_paid")
             if order.refundable_minor <= 0:
                 raise Conflict("Order has been fully refunded", code="nothing_to_refund")
-            amount_minor = order.refundable_minor if amount is None else _minor(amount, order)
+            amount_minor = order.refundable_minor if requested is None else requested
             if amount_minor > order.refundable_minor:
                 raise Conflict(
                     "Refund amount exceeds the amount left to refund", code="refund_too_large"
@@ -244,15 +265,25 @@ class PaymentService:
                 Refund(local_id, amount_minor, reason, RefundStatus.PENDING, now), now, source
             )
 
-        order = await change_order(self._store, self._clock, parsed, reserve)
-        reserved = order.find_refund(local_id)
-        assert reserved is not None
-        order = await self._submit(order, reserved, source)
+        order = await change_order(self._store, self._clock, current.id, reserve)
+        order = await self.submit_refund(order, local_id, source)
         final = order.find_refund(local_id)
         assert final is not None
         if final.status in (RefundStatus.FAILED, RefundStatus.CANCELED):
             raise Conflict("The payment provider refused the refund", code="refund_failed")
         return RefundResult(final, order)
+
+    async def submit_refund(
+        self, order: Order, refund_id: str, source: EventSource = EventSource.SYSTEM
+    ) -> Order:
+        """Send one reserved refund to the provider (once it has a provider id or a final
+        status there is nothing to send)."""
+        refund = order.find_refund(refund_id)
+        if refund is None or refund.provider_id is not None:
+            return order
+        if refund.status != RefundStatus.PENDING:
+            return order
+        return await self._submit(order, refund, source)
 
     async def _submit(self, order: Order, refund: Refund, source: EventSource) -> Order:
         """Send a reserved refund to the provider and apply the answer. A provider that
@@ -297,17 +328,6 @@ class PaymentService:
             ) from exc
         return await self.apply(refund_outcome(answer, order.payment_intent_id, refund.id), source)
 
-    async def _submit_pending_refunds(self, order: Order) -> Order:
-        """Refunds reserved but not yet known to the provider (automatic ones, or one whose
-        call failed earlier) are sent now; the idempotency key makes this safe to repeat."""
-        for refund in list(order.refunds):
-            if refund.provider_id is None and refund.status == RefundStatus.PENDING:
-                try:
-                    order = await self._submit(order, refund, EventSource.SYSTEM)
-                except UpstreamError:
-                    log.warning("pending_refund_not_submitted", order_id=str(order.id))
-        return order
-
     # -- cancel (for DELETE /api/orders/:id) ----------------------------------------
 
     async def settle_for_cancel(self, order: Order) -> None:
@@ -336,9 +356,6 @@ class PaymentService:
             ) from exc
         if intent.status == IntentStatus.SUCCEEDED:
             await self.apply(intent_outcome(intent), EventSource.PROVIDER)
-
-    async def refund_after_cancel(self, order: Order) -> Order:
-        return await self._submit_pending_refunds(order)
 
     # -- confirm ----------------------------------------------------------------------
 
@@ -398,6 +415,12 @@ class PaymentService:
         except OutcomeRejected as exc:
             await self._errors.record(Service.PAYMENTS, "Payment outcome rejected", error=str(exc))
             raise Conflict("The payment does not match the order", code="payment_mismatch") from exc
+
+    async def provider_refunds(self, intent_id: str) -> list[RefundOutcome]:
+        """The intent's refunds as the provider knows them (ProviderError if unreachable)."""
+        return [
+            refund_outcome(r, intent_id, None) for r in await self._payments.list_refunds(intent_id)
+        ]
 
     async def get_intent(self, intent_id: str) -> PaymentIntent:
         return await self._retrieve(intent_id)

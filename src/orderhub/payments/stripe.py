@@ -169,3 +169,17 @@ class StripePaymentProvider:
         except stripe.StripeError as exc:
             raise _translate(exc) from exc
         return _refund(obj)
+
+    async def list_refunds(self, intent_id: str) -> list[ProviderRefund]:
+        refunds: list[ProviderRefund] = []
+        params: dict[str, Any] = {"payment_intent": intent_id, "limit": 100}
+        try:
+            while True:
+                page = await self._client.v1.refunds.list_async(params)  # type: ignore[arg-type]
+                data = _data(page)
+                refunds.extend(_refund(item) for item in data.get("data", []))
+                if not data.get("has_more") or not data.get("data"):
+                    return refunds
+                params["starting_after"] = data["data"][-1]["id"]
+        except stripe.StripeError as exc:
+            raise _translate(exc) from exc

@@ -14,10 +14,10 @@ from starlette.responses import Response
 from orderhub.auth.dependency import container_of
 from orderhub.kit.clock import Clock
 from orderhub.kit.envelope import EnvelopeResponse, error_responses
-from orderhub.kit.errors import BadRequest
+from orderhub.kit.errors import AppError, BadRequest, ServiceUnavailable
 from orderhub.monitoring.errors import ErrorRecorder, Service
 from orderhub.orders.domain import EventSource
-from orderhub.payments.provider import REFUND_ID_METADATA
+from orderhub.payments.provider import REFUND_ID_METADATA, ProviderError
 from orderhub.payments.schemas import WebhookReceivedOut
 from orderhub.payments.service import (
     IntentOutcome,
@@ -74,31 +74,57 @@ def verify(payload: bytes, signature: str | None, secret: str) -> dict[str, Any]
     return event
 
 
+MAX_TIMESTAMP = 2**40  # far beyond any real Unix time; keeps datetime conversion safe
+
+
+def _text(obj: dict[str, Any], key: str) -> str:
+    value = obj.get(key)
+    if not isinstance(value, str) or not value:
+        raise ValueError(f"{key} must be a non-empty string")
+    return value
+
+
+def _count(obj: dict[str, Any], key: str, default: int | None = None) -> int:
+    value = obj.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < MAX_TIMESTAMP:
+        raise ValueError(f"{key} must be a non-negative integer")
+    return value
+
+
 def _refund_outcome(refund: dict[str, Any], intent_id: str | None) -> RefundOutcome | None:
+    if not isinstance(refund, dict):
+        raise ValueError("refund must be an object")
     intent = refund.get("payment_intent") or intent_id
     if not isinstance(intent, str):
         return None
-    metadata = refund.get("metadata") or {}
+    metadata = refund.get("metadata")
     local_id = metadata.get(REFUND_ID_METADATA) if isinstance(metadata, dict) else None
+    reason = refund.get("reason")
+    status = refund.get("status")
     return RefundOutcome(
         intent_id=intent,
-        provider_refund_id=str(refund["id"]),
+        provider_refund_id=_text(refund, "id"),
         local_id=local_id if isinstance(local_id, str) else None,
-        amount=int(refund["amount"]),
-        currency=str(refund["currency"]),
-        status=refund_status(str(refund.get("status") or "pending")),
-        reason=refund.get("reason"),
-        created=datetime.fromtimestamp(int(refund.get("created") or 0), tz=UTC),
+        amount=_count(refund, "amount"),
+        currency=_text(refund, "currency"),
+        status=refund_status(status if isinstance(status, str) else ""),
+        reason=reason if isinstance(reason, str) else None,
+        created=datetime.fromtimestamp(_count(refund, "created", 0), tz=UTC),
     )
 
 
-def outcomes_of(event: dict[str, Any]) -> list[PaymentOutcome]:
-    """The payment outcomes an event reports (none for types orderhub does not handle)."""
+def outcomes_of(event: dict[str, Any]) -> list[PaymentOutcome] | None:
+    """The payment outcomes an event reports ([] for types orderhub does not handle). None
+    for a `charge.refunded` that does not embed its refunds (current API versions): the
+    caller asks the provider for them."""
     kind, obj = event["type"], event["data"]["object"]
     if kind in INTENT_RESULTS:
         return [
             IntentOutcome(
-                str(obj["id"]), INTENT_RESULTS[kind], int(obj["amount"]), str(obj["currency"])
+                _text(obj, "id"),
+                INTENT_RESULTS[kind],
+                _count(obj, "amount"),
+                _text(obj, "currency"),
             )
         ]
     if kind == "charge.refund.updated":
@@ -106,26 +132,18 @@ def outcomes_of(event: dict[str, Any]) -> list[PaymentOutcome]:
         return [outcome] if outcome else []
     if kind == "charge.refunded":
         intent_id = obj.get("payment_intent")
-        refunds = (obj.get("refunds") or {}).get("data") or []
+        embedded = obj.get("refunds")
+        if not isinstance(embedded, dict) or not isinstance(embedded.get("data"), list):
+            return None
+        if embedded.get("has_more"):
+            return None  # only part of them: ask for all
         outcomes: list[PaymentOutcome] = []
-        for refund in refunds:
-            outcome = _refund_outcome({"currency": obj.get("currency"), **refund}, intent_id)
+        for refund in embedded["data"]:
+            if isinstance(refund, dict):
+                refund = {"currency": obj.get("currency"), **refund}
+            outcome = _refund_outcome(refund, intent_id if isinstance(intent_id, str) else None)
             if outcome is not None:
                 outcomes.append(outcome)
-        if not refunds and isinstance(intent_id, str) and obj.get("amount_refunded"):
-            # API versions that no longer embed the refunds: one refund for the total.
-            outcomes.append(
-                RefundOutcome(
-                    intent_id=intent_id,
-                    provider_refund_id=f"{obj['id']}:refunded",
-                    local_id=None,
-                    amount=int(obj["amount_refunded"]),
-                    currency=str(obj["currency"]),
-                    status=refund_status("succeeded"),
-                    reason=None,
-                    created=datetime.fromtimestamp(int(obj.get("created") or 0), tz=UTC),
-                )
-            )
         return outcomes
     return []
 
@@ -141,14 +159,16 @@ class WebhookService:
 
     async def handle(self, event: dict[str, Any]) -> str:
         """Apply a verified event once. Returns its outcome; raises if applying failed
-        (the event stays unfinished, so Stripe's retry applies it)."""
+        (the event stays unfinished, and the 5xx makes Stripe send it again)."""
         event_id, kind = event["id"], event["type"]
         if not await self._store.webhook_events.begin(event_id, kind, self._clock.now()):
             return "duplicate"
         try:
             outcomes = outcomes_of(event)
-        except (KeyError, TypeError, ValueError) as exc:
-            return await self._reject(event_id, kind, f"malformed {kind} object: {exc!r}")
+            if outcomes is None:
+                outcomes = await self._refunds_from_provider(event["data"]["object"])
+        except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as exc:
+            return await self._reject(event_id, kind, f"malformed {kind} object: {exc}")
         if not outcomes:
             await self._store.webhook_events.finish(event_id, "ignored", None, self._clock.now())
             return "ignored"
@@ -157,8 +177,25 @@ class WebhookService:
                 await self._payments.apply(outcome, EventSource.WEBHOOK)
             except OutcomeRejected as exc:
                 return await self._reject(event_id, kind, str(exc))
+            except AppError as exc:
+                # a conflict that outlasted the retries, a provider that is down: try later
+                log.warning("webhook_apply_failed", event_id=event_id, error=exc.message)
+                raise ServiceUnavailable(
+                    "The event could not be applied now; it will be retried",
+                    code="webhook_apply_failed",
+                ) from exc
         await self._store.webhook_events.finish(event_id, "applied", None, self._clock.now())
         return "applied"
+
+    async def _refunds_from_provider(self, charge: dict[str, Any]) -> list[PaymentOutcome]:
+        intent_id = _text(charge, "payment_intent")
+        try:
+            return list(await self._payments.provider_refunds(intent_id))
+        except ProviderError as exc:
+            raise ServiceUnavailable(
+                "The refunds of this charge could not be read from the provider",
+                code="payment_provider_error",
+            ) from exc
 
     async def _reject(self, event_id: str, kind: str, reason: str) -> str:
         await self._errors.record(

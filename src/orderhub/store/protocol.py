@@ -16,12 +16,14 @@ Shape, chosen so that DynamoDB can implement it with its own primitives:
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from types import TracebackType
 from typing import Protocol, Self
 
+from orderhub.delivery.model import Delivery, DeliveryFilter, DueDelivery
 from orderhub.orders.domain import Order, OrderEvent, OrderStatus
 
 
@@ -122,6 +124,50 @@ class WebhookEventRepository(Protocol):
         is not finished, so Stripe's retry handles it again."""
 
 
+class DeliveryRepository(Protocol):
+    """The outbox. Deliveries are written with their events (by `OrderRepository.add/save`);
+    these operations are the worker's and the operators'."""
+
+    async def claim_due(
+        self, now: datetime, worker_id: str, lease_until: datetime, limit: int
+    ) -> list[DueDelivery]:
+        """Lease up to `limit` deliveries that are due (pending and due, or in flight with an
+        expired lease), oldest first. A delivery is leased by one worker at a time."""
+
+    async def complete(
+        self, delivery_id: uuid.UUID, worker_id: str, now: datetime, duration_ms: int
+    ) -> bool:
+        """Mark delivered and record the attempt; False if the lease was lost."""
+
+    async def fail(
+        self,
+        delivery_id: uuid.UUID,
+        worker_id: str,
+        now: datetime,
+        duration_ms: int,
+        error: str,
+        retry_at: datetime | None,
+    ) -> bool:
+        """Record a failed attempt: back to pending until `retry_at`, or dead when `retry_at`
+        is None. False if the lease was lost."""
+
+    async def release(self, delivery_ids: list[uuid.UUID], worker_id: str) -> None:
+        """Give leased deliveries back untouched (graceful shutdown)."""
+
+    async def get(self, delivery_id: uuid.UUID) -> Delivery | None: ...
+
+    async def list_page(
+        self, delivery_filter: DeliveryFilter, before_id: uuid.UUID | None, limit: int
+    ) -> list[Delivery]:
+        """Newest first (by id)."""
+
+    async def retry_dead(self, delivery_id: uuid.UUID, now: datetime) -> bool:
+        """Put a dead delivery back to pending, due now; False unless it was dead."""
+
+    async def next_due_at(self) -> datetime | None:
+        """When the earliest pending delivery is due (for the worker's sleep)."""
+
+
 class UnitOfWork(Protocol):
     @property
     def orders(self) -> OrderRepository: ...
@@ -185,6 +231,13 @@ class Store(Protocol):
 
     @property
     def webhook_events(self) -> WebhookEventRepository: ...
+
+    @property
+    def deliveries(self) -> DeliveryRepository: ...
+
+    @property
+    def outbox_signal(self) -> asyncio.Event:
+        """Set after a commit in this process wrote deliveries (wakes the local worker)."""
 
     def unit_of_work(self, *, read_only: bool = False) -> UnitOfWork: ...
 

@@ -15,7 +15,16 @@ from sqlalchemy import and_, delete, event, func, insert, or_, select, update
 from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
+from orderhub.delivery.model import (
+    Delivery,
+    DeliveryFilter,
+    DeliveryStatus,
+    DeliveryTargets,
+    DueDelivery,
+    Integration,
+)
 from orderhub.kit.clock import epoch_ms, from_epoch_ms
+from orderhub.kit.ids import new_id
 from orderhub.orders.domain import (
     EventSource,
     EventType,
@@ -91,7 +100,9 @@ def _order_row(order: Order, version: int) -> dict[str, Any]:
     }
 
 
-def _event_rows(order: Order, version: int) -> list[dict[str, Any]]:
+def _event_rows(
+    events: list[OrderEvent], version: int, document: dict[str, Any]
+) -> list[dict[str, Any]]:
     return [
         {
             "id": str(e.id),
@@ -102,14 +113,50 @@ def _event_rows(order: Order, version: int) -> list[dict[str, Any]]:
             "status": e.status.value,
             "payment_status": e.payment_status.value,
             "source": e.source.value,
+            "order_document": document,
         }
-        for e in order.take_events()
+        for e in events
     ]
 
 
 class SqlOrderRepository:
-    def __init__(self, conn: AsyncConnection) -> None:
+    def __init__(self, conn: AsyncConnection, targets: DeliveryTargets) -> None:
         self._conn = conn
+        self._targets = targets
+        self.wrote_deliveries = False
+
+    async def _write_events(self, order: Order, row: dict[str, Any]) -> None:
+        """The order's events, each with the order as of this change, and one delivery per
+        (event, integration) that applies: in the same transaction as the order."""
+        events = order.take_events()
+        if not events:
+            return
+        await self._conn.execute(
+            insert(t.order_events), _event_rows(events, row["version"], row["document"])
+        )
+        created = row["updated_at"]
+        deliveries = [
+            {
+                "id": str(new_id()),
+                "event_id": str(event.id),
+                "order_id": str(event.order_id),
+                "integration": integration.value,
+                "status": DeliveryStatus.PENDING.value,
+                "attempts": 0,
+                "next_attempt_at": created,
+                "lease_owner": None,
+                "lease_until": None,
+                "last_error": None,
+                "event_at": epoch_ms(event.at),
+                "created_at": created,
+                "delivered_at": None,
+            }
+            for event in events
+            for integration in self._targets(event.type)
+        ]
+        if deliveries:
+            await self._conn.execute(insert(t.deliveries), deliveries)
+            self.wrote_deliveries = True
 
     async def get(self, order_id: uuid.UUID) -> Order | None:
         row = (
@@ -137,23 +184,20 @@ class SqlOrderRepository:
                 await self._conn.execute(insert(t.orders).values(_order_row(order, order.version)))
         except IntegrityError:
             raise AlreadyExists(str(order.id)) from None
-        events = _event_rows(order, order.version)
-        if events:
-            await self._conn.execute(insert(t.order_events), events)
+        await self._write_events(order, _order_row(order, order.version))
         order.dirty = False
 
     async def save(self, order: Order) -> None:
         new_version = order.version + 1
+        row = _order_row(order, new_version)
         result = await self._conn.execute(
             update(t.orders)
             .where(t.orders.c.id == str(order.id), t.orders.c.version == order.version)
-            .values(_order_row(order, new_version))
+            .values(row)
         )
         if result.rowcount != 1:
             raise ConcurrencyConflict(str(order.id))
-        events = _event_rows(order, new_version)
-        if events:
-            await self._conn.execute(insert(t.order_events), events)
+        await self._write_events(order, row)
         order.version = new_version
         order.dirty = False
 
@@ -296,7 +340,7 @@ class SqlUnitOfWork:
                 raise StoreError("store unavailable") from exc
             raise
         self._conn = conn
-        self.orders = SqlOrderRepository(conn)
+        self.orders = SqlOrderRepository(conn, self._store.delivery_targets)
         self.api_keys = SqlApiKeyRepository(conn)
         return self
 
@@ -310,6 +354,8 @@ class SqlUnitOfWork:
         assert self._conn is not None
         await self._conn.commit()
         self._committed = True
+        if self.orders.wrote_deliveries:
+            self._store.outbox_signal.set()  # wake this process's worker at once
 
     async def rollback(self) -> None:
         if self._conn is not None and self._conn.in_transaction():
@@ -523,9 +569,276 @@ class SqlWebhookEventRepository:
             await uow.commit()
 
 
+def _delivery(row: Any) -> Delivery:
+    return Delivery(
+        id=uuid.UUID(row.id),
+        event_id=uuid.UUID(row.event_id),
+        event_type=EventType(row.type),
+        order_id=uuid.UUID(row.order_id),
+        integration=Integration(row.integration),
+        status=DeliveryStatus(row.status),
+        attempts=row.attempts,
+        next_attempt_at=from_epoch_ms(row.next_attempt_at),
+        last_error=row.last_error,
+        event_at=from_epoch_ms(row.event_at),
+        created_at=from_epoch_ms(row.created_at),
+        delivered_at=from_epoch_ms(row.delivered_at) if row.delivered_at is not None else None,
+    )
+
+
+def _delivery_query() -> Any:
+    d, e = t.deliveries, t.order_events
+    return select(d, e.c.type).join(e, e.c.id == d.c.event_id)
+
+
+class SqlDeliveryRepository:
+    def __init__(self, store: SqlStore) -> None:
+        self._store = store
+
+    async def claim_due(
+        self, now: datetime, worker_id: str, lease_until: datetime, limit: int
+    ) -> list[DueDelivery]:
+        d, e = t.deliveries, t.order_events
+        now_ms = epoch_ms(now)
+        due = or_(
+            and_(d.c.status == DeliveryStatus.PENDING.value, d.c.next_attempt_at <= now_ms),
+            and_(d.c.status == DeliveryStatus.IN_FLIGHT.value, d.c.lease_until <= now_ms),
+        )
+        async with self._store.unit_of_work() as uow:
+            conn = uow.connection
+            candidates = (
+                await conn.execute(
+                    select(d.c.id, d.c.status, d.c.lease_until)
+                    .where(due)
+                    .order_by(d.c.next_attempt_at, d.c.id)
+                    .limit(limit)
+                )
+            ).all()
+            claimed: list[str] = []
+            for candidate in candidates:
+                # Conditional on what we saw: another worker that got there first wins.
+                result = await conn.execute(
+                    update(d)
+                    .where(
+                        d.c.id == candidate.id,
+                        d.c.status == candidate.status,
+                        d.c.lease_until.is_(None)
+                        if candidate.lease_until is None
+                        else d.c.lease_until == candidate.lease_until,
+                    )
+                    .values(
+                        status=DeliveryStatus.IN_FLIGHT.value,
+                        lease_owner=worker_id,
+                        lease_until=epoch_ms(lease_until),
+                    )
+                )
+                if result.rowcount == 1:
+                    claimed.append(candidate.id)
+            rows = (
+                (
+                    await conn.execute(
+                        select(
+                            d,
+                            e.c.type,
+                            e.c.at,
+                            e.c.status.label("event_status"),
+                            e.c.payment_status,
+                            e.c.source,
+                            e.c.order_document,
+                            e.c.order_version,
+                        )
+                        .join(e, e.c.id == d.c.event_id)
+                        .where(d.c.id.in_(claimed))
+                        .order_by(d.c.next_attempt_at, d.c.id)
+                    )
+                ).all()
+                if claimed
+                else []
+            )
+            await uow.commit()
+        return [
+            DueDelivery(
+                delivery=_delivery(row),
+                event=OrderEvent(
+                    id=uuid.UUID(row.event_id),
+                    order_id=uuid.UUID(row.order_id),
+                    type=EventType(row.type),
+                    at=from_epoch_ms(row.at),
+                    status=OrderStatus(row.event_status),
+                    payment_status=PaymentStatus(row.payment_status),
+                    source=EventSource(row.source),
+                ),
+                order_document=row.order_document,
+                order_version=row.order_version,
+            )
+            for row in rows
+        ]
+
+    async def _finish(
+        self,
+        delivery_id: uuid.UUID,
+        worker_id: str,
+        values: dict[str, Any],
+        attempt: dict[str, Any],
+    ) -> bool:
+        d = t.deliveries
+        async with self._store.unit_of_work() as uow:
+            result = await uow.connection.execute(
+                update(d)
+                .where(
+                    d.c.id == str(delivery_id),
+                    d.c.status == DeliveryStatus.IN_FLIGHT.value,
+                    d.c.lease_owner == worker_id,
+                )
+                .values(**values)
+            )
+            integration = (
+                await uow.connection.execute(
+                    select(d.c.integration).where(d.c.id == str(delivery_id))
+                )
+            ).scalar_one_or_none()
+            await uow.connection.execute(
+                insert(t.delivery_attempts).values(
+                    id=str(new_id()),
+                    delivery_id=str(delivery_id),
+                    integration=integration or "",
+                    **attempt,
+                )
+            )
+            await uow.commit()
+        return bool(result.rowcount == 1)
+
+    async def complete(
+        self, delivery_id: uuid.UUID, worker_id: str, now: datetime, duration_ms: int
+    ) -> bool:
+        return await self._finish(
+            delivery_id,
+            worker_id,
+            {
+                "status": DeliveryStatus.DELIVERED.value,
+                "attempts": t.deliveries.c.attempts + 1,
+                "delivered_at": epoch_ms(now),
+                "lease_owner": None,
+                "lease_until": None,
+                "last_error": None,
+            },
+            {
+                "outcome": "delivered",
+                "duration_ms": duration_ms,
+                "error": None,
+                "at": epoch_ms(now),
+            },
+        )
+
+    async def fail(
+        self,
+        delivery_id: uuid.UUID,
+        worker_id: str,
+        now: datetime,
+        duration_ms: int,
+        error: str,
+        retry_at: datetime | None,
+    ) -> bool:
+        dead = retry_at is None
+        return await self._finish(
+            delivery_id,
+            worker_id,
+            {
+                "status": (DeliveryStatus.DEAD if dead else DeliveryStatus.PENDING).value,
+                "attempts": t.deliveries.c.attempts + 1,
+                "next_attempt_at": epoch_ms(retry_at)
+                if retry_at
+                else t.deliveries.c.next_attempt_at,
+                "lease_owner": None,
+                "lease_until": None,
+                "last_error": error[:2000],
+            },
+            {
+                "outcome": "dead" if dead else "failed",
+                "duration_ms": duration_ms,
+                "error": error[:2000],
+                "at": epoch_ms(now),
+            },
+        )
+
+    async def release(self, delivery_ids: list[uuid.UUID], worker_id: str) -> None:
+        if not delivery_ids:
+            return
+        d = t.deliveries
+        async with self._store.unit_of_work() as uow:
+            await uow.connection.execute(
+                update(d)
+                .where(
+                    d.c.id.in_([str(i) for i in delivery_ids]),
+                    d.c.status == DeliveryStatus.IN_FLIGHT.value,
+                    d.c.lease_owner == worker_id,
+                )
+                .values(status=DeliveryStatus.PENDING.value, lease_owner=None, lease_until=None)
+            )
+            await uow.commit()
+
+    async def get(self, delivery_id: uuid.UUID) -> Delivery | None:
+        async with self._store.unit_of_work(read_only=True) as uow:
+            row = (
+                await uow.connection.execute(
+                    _delivery_query().where(t.deliveries.c.id == str(delivery_id))
+                )
+            ).first()
+        return _delivery(row) if row else None
+
+    async def list_page(
+        self, delivery_filter: DeliveryFilter, before_id: uuid.UUID | None, limit: int
+    ) -> list[Delivery]:
+        d = t.deliveries
+        query = _delivery_query()
+        if delivery_filter.status is not None:
+            query = query.where(d.c.status == delivery_filter.status.value)
+        if delivery_filter.order_id is not None:
+            query = query.where(d.c.order_id == str(delivery_filter.order_id))
+        if delivery_filter.integration is not None:
+            query = query.where(d.c.integration == delivery_filter.integration.value)
+        if before_id is not None:
+            query = query.where(d.c.id < str(before_id))
+        query = query.order_by(d.c.id.desc()).limit(limit)
+        async with self._store.unit_of_work(read_only=True) as uow:
+            rows = (await uow.connection.execute(query)).all()
+        return [_delivery(row) for row in rows]
+
+    async def retry_dead(self, delivery_id: uuid.UUID, now: datetime) -> bool:
+        d = t.deliveries
+        async with self._store.unit_of_work() as uow:
+            result = await uow.connection.execute(
+                update(d)
+                .where(d.c.id == str(delivery_id), d.c.status == DeliveryStatus.DEAD.value)
+                .values(
+                    status=DeliveryStatus.PENDING.value,
+                    next_attempt_at=epoch_ms(now),
+                    # a fresh start: the age limit counts from the retry
+                    event_at=epoch_ms(now),
+                )
+            )
+            await uow.commit()
+        return bool(result.rowcount == 1)
+
+    async def next_due_at(self) -> datetime | None:
+        d = t.deliveries
+        async with self._store.unit_of_work(read_only=True) as uow:
+            value = (
+                await uow.connection.execute(
+                    select(func.min(d.c.next_attempt_at)).where(
+                        d.c.status == DeliveryStatus.PENDING.value
+                    )
+                )
+            ).scalar_one_or_none()
+        return from_epoch_ms(value) if value is not None else None
+
+
 class SqlStore:
-    def __init__(self, database_url: str) -> None:
+    def __init__(
+        self, database_url: str, delivery_targets: DeliveryTargets = lambda _event: []
+    ) -> None:
         self.database_url = database_url
+        self.delivery_targets = delivery_targets
         self.is_sqlite = database_url.startswith("sqlite:///")
         if self.is_sqlite:
             Path(database_url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
@@ -540,6 +853,9 @@ class SqlStore:
         self.idempotency = SqlIdempotencyRepository(self)
         self.errors = SqlErrorLogRepository(self)
         self.webhook_events = SqlWebhookEventRepository(self)
+        self.deliveries = SqlDeliveryRepository(self)
+        # Set when a commit wrote deliveries; the in-process worker waits on it.
+        self.outbox_signal = asyncio.Event()
 
     def unit_of_work(self, *, read_only: bool = False) -> SqlUnitOfWork:
         return SqlUnitOfWork(self, read_only=read_only)

@@ -14,6 +14,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    UniqueConstraint,
 )
 
 metadata = MetaData()
@@ -50,6 +51,7 @@ order_events = Table(
     Column("status", String(20), nullable=False),
     Column("payment_status", String(20), nullable=False),
     Column("source", String(20), nullable=False),
+    Column("order_document", JSON, nullable=True),
     Index("ix_order_events_order_id", "order_id", "id"),
 )
 
@@ -108,4 +110,40 @@ error_log = Table(
     Column("error", Text, nullable=True),
     Column("order_id", String(36), nullable=True),
     Index("ix_error_log_at", "at"),
+)
+
+deliveries = Table(
+    "deliveries",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("event_id", String(36), nullable=False),
+    Column("order_id", String(36), nullable=False),
+    Column("integration", String(20), nullable=False),
+    Column("status", String(20), nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("next_attempt_at", BigInteger, nullable=False),
+    Column("lease_owner", String(64), nullable=True),
+    Column("lease_until", BigInteger, nullable=True),
+    Column("last_error", Text, nullable=True),
+    Column("event_at", BigInteger, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("delivered_at", BigInteger, nullable=True),
+    UniqueConstraint("event_id", "integration", name="uq_deliveries_event_integration"),
+    Index("ix_deliveries_due", "status", "next_attempt_at"),
+    Index("ix_deliveries_order", "order_id", "id"),
+    Index("ix_deliveries_status_id", "status", "id"),
+)
+
+delivery_attempts = Table(
+    "delivery_attempts",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("delivery_id", String(36), nullable=False),
+    Column("integration", String(20), nullable=False),
+    Column("outcome", String(20), nullable=False),
+    Column("duration_ms", Integer, nullable=False),
+    Column("error", Text, nullable=True),
+    Column("at", BigInteger, nullable=False),
+    Index("ix_delivery_attempts_at", "at"),
+    Index("ix_delivery_attempts_delivery", "delivery_id"),
 )

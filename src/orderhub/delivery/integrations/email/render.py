@@ -1,0 +1,225 @@
+"""Email content for order events (SPEC §10): subject, HTML and plain text from templates.
+
+Templates live in `templates/` beside this module; a folder given as `EMAIL_TEMPLATES_DIR`
+overrides them file by file (a file there with the same name wins). HTML templates
+(`*.html.j2`) are autoescaped, so customer-supplied text is data, never markup; text and
+subject templates are not. Every template sees the same context (see `template_context`)
+and a `money(value, currency)` filter that formats a JSON amount for its currency.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from decimal import Decimal, InvalidOperation
+from email.message import EmailMessage as MimeMessage
+from email.utils import formatdate, parseaddr
+from pathlib import Path
+from typing import Any
+
+import jinja2
+
+from orderhub.delivery.integrations.base import (
+    DeliveryMessage,
+    EmailMessage,
+    PermanentDeliveryError,
+)
+from orderhub.kit.currencies import UnknownCurrency, currency_exponent
+
+BUILTIN_TEMPLATES = Path(__file__).parent / "templates"
+
+# event type -> template base name: `{name}.subject.j2`, `{name}.txt.j2`, `{name}.html.j2`
+EVENT_TEMPLATES: Mapping[str, str] = {
+    "order.created": "confirmation",
+    "order.paid": "receipt",
+    "order.payment_failed": "payment_failed",
+    "order.shipped": "shipped",
+    "order.cancelled": "cancelled",
+    "order.partially_refunded": "refund",
+    "order.refunded": "refund",
+}
+
+EMAIL_EVENTS: frozenset[str] = frozenset(EVENT_TEMPLATES)
+
+_COUNTED_REFUNDS = ("succeeded", "pending")
+
+
+def format_amount(value: object, currency: str) -> str:
+    """A JSON amount in major units, with exactly the currency's decimals.
+
+    `109.97, usd` -> `109.97`; `100, jpy` -> `100`; `1.5, kwd` -> `1.500`. A float is read
+    through its shortest repr, which is exact for every amount the API writes.
+    """
+    if isinstance(value, bool) or not isinstance(value, int | float | Decimal | str):
+        raise TypeError(f"not an amount: {value!r}")
+    try:
+        amount = Decimal(str(value))
+    except InvalidOperation:
+        raise ValueError(f"not an amount: {value!r}") from None
+    try:
+        exponent = currency_exponent(currency)
+    except UnknownCurrency:
+        return f"{amount:f}"
+    return f"{amount.quantize(Decimal(1).scaleb(-exponent)):f}"
+
+
+def _line_total(price: object, quantity: object, currency: str) -> str:
+    if isinstance(quantity, bool) or not isinstance(quantity, int):
+        raise TypeError(f"not a quantity: {quantity!r}")
+    return format_amount(Decimal(format_amount(price, currency)) * quantity, currency)
+
+
+def _optional_amount(value: object, currency: str) -> str | None:
+    if value is None or (not isinstance(value, bool) and value == 0):
+        return None
+    return format_amount(value, currency)
+
+
+def _latest_refund(order: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    refunds = [r for r in order.get("refunds") or () if r.get("status") in _COUNTED_REFUNDS]
+    if not refunds:
+        return None
+    # newest by createdAt; on a tie, the later one in the list
+    latest: Mapping[str, Any]
+    _, latest = max(enumerate(refunds), key=lambda p: (str(p[1].get("createdAt") or ""), p[0]))
+    return latest
+
+
+def template_context(message: DeliveryMessage) -> dict[str, Any]:
+    """What every template sees. Amounts are strings already formatted for the currency."""
+    order = message.order
+    currency = str(order["currency"]).lower()
+    refund = _latest_refund(order)
+    refunded = order.get("refundedAmount") or 0
+    return {
+        "order": order,
+        "event_type": message.event_type,
+        "event_id": message.event_id,
+        "occurred_at": message.occurred_at,
+        "order_id": str(order["id"]),
+        "customer_name": str(order.get("customerName") or ""),
+        "currency": currency.upper(),
+        "items": [
+            {
+                "id": item.get("id"),
+                "name": str(item["name"]),
+                "quantity": item["quantity"],
+                "price": format_amount(item["price"], currency),
+                "line_total": _line_total(item["price"], item["quantity"], currency),
+            }
+            for item in order["items"]
+        ],
+        "total": format_amount(order["totalAmount"], currency),
+        # None when zero or absent, so templates can leave the line out
+        "shipping": _optional_amount(order.get("shippingAmount"), currency),
+        "tax": _optional_amount(order.get("taxAmount"), currency),
+        "discount": _optional_amount(order.get("discountAmount"), currency),
+        "tracking_number": order.get("trackingNumber"),
+        "refunded_amount": format_amount(refunded, currency),
+        # this event's refund: the latest one that counts, else everything refunded so far
+        "refund_amount": format_amount(refund["amount"] if refund else refunded, currency),
+        "refund_reason": refund.get("reason") if refund else None,
+        "fully_refunded": message.event_type == "order.refunded",
+    }
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+class EmailRenderer:
+    """Renders the email for an order event, or None for events that send no email."""
+
+    def __init__(self, templates_dir: Path | None = None) -> None:
+        loaders: list[jinja2.BaseLoader] = []
+        if templates_dir is not None:
+            if not templates_dir.is_dir():
+                raise ValueError(f"EMAIL_TEMPLATES_DIR: not a directory: {templates_dir}")
+            loaders.append(jinja2.FileSystemLoader(templates_dir))
+        loaders.append(jinja2.FileSystemLoader(BUILTIN_TEMPLATES))
+        self.env = jinja2.Environment(
+            loader=jinja2.ChoiceLoader(loaders),
+            autoescape=jinja2.select_autoescape(
+                enabled_extensions=("html.j2", "html", "htm"),
+                disabled_extensions=("txt.j2", "subject.j2", "txt"),
+                default_for_string=False,
+                default=False,
+            ),
+            undefined=jinja2.StrictUndefined,
+            trim_blocks=True,
+            lstrip_blocks=True,
+            keep_trailing_newline=True,
+        )
+        self.env.filters["money"] = format_amount
+
+    def render(self, message: DeliveryMessage, sender: str) -> EmailMessage | None:
+        """The email for `message`, from `sender` to the order's `customerEmail`.
+
+        None when the event sends no email. Raises `PermanentDeliveryError` when the order
+        has no usable address, or when the templates cannot render it (a broken override
+        template or a malformed order: retrying the same input cannot help).
+        """
+        name = EVENT_TEMPLATES.get(message.event_type)
+        if name is None:
+            return None
+        to = str(message.order.get("customerEmail") or "").strip()
+        if not to:
+            raise PermanentDeliveryError("missing address")
+        if re.search(r"[\r\n\x00]", to) or "@" not in to:
+            raise PermanentDeliveryError("invalid address")
+        try:
+            context = template_context(message)
+            subject = _one_line(self.env.get_template(f"{name}.subject.j2").render(context))
+            context["subject"] = subject
+            text = self.env.get_template(f"{name}.txt.j2").render(context)
+            html = self.env.get_template(f"{name}.html.j2").render(context)
+        except (jinja2.TemplateError, KeyError, TypeError, ValueError) as exc:
+            raise PermanentDeliveryError(
+                f"cannot render {message.event_type} email: {type(exc).__name__}: {exc}"
+            ) from exc
+        return EmailMessage(
+            delivery_id=message.delivery_id,
+            event_id=message.event_id,
+            sender=sender,
+            to=to,
+            subject=subject,
+            text=text,
+            html=html,
+        )
+
+
+def message_id(message: EmailMessage) -> str:
+    """`<delivery-id@sender-domain>`: the same for every attempt of one delivery."""
+    local = re.sub(r"[^A-Za-z0-9.\-_+]", "-", message.delivery_id) or "delivery"
+    domain = parseaddr(message.sender)[1].rpartition("@")[2]
+    if not re.fullmatch(r"[A-Za-z0-9.\-]+", domain or ""):
+        domain = "orderhub.invalid"
+    return f"<{local}@{domain}>"
+
+
+def envelope_sender(message: EmailMessage) -> str:
+    """The bare address of `EMAIL_FROM` (which may be `Name <addr>`)."""
+    return parseaddr(message.sender)[1] or message.sender
+
+
+def _transfer_encoding(body: str) -> str | None:
+    return None if body.isascii() else "quoted-printable"
+
+
+def build_mime(message: EmailMessage) -> MimeMessage:
+    """RFC 5322 multipart/alternative (text, then HTML) with the orderhub headers."""
+    mime = MimeMessage()
+    try:
+        mime["From"] = message.sender
+        mime["To"] = message.to
+        mime["Subject"] = message.subject
+        mime["Date"] = formatdate(usegmt=True)
+        mime["Message-ID"] = message_id(message)
+        mime["X-Orderhub-Event-Id"] = message.event_id
+        mime["X-Orderhub-Delivery-Id"] = message.delivery_id
+    except ValueError as exc:  # CR/LF or similar in a header value
+        raise PermanentDeliveryError(f"invalid header: {exc}") from exc
+    # 7bit when ASCII; quoted-printable otherwise, so no server needs 8BITMIME
+    mime.set_content(message.text, cte=_transfer_encoding(message.text))
+    mime.add_alternative(message.html, subtype="html", cte=_transfer_encoding(message.html))
+    return mime

@@ -1,0 +1,222 @@
+"""The `sns` notifier: one `Publish` per delivery to `SNS_TOPIC_ARN` (aioboto3).
+
+The message is the JSON of `notification_payload`, with the message attribute
+`eventType`; on a FIFO topic (`...fifo`) `MessageGroupId` is the order id (per-order
+ordering) and `MessageDeduplicationId` the event id, so SNS drops a retried publish within
+its 5-minute de-duplication window.
+
+The endpoint is `endpoint_url` or, when None, botocore's own resolution
+(`AWS_ENDPOINT_URL_SNS` / `AWS_ENDPOINT_URL`, then AWS); the region is `region`, else the
+topic ARN's. Credentials come from the given `aioboto3.Session` (default chain otherwise).
+The SDK does not retry (`max_attempts=1`): the outbox owns retries and backoff.
+
+The client is opened on first use and kept (one connection pool); `aclose()` (or
+`async with`) releases it.
+
+Errors: throttling, 5xx, 401/403 (incl. `AuthorizationError`, expired or rotated
+credentials), KMS throttling/unavailability, connection errors and timeouts are transient;
+`NotFound` (no such topic), `InvalidParameter` and other 4xx are permanent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from types import TracebackType
+from typing import Any
+
+import aioboto3
+from botocore.config import Config
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    NoCredentialsError,
+    NoRegionError,
+    ParamValidationError,
+)
+
+from orderhub.delivery.integrations.base import (
+    DeliveryError,
+    DeliveryMessage,
+    PermanentDeliveryError,
+    TransientDeliveryError,
+    http_error,
+    notification_payload,
+    parse_retry_after,
+)
+
+TRANSIENT_CODES = frozenset(
+    {
+        "Throttling",
+        "ThrottlingException",
+        "ThrottledException",
+        "TooManyRequestsException",
+        "RequestLimitExceeded",
+        "RequestThrottled",
+        "KMSThrottling",
+        "KMSThrottlingException",
+        "KMSInvalidState",  # key pending rotation/enablement
+        "KMSDisabled",
+        "KMSAccessDenied",
+        "AuthorizationError",
+        "AccessDenied",
+        "AccessDeniedException",
+        "InvalidClientTokenId",
+        "UnrecognizedClientException",
+        "ExpiredToken",
+        "ExpiredTokenException",
+        "RequestExpired",
+        "SignatureDoesNotMatch",
+        "InternalError",
+        "InternalFailure",
+        "ServiceUnavailable",
+        "RequestTimeout",
+    }
+)
+PERMANENT_CODES = frozenset(
+    {
+        "NotFound",
+        "NotFoundException",
+        "ResourceNotFoundException",
+        "InvalidParameter",
+        "InvalidParameterValue",
+        "InvalidParameterException",
+        "ValidationError",
+        "KMSNotFound",
+        "InvalidSecurity",
+        "EndpointDisabled",
+    }
+)
+
+
+def is_fifo(topic_arn: str) -> bool:
+    return topic_arn.endswith(".fifo")
+
+
+def client_error(exc: ClientError) -> DeliveryError:
+    """Classify an AWS error answer by code, then by HTTP status (SPEC §10)."""
+    response: dict[str, Any] = getattr(exc, "response", {}) or {}
+    error = response.get("Error", {}) or {}
+    code = str(error.get("Code", ""))
+    detail = f"SNS {code}: {error.get('Message', '')}"
+    meta = response.get("ResponseMetadata", {}) or {}
+    status = int(meta.get("HTTPStatusCode") or 0)
+    headers = meta.get("HTTPHeaders", {}) or {}
+    retry_after = headers.get("retry-after")
+    if code in TRANSIENT_CODES:
+        return TransientDeliveryError(
+            f"HTTP {status}: {detail}", retry_after=parse_retry_after(retry_after)
+        )
+    if code in PERMANENT_CODES:
+        return PermanentDeliveryError(f"HTTP {status}: {detail}")
+    if status == 0:
+        return TransientDeliveryError(detail)
+    return http_error(status, detail, retry_after)
+
+
+class SnsNotifier:
+    """`Notifier` + `Probe` publishing to one SNS topic (standard or FIFO)."""
+
+    def __init__(
+        self,
+        topic_arn: str,
+        region: str | None = None,
+        endpoint_url: str | None = None,
+        *,
+        session: Any = None,
+        connect_timeout: float = 5.0,
+        read_timeout: float = 10.0,
+    ) -> None:
+        if not topic_arn:
+            raise ValueError("SNS_TOPIC_ARN is required for NOTIFY_BACKEND=sns")
+        self.topic_arn = topic_arn
+        parts = topic_arn.split(":")
+        self.region = region or (parts[3] if len(parts) > 3 and parts[3] else None)
+        self.endpoint_url = endpoint_url or None
+        self.fifo = is_fifo(topic_arn)
+        self._session: Any = session if session is not None else aioboto3.Session()
+        self._config = Config(
+            connect_timeout=connect_timeout,
+            read_timeout=read_timeout,
+            retries={"total_max_attempts": 1, "mode": "standard"},
+        )
+        self._stack: contextlib.AsyncExitStack | None = None
+        self._client: Any = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._opening: tuple[asyncio.AbstractEventLoop, asyncio.Lock] | None = None
+
+    # -- public API ---------------------------------------------------------------------
+
+    async def publish(self, message: DeliveryMessage) -> None:
+        body = json.dumps(
+            notification_payload(message), ensure_ascii=False, separators=(",", ":"), default=str
+        )
+        params: dict[str, Any] = {
+            "TopicArn": self.topic_arn,
+            "Message": body,
+            "MessageAttributes": {
+                "eventType": {"DataType": "String", "StringValue": message.event_type}
+            },
+        }
+        if self.fifo:
+            params["MessageGroupId"] = str(message.order.get("id") or message.event_id)
+            params["MessageDeduplicationId"] = message.event_id
+        await self._do("publish", params)
+
+    async def probe(self) -> None:
+        await self._do("get_topic_attributes", {"TopicArn": self.topic_arn})
+
+    async def aclose(self) -> None:
+        stack, self._stack, self._client, self._loop = self._stack, None, None, None
+        if stack is not None:
+            await stack.aclose()
+
+    async def __aenter__(self) -> SnsNotifier:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    # -- internals ----------------------------------------------------------------------
+
+    async def _sns(self) -> Any:
+        loop = asyncio.get_running_loop()
+        if self._client is not None and self._loop is loop:
+            return self._client
+        if self._opening is None or self._opening[0] is not loop:
+            self._opening = (loop, asyncio.Lock())
+        async with self._opening[1]:
+            if self._client is None or self._loop is not loop:
+                # a client from another (closed) event loop cannot be reused or closed here
+                self._stack = contextlib.AsyncExitStack()
+                self._client = await self._stack.enter_async_context(
+                    self._session.client(
+                        "sns",
+                        region_name=self.region,
+                        endpoint_url=self.endpoint_url,
+                        config=self._config,
+                    )
+                )
+                self._loop = loop
+            return self._client
+
+    async def _do(self, operation: str, params: dict[str, Any]) -> Any:
+        try:
+            client = await self._sns()
+            return await getattr(client, operation)(**params)
+        except ClientError as exc:
+            raise client_error(exc) from exc
+        except ParamValidationError as exc:
+            raise PermanentDeliveryError(f"SNS request rejected: {exc}") from exc
+        except (NoCredentialsError, NoRegionError) as exc:
+            # credentials may be appearing (rotation, instance role) -- like a 401
+            raise TransientDeliveryError(f"SNS: {exc}") from exc
+        except (BotoCoreError, OSError, TimeoutError) as exc:
+            # EndpointConnectionError, ConnectTimeoutError, ReadTimeoutError, ...
+            raise TransientDeliveryError(f"SNS unreachable: {exc!r}") from exc

@@ -1,0 +1,279 @@
+"""The delivery worker: lease due deliveries, send them, record every attempt.
+
+Runs inside `orderhub serve` (unless `--no-worker`) and alone as `orderhub worker`; any
+number of them may share one store. Leases keep two workers from sending the same
+delivery at once; a worker that dies loses nothing (its leases run out and another
+worker takes them). Retries back off from 2 s to 15 min until DELIVERY_MAX_AGE_HOURS
+after the event, then the delivery is dead. A graceful stop finishes what is in flight
+(within a grace period) and gives back what it could not finish.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import socket
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import structlog
+
+from orderhub.delivery.integrations.base import (
+    DeliveryMessage,
+    EmailMessage,
+    EmailSender,
+    Notifier,
+    PermanentDeliveryError,
+    SheetWriter,
+    TransientDeliveryError,
+    sheet_row,
+)
+from orderhub.delivery.model import DueDelivery, Integration, next_attempt
+from orderhub.kit.clock import Clock
+from orderhub.monitoring.errors import ErrorRecorder, Service
+from orderhub.orders.schemas import order_out
+from orderhub.store.documents import order_from_document
+from orderhub.store.protocol import Store, StoreError
+
+log = structlog.get_logger(__name__)
+
+SERVICES = {
+    Integration.EMAIL: Service.EMAIL,
+    Integration.SHEETS: Service.SHEETS,
+    Integration.NOTIFICATIONS: Service.NOTIFICATIONS,
+}
+
+EmailRender = Callable[[DeliveryMessage], EmailMessage | None]
+
+
+@dataclass
+class Integrations:
+    """The configured senders (None: that integration is off)."""
+
+    email_render: EmailRender | None = None
+    email: EmailSender | None = None
+    sheets: SheetWriter | None = None
+    notifications: Notifier | None = None
+
+    def enabled(self) -> list[Integration]:
+        on = []
+        if self.email is not None and self.email_render is not None:
+            on.append(Integration.EMAIL)
+        if self.sheets is not None:
+            on.append(Integration.SHEETS)
+        if self.notifications is not None:
+            on.append(Integration.NOTIFICATIONS)
+        return on
+
+
+def message_for(due: DueDelivery) -> DeliveryMessage:
+    order = order_from_document(due.order_document, due.order_version)
+    return DeliveryMessage(
+        delivery_id=str(due.delivery.id),
+        event_id=str(due.event.id),
+        event_type=due.event.type.value,
+        occurred_at=due.event.at,
+        order=order_out(order).model_dump(mode="json"),
+        order_version=due.order_version,
+    )
+
+
+def new_worker_id() -> str:
+    return f"{socket.gethostname()[:32]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+class DeliveryWorker:
+    def __init__(
+        self,
+        store: Store,
+        integrations: Integrations,
+        clock: Clock,
+        errors: ErrorRecorder,
+        *,
+        lease_seconds: int,
+        poll_seconds: float,
+        max_age_hours: int,
+        batch_size: int = 50,
+        concurrency: int = 10,
+        wake: asyncio.Event | None = None,
+        worker_id: str | None = None,
+    ) -> None:
+        self._store = store
+        self._integrations = integrations
+        self._clock = clock
+        self._errors = errors
+        self._lease = timedelta(seconds=lease_seconds)
+        self._poll = poll_seconds
+        self._max_age = timedelta(hours=max_age_hours)
+        self._batch = batch_size
+        self._slots = asyncio.Semaphore(concurrency)
+        self._wake = wake or asyncio.Event()
+        self.worker_id = worker_id or new_worker_id()
+        self._unfinished: set[uuid.UUID] = set()
+
+    # -- the loop -------------------------------------------------------------------
+
+    async def run(self, stop: asyncio.Event, grace_seconds: float = 10.0) -> None:
+        """Deliver until `stop` is set; then let the current batch finish (up to
+        `grace_seconds`) and give back whatever is still unfinished."""
+        log.info("worker_started", worker_id=self.worker_id)
+        while not stop.is_set():
+            batch = asyncio.create_task(self._run_once_safely())
+            stopping = asyncio.create_task(stop.wait())
+            done, _ = await asyncio.wait({batch, stopping}, return_when=asyncio.FIRST_COMPLETED)
+            if batch not in done:
+                try:
+                    await asyncio.wait_for(asyncio.shield(batch), grace_seconds)
+                except TimeoutError:
+                    batch.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await batch
+                stopping.cancel()
+                break
+            stopping.cancel()
+            if batch.result() == 0:
+                await self._idle(stop)
+        await self._give_back()
+        log.info("worker_stopped", worker_id=self.worker_id)
+
+    async def _idle(self, stop: asyncio.Event) -> None:
+        """Sleep until woken (a commit in this process), stopped, or the poll interval."""
+        self._wake.clear()
+        waiters = {asyncio.create_task(self._wake.wait()), asyncio.create_task(stop.wait())}
+        _, pending = await asyncio.wait(
+            waiters, timeout=self._poll, return_when=asyncio.FIRST_COMPLETED
+        )
+        for task in pending:
+            task.cancel()
+
+    async def _run_once_safely(self) -> int:
+        try:
+            return await self.run_once()
+        except StoreError as exc:
+            log.warning("worker_store_unavailable", error=str(exc))
+            return 0
+
+    async def _give_back(self) -> None:
+        if self._unfinished:
+            with contextlib.suppress(StoreError):
+                await self._store.deliveries.release(list(self._unfinished), self.worker_id)
+            self._unfinished.clear()
+
+    # -- one batch ------------------------------------------------------------------
+
+    async def run_once(self) -> int:
+        """Lease and deliver one batch of due deliveries; returns how many."""
+        now = self._clock.now()
+        due = await self._store.deliveries.claim_due(
+            now, self.worker_id, now + self._lease, self._batch
+        )
+        if not due:
+            return 0
+        self._unfinished.update(d.delivery.id for d in due)
+        sheets = [d for d in due if d.delivery.integration == Integration.SHEETS]
+        others = [d for d in due if d.delivery.integration != Integration.SHEETS]
+        work: list[Awaitable[None]] = [self._deliver_one(d) for d in others]
+        if sheets:
+            work.append(self._deliver_sheets(sheets))
+        await asyncio.gather(*work)
+        return len(due)
+
+    async def _deliver_one(self, due: DueDelivery) -> None:
+        async with self._slots:
+            started = time.perf_counter()
+            try:
+                await asyncio.wait_for(self._send(due), timeout=self._lease.total_seconds() * 0.8)
+            except Exception as exc:
+                await self._failed([due], exc, started)
+            else:
+                await self._delivered([due], started)
+
+    async def _send(self, due: DueDelivery) -> None:
+        message = message_for(due)
+        integration = due.delivery.integration
+        if integration == Integration.EMAIL:
+            render, sender = self._integrations.email_render, self._integrations.email
+            if render is None or sender is None:
+                raise PermanentDeliveryError("email is not configured")
+            email = render(message)
+            if email is not None:
+                await sender.send(email)
+        elif integration == Integration.NOTIFICATIONS:
+            notifier = self._integrations.notifications
+            if notifier is None:
+                raise PermanentDeliveryError("notifications are not configured")
+            await notifier.publish(message)
+        else:  # pragma: no cover - sheets go through _deliver_sheets
+            raise PermanentDeliveryError(f"unknown integration {integration}")
+
+    async def _deliver_sheets(self, batch: list[DueDelivery]) -> None:
+        """One upsert for the whole batch: each order's newest row only."""
+        started = time.perf_counter()
+        writer = self._integrations.sheets
+        try:
+            if writer is None:
+                raise PermanentDeliveryError("sheets are not configured")
+            newest: dict[str, DeliveryMessage] = {}
+            for due in batch:
+                message = message_for(due)
+                kept = newest.get(str(due.delivery.order_id))
+                if kept is None or kept.order_version < message.order_version:
+                    newest[str(due.delivery.order_id)] = message
+            rows = [sheet_row(message) for message in newest.values()]
+            await asyncio.wait_for(writer.upsert(rows), timeout=self._lease.total_seconds() * 0.8)
+        except Exception as exc:
+            await self._failed(batch, exc, started)
+        else:
+            await self._delivered(batch, started)
+
+    # -- outcomes -------------------------------------------------------------------
+
+    def _elapsed_ms(self, started: float) -> int:
+        return int((time.perf_counter() - started) * 1000)
+
+    async def _delivered(self, batch: list[DueDelivery], started: float) -> None:
+        duration = self._elapsed_ms(started)
+        now = self._clock.now()
+        for due in batch:
+            await self._store.deliveries.complete(due.delivery.id, self.worker_id, now, duration)
+            self._unfinished.discard(due.delivery.id)
+
+    async def _failed(self, batch: list[DueDelivery], exc: BaseException, started: float) -> None:
+        duration = self._elapsed_ms(started)
+        now = self._clock.now()
+        error = _describe(exc)
+        for due in batch:
+            delivery = due.delivery
+            retry_at: datetime | None = None
+            if not isinstance(exc, PermanentDeliveryError):
+                retry_after = exc.retry_after if isinstance(exc, TransientDeliveryError) else None
+                candidate = next_attempt(delivery.attempts + 1, now, retry_after)
+                if candidate - delivery.event_at <= self._max_age:
+                    retry_at = candidate
+            await self._store.deliveries.fail(
+                delivery.id, self.worker_id, now, duration, error, retry_at
+            )
+            self._unfinished.discard(delivery.id)
+            verb = "will retry" if retry_at else "gave up (dead)"
+            await self._errors.record(
+                SERVICES[delivery.integration],
+                f"Failed to deliver {due.event.type.value} to {delivery.integration.value}; {verb}",
+                error=error,
+                order_id=delivery.order_id,
+                level="warning" if retry_at else "error",
+            )
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, TimeoutError):
+        return "timed out"
+    text = str(exc) or type(exc).__name__
+    return (
+        text
+        if isinstance(exc, TransientDeliveryError | PermanentDeliveryError)
+        else (f"{type(exc).__name__}: {text}")
+    )
