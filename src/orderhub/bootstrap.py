@@ -95,6 +95,7 @@ class Container:
             self._worker_stop.set()  # finishes or gives back what is in flight
             await self._worker_task
             self._worker_task = None
+        await self.worker.integrations.aclose()
         await self.store.close()
         self._started = False
 

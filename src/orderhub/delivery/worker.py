@@ -59,6 +59,14 @@ class Integrations:
     sheets: SheetWriter | None = None
     notifications: Notifier | None = None
 
+    async def aclose(self) -> None:
+        """Close the senders' network clients (those that keep one open)."""
+        for sender in (self.email, self.sheets, self.notifications):
+            close = getattr(sender, "aclose", None)
+            if close is not None:
+                with contextlib.suppress(Exception):
+                    await close()
+
     def enabled(self) -> list[Integration]:
         on = []
         if self.email is not None and self.email_render is not None:
@@ -103,7 +111,7 @@ class DeliveryWorker:
         worker_id: str | None = None,
     ) -> None:
         self._store = store
-        self._integrations = integrations
+        self.integrations = integrations
         self._clock = clock
         self._errors = errors
         self._lease = timedelta(seconds=lease_seconds)
@@ -196,14 +204,14 @@ class DeliveryWorker:
         message = message_for(due)
         integration = due.delivery.integration
         if integration == Integration.EMAIL:
-            render, sender = self._integrations.email_render, self._integrations.email
+            render, sender = self.integrations.email_render, self.integrations.email
             if render is None or sender is None:
                 raise PermanentDeliveryError("email is not configured")
             email = render(message)
             if email is not None:
                 await sender.send(email)
         elif integration == Integration.NOTIFICATIONS:
-            notifier = self._integrations.notifications
+            notifier = self.integrations.notifications
             if notifier is None:
                 raise PermanentDeliveryError("notifications are not configured")
             await notifier.publish(message)
@@ -213,7 +221,7 @@ class DeliveryWorker:
     async def _deliver_sheets(self, batch: list[DueDelivery]) -> None:
         """One upsert for the whole batch: each order's newest row only."""
         started = time.perf_counter()
-        writer = self._integrations.sheets
+        writer = self.integrations.sheets
         try:
             if writer is None:
                 raise PermanentDeliveryError("sheets are not configured")

@@ -24,6 +24,7 @@ from orderhub.delivery.integrations.base import (
     EmailMessage,
     PermanentDeliveryError,
 )
+from orderhub.delivery.model import EMAIL_EVENTS as ROUTED_EMAIL_EVENTS
 from orderhub.kit.currencies import UnknownCurrency, currency_exponent
 
 BUILTIN_TEMPLATES = Path(__file__).parent / "templates"
@@ -39,7 +40,10 @@ EVENT_TEMPLATES: Mapping[str, str] = {
     "order.refunded": "refund",
 }
 
-EMAIL_EVENTS: frozenset[str] = frozenset(EVENT_TEMPLATES)
+# The routing table (delivery/model.py) decides which events are mailed; every one of
+# them needs a template here.
+EMAIL_EVENTS: frozenset[str] = frozenset(event.value for event in ROUTED_EMAIL_EVENTS)
+assert frozenset(EVENT_TEMPLATES) == EMAIL_EVENTS, "a mailed event without a template"
 
 _COUNTED_REFUNDS = ("succeeded", "pending")
 

@@ -1,0 +1,142 @@
+"""Operators' side of the outbox, as a user runs it: a receiver that answers 410 makes the
+delivery dead at once; `orderhub deliveries list/retry` and `orderhub worker` fix it."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from tests.fixtures.orders import order_body
+from tests.integration.test_crash import KEY, _free_port, _wait_healthy
+
+SECRET = "whsec_" + base64.b64encode(b"0123456789abcdef0123456789abcdef").decode()
+
+
+class Receiver:
+    def __init__(self) -> None:
+        self.status = 410
+        self.bodies: list[dict[str, Any]] = []
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length", "0"))
+                body = json.loads(self.rfile.read(length))
+                if receiver.status == 200:
+                    receiver.bodies.append(body)
+                self.send_response(receiver.status)
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+
+
+def _env(data_dir: Path, receiver: Receiver, port: int) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST")}
+    for name in ("DATABASE_URL", "REDIS_URL", "PAYMENT_PROVIDER", "HOST"):
+        env.pop(name, None)
+    env.update(
+        {
+            "DATA_DIR": str(data_dir),
+            "API_KEYS": KEY,
+            "PORT": str(port),
+            "NOTIFY_BACKEND": "webhook",
+            "NOTIFY_WEBHOOK_URL": receiver.url,
+            "NOTIFY_WEBHOOK_SECRET": SECRET,
+            "EMAIL_BACKEND": "none",
+            "SHEETS_BACKEND": "none",
+            "LOG_LEVEL": "warning",
+        }
+    )
+    return env
+
+
+def _cli(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "orderhub", *args],
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_dead_delivery_listed_and_retried_by_cli_then_delivered_by_worker(tmp_path: Path) -> None:
+    receiver = Receiver()
+    port = _free_port()
+    env = _env(tmp_path / "data", receiver, port)
+    server = subprocess.Popen(
+        [sys.executable, "-m", "orderhub", "serve"],
+        env=env,
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        _wait_healthy(base)
+        created = httpx.post(f"{base}/api/orders", json=order_body(), headers={"X-API-Key": KEY})
+        assert created.status_code == 201
+        order_id = created.json()["data"]["order"]["id"]
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            dead = httpx.get(
+                f"{base}/api/monitoring/deliveries?status=dead", headers={"X-API-Key": KEY}
+            ).json()["data"]
+            if dead:
+                break
+            time.sleep(0.2)
+        assert [d["orderId"] for d in dead] == [order_id]
+        assert dead[0]["lastError"].startswith("HTTP 410")
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(timeout=15)
+
+    listed = _cli(["deliveries", "list", "--status", "dead"], env, tmp_path)
+    assert listed.returncode == 0, listed.stderr
+    delivery_id = dead[0]["id"]
+    assert delivery_id in listed.stdout and "HTTP 410" in listed.stdout
+
+    receiver.status = 200
+    retried = _cli(["deliveries", "retry", delivery_id], env, tmp_path)
+    assert retried.returncode == 0, retried.stderr
+    again = _cli(["deliveries", "retry", delivery_id], env, tmp_path)
+    assert again.returncode == 1 and "Only dead deliveries" in again.stderr
+
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "orderhub", "worker"],
+        env=env,
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while not receiver.bodies and time.monotonic() < deadline:
+            time.sleep(0.2)
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        assert worker.wait(timeout=15) == 0  # a graceful stop
+    assert [(b["type"], b["data"]["order"]["id"]) for b in receiver.bodies] == [
+        ("order.created", order_id)
+    ]
+    delivered = _cli(["deliveries", "list", "--order", order_id], env, tmp_path)
+    assert "delivered" in delivered.stdout
+    receiver.server.shutdown()
