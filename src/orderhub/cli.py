@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import sys
 from collections.abc import Awaitable, Callable
@@ -83,14 +82,22 @@ def _migrate(settings: Settings) -> None:
         raise typer.Exit(1) from None
 
 
-def app_from_environment() -> FastAPI:
-    """Factory for uvicorn worker processes (`serve --workers N`); the delivery worker
-    runs in each unless ORDERHUB_NO_WORKER=1 was set by `serve --no-worker`."""
+def _app_for_worker_process(run_worker: bool) -> FastAPI:
     from orderhub.app import create_app
 
     settings = load_settings()
     configure_logging(settings.log_level, settings.log_format)
-    return create_app(settings, run_worker=not settings.no_worker)
+    return create_app(settings, run_worker=run_worker)
+
+
+def app_with_worker() -> FastAPI:
+    """Factory for uvicorn worker processes (`serve --workers N`)."""
+    return _app_for_worker_process(run_worker=True)
+
+
+def app_without_worker() -> FastAPI:
+    """Factory for uvicorn worker processes (`serve --workers N --no-worker`)."""
+    return _app_for_worker_process(run_worker=False)
 
 
 @cli.command()
@@ -124,10 +131,9 @@ def serve(
             flush=True,
         )
     if workers > 1:
-        if no_worker:
-            os.environ["ORDERHUB_NO_WORKER"] = "1"  # read by each process's Settings
+        factory = "app_without_worker" if no_worker else "app_with_worker"
         uvicorn.run(
-            "orderhub.cli:app_from_environment",
+            f"orderhub.cli:{factory}",
             factory=True,
             host=settings.host,
             port=settings.port,

@@ -114,8 +114,6 @@ class Settings(BaseSettings):
     metrics_public: bool = False
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["json", "console"] = "json"
-    # set by `serve --no-worker --workers N` for its worker processes (ORDERHUB_NO_WORKER=1)
-    no_worker: bool = Field(default=False, validation_alias="ORDERHUB_NO_WORKER")
 
     @field_validator("api_keys", "cors_origins", "trusted_proxies", mode="before")
     @classmethod

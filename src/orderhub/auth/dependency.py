@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Annotated
 
-from fastapi import Request
+from fastapi import Depends, Request
 
 from orderhub.auth.service import Caller
 
@@ -26,3 +26,6 @@ async def require_caller(request: Request) -> Caller:
     )
     request.state.caller = caller
     return caller
+
+
+CallerDep = Annotated[Caller, Depends(require_caller)]

@@ -5,19 +5,17 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, Query, Request
+from fastapi import APIRouter, Query, Request
 from starlette.responses import Response
 
-from orderhub.auth.dependency import container_of, require_caller
-from orderhub.auth.service import Caller
+from orderhub.auth.dependency import CallerDep, container_of
 from orderhub.delivery.model import DeliveryStatus, Integration
+from orderhub.idempotency.http import IdempotencyKey, run_idempotent
 from orderhub.kit.envelope import Envelope, EnvelopeResponse, error_responses, ok
 from orderhub.monitoring.schemas import DeliveryListOut, DeliveryOut, delivery_out
 from orderhub.orders.schemas import PaginationOut
 
 router = APIRouter(prefix="/api/monitoring", tags=["monitoring"])
-
-CallerDep = Annotated[Caller, Depends(require_caller)]
 
 
 @router.get(
@@ -55,9 +53,7 @@ async def retry_delivery(
     request: Request,
     delivery_id: str,
     caller: CallerDep,
-    idempotency_key: Annotated[
-        str | None, Header(alias="Idempotency-Key", min_length=1, max_length=255)
-    ] = None,
+    idempotency_key: IdempotencyKey = None,
 ) -> Response:
     container = container_of(request)
 
@@ -65,11 +61,4 @@ async def retry_delivery(
         delivery = await container.deliveries.retry(delivery_id)
         return ok(delivery_out(delivery).model_dump(mode="json"), message="Delivery queued")
 
-    return await container.idempotency.run(
-        caller=caller.identity,
-        key=idempotency_key,
-        method="POST",
-        path=request.url.path,
-        canonical_body="",
-        handler=handler,
-    )
+    return await run_idempotent(request, caller, idempotency_key, handler)

@@ -5,11 +5,11 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, Query, Request
+from fastapi import APIRouter, Query, Request
 from starlette.responses import Response
 
-from orderhub.auth.dependency import container_of, require_caller
-from orderhub.auth.service import Caller
+from orderhub.auth.dependency import CallerDep, container_of
+from orderhub.idempotency.http import IdempotencyKey, run_idempotent
 from orderhub.kit.envelope import (
     Envelope,
     EnvelopeResponse,
@@ -17,7 +17,7 @@ from orderhub.kit.envelope import (
     error_responses,
     ok,
 )
-from orderhub.kit.jsonbody import canonical_json, parse_json_object
+from orderhub.kit.jsonbody import parse_json_object
 from orderhub.kit.openapi import json_body
 from orderhub.kit.validation import validate_model
 from orderhub.orders.domain import OrderStatus
@@ -35,17 +35,6 @@ from orderhub.orders.schemas import (
 )
 
 router = APIRouter(prefix="/api/orders", tags=["orders"])
-
-CallerDep = Annotated[Caller, Depends(require_caller)]
-IdempotencyKey = Annotated[
-    str | None,
-    Header(
-        alias="Idempotency-Key",
-        min_length=1,
-        max_length=255,
-        description="Replays the first response for the same request (SPEC §8)",
-    ),
-]
 
 
 class OrderCancelledOut(MessageEnvelope):
@@ -74,14 +63,7 @@ async def create_order(
             data.model_dump(mode="json"), message="Order created successfully", status_code=201
         )
 
-    return await container.idempotency.run(
-        caller=caller.identity,
-        key=idempotency_key,
-        method="POST",
-        path=request.url.path,
-        canonical_body=canonical_json(raw),
-        handler=handler,
-    )
+    return await run_idempotent(request, caller, idempotency_key, handler, raw)
 
 
 @router.get(
@@ -147,11 +129,4 @@ async def cancel_order(
         order = await container.orders.cancel(order_id)
         return ok(order_out(order).model_dump(mode="json"), message="Order cancelled successfully")
 
-    return await container.idempotency.run(
-        caller=caller.identity,
-        key=idempotency_key,
-        method="DELETE",
-        path=request.url.path,
-        canonical_body="",
-        handler=handler,
-    )
+    return await run_idempotent(request, caller, idempotency_key, handler)

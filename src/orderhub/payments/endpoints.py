@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated
 
-from fastapi import APIRouter, Depends, Header, Request
+from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from orderhub.auth.dependency import container_of, require_caller
-from orderhub.auth.service import Caller
+from orderhub.auth.dependency import CallerDep, container_of
+from orderhub.idempotency.http import IdempotencyKey, run_idempotent
 from orderhub.kit.envelope import Envelope, error_responses, ok
-from orderhub.kit.jsonbody import canonical_json, parse_json_object
+from orderhub.kit.jsonbody import parse_json_object
 from orderhub.kit.openapi import json_body
 from orderhub.kit.validation import validate_model
 from orderhub.payments.provider import IntentStatus
@@ -25,16 +24,6 @@ from orderhub.payments.schemas import (
 
 router = APIRouter(prefix="/api/payments", tags=["payments"])
 
-CallerDep = Annotated[Caller, Depends(require_caller)]
-IdempotencyKey = Annotated[
-    str | None,
-    Header(
-        alias="Idempotency-Key",
-        min_length=1,
-        max_length=255,
-        description="Replays the first response for the same request (SPEC §8)",
-    ),
-]
 
 CONFIRM_MESSAGES = {
     IntentStatus.SUCCEEDED: "Payment confirmed successfully",
@@ -68,14 +57,7 @@ async def confirm_payment(
         message = CONFIRM_MESSAGES.get(IntentStatus(result.status), "Payment updated")
         return ok(data.model_dump(mode="json", exclude_none=True), message=message)
 
-    return await container.idempotency.run(
-        caller=caller.identity,
-        key=idempotency_key,
-        method="POST",
-        path=request.url.path,
-        canonical_body=canonical_json(raw),
-        handler=handler,
-    )
+    return await run_idempotent(request, caller, idempotency_key, handler, raw)
 
 
 @router.post(
@@ -105,14 +87,7 @@ async def refund_payment(
         )
         return ok(data.model_dump(mode="json"), message="Refund processed successfully")
 
-    return await container.idempotency.run(
-        caller=caller.identity,
-        key=idempotency_key,
-        method="POST",
-        path=request.url.path,
-        canonical_body=canonical_json(raw),
-        handler=handler,
-    )
+    return await run_idempotent(request, caller, idempotency_key, handler, raw)
 
 
 @router.get(
