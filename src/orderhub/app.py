@@ -14,17 +14,24 @@ from starlette.responses import Response
 from starlette.routing import Match
 
 from orderhub import __version__
+from orderhub.auth.dependency import require_caller
 from orderhub.bootstrap import Container, build_container
 from orderhub.http.middleware import (
     BodyLimitMiddleware,
     EnvelopeCORSMiddleware,
     RequestContextMiddleware,
 )
-from orderhub.kit.envelope import EnvelopeResponse, app_error_response, error_response
+from orderhub.kit.envelope import (
+    EnvelopeResponse,
+    app_error_response,
+    error_response,
+    error_responses,
+)
 from orderhub.kit.errors import AppError, ValidationFailed
 from orderhub.kit.openapi import install_openapi
 from orderhub.kit.validation import problems_from
 from orderhub.monitoring.endpoints import router as monitoring_router
+from orderhub.monitoring.prometheus import CONTENT_TYPE
 from orderhub.orders.endpoints import router as orders_router
 from orderhub.payments.endpoints import router as payments_router
 from orderhub.payments.webhooks import router as webhooks_router
@@ -77,6 +84,7 @@ def create_app(
     app.include_router(monitoring_router)
     app.include_router(webhooks_router)
     _add_probes(app, container)
+    _add_prometheus(app, container)
     _add_error_handlers(app)
     install_openapi(app)
 
@@ -112,8 +120,29 @@ def create_app(
             ],
             max_age=600,
         )
-    app.add_middleware(RequestContextMiddleware)
+    app.add_middleware(RequestContextMiddleware, metrics=container.metrics, errors=container.errors)
     return app
+
+
+def _add_prometheus(app: FastAPI, container: Container) -> None:
+    async def scrape(request: Request) -> Response:
+        if not container.settings.metrics_public:
+            await require_caller(request)
+        body = await container.metrics.render(container.store, container.clock)
+        return Response(body, media_type=CONTENT_TYPE)
+
+    app.add_api_route(
+        "/metrics",
+        scrape,
+        methods=["GET"],
+        tags=["probes"],
+        summary="Prometheus metrics (credentials needed unless METRICS_PUBLIC=true)",
+        response_class=Response,
+        responses={
+            200: {"content": {"text/plain": {"schema": {"type": "string"}}}},
+            **error_responses(401),
+        },
+    )
 
 
 def _add_probes(app: FastAPI, container: Container) -> None:

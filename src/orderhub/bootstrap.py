@@ -15,8 +15,12 @@ from orderhub.idempotency.service import IdempotencyService
 from orderhub.kit.clock import Clock, SystemClock
 from orderhub.kit.cursor import CursorCodec
 from orderhub.monitoring.errors import ErrorRecorder
+from orderhub.monitoring.health import HealthChecker
+from orderhub.monitoring.prometheus import Metrics
+from orderhub.monitoring.service import MonitoringService
 from orderhub.orders.service import OrderService
 from orderhub.payments.provider import PaymentProvider
+from orderhub.payments.recording import RecordingPaymentProvider
 from orderhub.payments.sandbox import SandboxPaymentProvider
 from orderhub.payments.service import PaymentService
 from orderhub.payments.stripe import StripePaymentProvider
@@ -60,7 +64,8 @@ class Container:
     settings: Settings
     clock: Clock
     store: Store
-    payments: PaymentProvider
+    payments: PaymentProvider  # the provider itself (tests reach the sandbox through it)
+    recorded_payments: PaymentProvider  # the same, with every call recorded for monitoring
     authenticator: Authenticator
     api_keys: ApiKeyService
     limiter: RateLimiter
@@ -69,6 +74,8 @@ class Container:
     payment_service: PaymentService
     webhooks: WebhookService
     worker: DeliveryWorker
+    monitoring: MonitoringService
+    metrics: Metrics
     orders: OrderService = field(init=False)
     deliveries: DeliveryService = field(init=False)
     _started: bool = field(default=False, init=False)
@@ -82,13 +89,29 @@ class Container:
         cursors = CursorCodec(await self.store.server_secret("pagination"))
         await self.store.idempotency.purge_expired(self.clock.now())
         self.orders = OrderService(
-            self.store, self.payments, self.payment_service, self.clock, cursors, self.errors
+            self.store,
+            self.recorded_payments,
+            self.payment_service,
+            self.clock,
+            cursors,
+            self.errors,
         )
         self.deliveries = DeliveryService(self.store, self.clock, cursors)
         if with_worker:
             self._worker_stop.clear()
-            self._worker_task = asyncio.create_task(self.worker.run(self._worker_stop))
+            self._worker_task = asyncio.create_task(self.run_worker(self._worker_stop))
         self._started = True
+
+    async def run_worker(self, stop: asyncio.Event) -> None:
+        """The delivery worker and, beside it, the periodic health probes."""
+        probes = asyncio.create_task(
+            self.monitoring.run_probes(stop, self.settings.probe_interval_seconds)
+        )
+        try:
+            await self.worker.run(stop)
+        finally:
+            stop.set()
+            await probes
 
     async def close(self) -> None:
         if self._worker_task is not None:
@@ -117,16 +140,27 @@ def build_container(
     store = store or open_store(settings, delivery_targets(integrations.enabled()))
     authenticator = Authenticator(settings, store, clock)
     payments = payments or make_payment_provider(settings, clock)
+    recorded = RecordingPaymentProvider(payments, store.monitoring, clock)
+    limiter = RateLimiter(settings)
+    metrics = Metrics()
     errors = ErrorRecorder(store, clock)
-    payment_service = PaymentService(store, payments, clock, errors)
+    payment_service = PaymentService(store, recorded, clock, errors)
     return Container(
         settings=settings,
         clock=clock,
         store=store,
         payments=payments,
+        recorded_payments=recorded,
         errors=errors,
         payment_service=payment_service,
         webhooks=WebhookService(store, payment_service, clock, errors),
+        monitoring=MonitoringService(
+            settings,
+            store,
+            HealthChecker(settings, store, payments, integrations, limiter, clock),
+            clock,
+        ),
+        metrics=metrics,
         worker=DeliveryWorker(
             store,
             integrations,
@@ -136,9 +170,10 @@ def build_container(
             poll_seconds=settings.worker_poll_seconds,
             max_age_hours=settings.delivery_max_age_hours,
             wake=store.outbox_signal,
+            on_outcome=metrics.observe_delivery,
         ),
         authenticator=authenticator,
         api_keys=ApiKeyService(store, clock),
-        limiter=RateLimiter(settings),
+        limiter=limiter,
         idempotency=IdempotencyService(store.idempotency, clock, settings.idempotency_ttl_hours),
     )

@@ -219,7 +219,7 @@ def worker() -> None:
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, stop.set)
         try:
-            await container.worker.run(stop)
+            await container.run_worker(stop)
         finally:
             await container.close()
 

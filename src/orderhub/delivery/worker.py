@@ -109,6 +109,7 @@ class DeliveryWorker:
         concurrency: int = 10,
         wake: asyncio.Event | None = None,
         worker_id: str | None = None,
+        on_outcome: Callable[[str, str], None] | None = None,
     ) -> None:
         self._store = store
         self.integrations = integrations
@@ -122,6 +123,7 @@ class DeliveryWorker:
         self._wake = wake or asyncio.Event()
         self.worker_id = worker_id or new_worker_id()
         self._unfinished: set[uuid.UUID] = set()
+        self._on_outcome = on_outcome or (lambda _integration, _outcome: None)
 
     # -- the loop -------------------------------------------------------------------
 
@@ -249,6 +251,7 @@ class DeliveryWorker:
         for due in batch:
             await self._store.deliveries.complete(due.delivery.id, self.worker_id, now, duration)
             self._unfinished.discard(due.delivery.id)
+            self._on_outcome(due.delivery.integration.value, "delivered")
 
     async def _failed(self, batch: list[DueDelivery], exc: BaseException, started: float) -> None:
         duration = self._elapsed_ms(started)
@@ -266,6 +269,7 @@ class DeliveryWorker:
                 delivery.id, self.worker_id, now, duration, error, retry_at
             )
             self._unfinished.discard(delivery.id)
+            self._on_outcome(delivery.integration.value, "failed" if retry_at else "dead")
             verb = "will retry" if retry_at else "gave up (dead)"
             await self._errors.record(
                 SERVICES[delivery.integration],

@@ -13,6 +13,8 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from orderhub.kit.envelope import error_response
+from orderhub.monitoring.errors import ErrorRecorder, Service
+from orderhub.monitoring.prometheus import Metrics
 
 log = structlog.get_logger("orderhub.http")
 
@@ -21,11 +23,13 @@ _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
 
 class RequestContextMiddleware:
     """Outermost: every response gets `X-Request-ID`; every request one access-log line
-    (no headers, so no keys or tokens); an unhandled exception becomes the envelope's 500,
-    never a stack trace."""
+    (no headers, so no keys or tokens) and its Prometheus figures; an unhandled exception
+    becomes the envelope's 500, never a stack trace, and is kept for operators."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, *, metrics: Metrics, errors: ErrorRecorder) -> None:
         self.app = app
+        self.metrics = metrics
+        self.errors = errors
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -49,19 +53,35 @@ class RequestContextMiddleware:
         with structlog.contextvars.bound_contextvars(request_id=request_id):
             try:
                 await self.app(scope, receive, send_with_id)
-            except Exception:
+            except Exception as exc:
                 log.exception("unhandled_error", method=scope["method"], path=scope["path"])
+                await self.errors.record(
+                    Service.HTTP,
+                    f"Unhandled error on {scope['method']} {_route(scope)}",
+                    error=type(exc).__name__,
+                )
                 if not response_started:
                     response = error_response(500, "Internal server error", code="internal_error")
                     await response(scope, receive, send_with_id)
             finally:
+                elapsed = time.perf_counter() - started
                 log.info(
                     "request",
                     method=scope["method"],
                     path=scope["path"],
                     status=status,
-                    duration_ms=round((time.perf_counter() - started) * 1000, 2),
+                    duration_ms=round(elapsed * 1000, 2),
                 )
+                if status is not None:
+                    self.metrics.observe_request(scope["method"], _route(scope), status, elapsed)
+
+
+def _route(scope: Scope) -> str:
+    """The matched route's template (`/api/orders/{order_id}`), never the raw path, so
+    metrics have few labels."""
+    route = scope.get("route")
+    path = getattr(route, "path", None)
+    return path if isinstance(path, str) else "unmatched"
 
 
 class BodyLimitMiddleware:

@@ -11,8 +11,19 @@ from starlette.responses import Response
 from orderhub.auth.dependency import CallerDep, container_of
 from orderhub.delivery.model import DeliveryStatus, Integration
 from orderhub.idempotency.http import IdempotencyKey, run_idempotent
+from orderhub.kit.clock import iso_ms
 from orderhub.kit.envelope import Envelope, EnvelopeResponse, error_responses, ok
-from orderhub.monitoring.schemas import DeliveryListOut, DeliveryOut, delivery_out
+from orderhub.monitoring.health import HealthReport
+from orderhub.monitoring.schemas import (
+    DeliveryListOut,
+    DeliveryOut,
+    ErrorsOut,
+    HealthOut,
+    IntegrationsOut,
+    MetricsOut,
+    UnhealthyOut,
+    delivery_out,
+)
 from orderhub.orders.schemas import PaginationOut
 
 router = APIRouter(prefix="/api/monitoring", tags=["monitoring"])
@@ -62,3 +73,81 @@ async def retry_delivery(
         return ok(delivery_out(delivery).model_dump(mode="json"), message="Delivery queued")
 
     return await run_idempotent(request, caller, idempotency_key, handler)
+
+
+def health_body(report: HealthReport) -> dict[str, object]:
+    services: dict[str, dict[str, object]] = {}
+    for result in report.results:
+        item: dict[str, object] = {"status": result.status}
+        if result.latency_ms is not None:
+            item["latency"] = result.latency_ms
+        services[result.name] = item
+    return {"timestamp": iso_ms(report.timestamp), "status": report.status, "services": services}
+
+
+@router.get(
+    "/health",
+    summary="Every configured backend probed now (2 s each, concurrently)",
+    response_model=Envelope[HealthOut],
+    responses={
+        **error_responses(401, 429),
+        503: {"model": UnhealthyOut, "description": "The store or the payment provider is down"},
+    },
+)
+async def health(request: Request, _caller: CallerDep) -> Response:
+    report = await container_of(request).monitoring.health()
+    body = health_body(report)
+    if report.status == "unhealthy":
+        return EnvelopeResponse(
+            {"success": False, "data": body, "error": {"message": "Service unhealthy"}},
+            status_code=503,
+        )
+    return ok(body)
+
+
+@router.get(
+    "/integrations",
+    summary="Each integration's status and uptime, from recorded probes and deliveries",
+    response_model=Envelope[IntegrationsOut],
+    responses=error_responses(401, 429),
+)
+async def integrations(request: Request, _caller: CallerDep) -> Response:
+    return ok(await container_of(request).monitoring.integrations())
+
+
+@router.get(
+    "/metrics",
+    summary="Orders, revenue and integration calls over a time range",
+    response_model=Envelope[MetricsOut],
+    responses=error_responses(400, 401, 429),
+)
+async def metrics(
+    request: Request,
+    _caller: CallerDep,
+    timeRange: Annotated[str, Query(max_length=10, examples=["24h"])] = "24h",
+) -> Response:
+    return ok(await container_of(request).monitoring.metrics(timeRange))
+
+
+@router.get(
+    "/errors",
+    summary="Recent errors kept for operators, newest first",
+    response_model=Envelope[ErrorsOut],
+    responses=error_responses(400, 401, 429),
+)
+async def errors(
+    request: Request, _caller: CallerDep, limit: Annotated[int, Query(ge=1, le=500)] = 50
+) -> Response:
+    page = await container_of(request).monitoring.errors(limit)
+    items = [
+        {
+            "timestamp": iso_ms(e.at),
+            "level": e.level,
+            "message": e.message,
+            "service": e.service,
+            "orderId": str(e.order_id) if e.order_id else None,
+            "error": e.error,
+        }
+        for e in page.errors
+    ]
+    return ok({"errors": items, "count": len(items), "period": page.period})

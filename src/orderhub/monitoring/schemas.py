@@ -44,3 +44,74 @@ def delivery_out(delivery: Delivery) -> DeliveryOut:
         createdAt=iso_ms(delivery.created_at),
         deliveredAt=iso_ms(delivery.delivered_at) if delivery.delivered_at else None,
     )
+
+
+class ServiceHealthOut(BaseModel):
+    status: str = Field(examples=["up"])
+    latency: int | None = Field(default=None, description="milliseconds, where a probe ran")
+
+
+class HealthOut(BaseModel):
+    timestamp: str
+    status: str = Field(examples=["healthy"])
+    services: dict[str, ServiceHealthOut]
+
+
+class UnhealthyOut(BaseModel):
+    success: bool = False
+    data: HealthOut
+    error: dict[str, str] = Field(examples=[{"message": "Service unhealthy"}])
+
+
+class ErrorItemOut(BaseModel):
+    timestamp: str
+    level: str
+    message: str
+    service: str
+    orderId: str | None
+    error: str | None
+
+
+class ErrorsOut(BaseModel):
+    errors: list[ErrorItemOut]
+    count: int
+    period: str
+
+
+class OrderCountsOut(BaseModel):
+    total: int
+    successful: int
+    failed: int
+    pending: int
+    cancelled: int
+
+
+class RevenueOut(BaseModel):
+    total: float
+    currency: str
+    byCurrency: dict[str, float]
+
+
+class CallsOut(BaseModel):
+    calls: int
+    errors: int
+
+
+class MetricsOut(BaseModel):
+    timeRange: dict[str, str]
+    orders: OrderCountsOut
+    revenue: RevenueOut
+    integrations: dict[str, CallsOut]
+
+
+class IntegrationOut(BaseModel):
+    name: str
+    status: str = Field(examples=["operational"])
+    lastChecked: str | None
+    uptime: str | None = Field(default=None, examples=["99.9%"])
+    services: dict[str, str] | None = None
+
+
+class IntegrationsOut(BaseModel):
+    timestamp: str
+    integrations: dict[str, IntegrationOut]

@@ -105,3 +105,6 @@ class PaymentProvider(Protocol):
 
     async def list_refunds(self, intent_id: str) -> list[ProviderRefund]:
         """Every refund of the intent's payment, as the provider knows them."""
+
+    async def probe(self) -> None:
+        """A cheap authenticated call (health); raises ProviderError when it fails."""

@@ -163,3 +163,6 @@ class SandboxPaymentProvider:
 
     async def list_refunds(self, intent_id: str) -> list[ProviderRefund]:
         return [r for r in self._refunds.values() if r.payment_intent == intent_id]
+
+    async def probe(self) -> None:
+        """In process: always answers."""

@@ -183,3 +183,9 @@ class StripePaymentProvider:
                 params["starting_after"] = data["data"][-1]["id"]
         except stripe.StripeError as exc:
             raise _translate(exc) from exc
+
+    async def probe(self) -> None:
+        try:
+            await self._client.v1.balance.retrieve_async(options={"max_network_retries": 0})
+        except stripe.StripeError as exc:
+            raise _translate(exc) from exc

@@ -168,6 +168,65 @@ class DeliveryRepository(Protocol):
         """When the earliest pending delivery is due (for the worker's sleep)."""
 
 
+@dataclass(frozen=True, slots=True)
+class ProbeResult:
+    name: str  # the health key: "sqlite", "stripe", "smtp", ...
+    at: datetime
+    ok: bool
+    latency_ms: int | None
+    error: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class ProbeSummary:
+    name: str
+    checks: int
+    successes: int
+    last_at: datetime
+    last_ok: bool
+
+
+@dataclass(frozen=True, slots=True)
+class OrderBuckets:
+    """Orders created in a time range, each in exactly one bucket (SPEC §11)."""
+
+    successful: int = 0
+    failed: int = 0
+    pending: int = 0
+    cancelled: int = 0
+    # paid minus refunded, in minor units, per currency (orders paid among them)
+    revenue_minor: dict[str, int] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class CallCounts:
+    calls: int
+    errors: int
+
+
+class MonitoringRepository(Protocol):
+    async def record_probes(self, results: list[ProbeResult]) -> None: ...
+
+    async def probe_summaries(self, since: datetime) -> list[ProbeSummary]: ...
+
+    async def record_provider_call(
+        self, provider: str, operation: str, ok: bool, duration_ms: int, at: datetime
+    ) -> None: ...
+
+    async def order_buckets(self, start: datetime, end: datetime) -> OrderBuckets: ...
+
+    async def call_counts(self, start: datetime, end: datetime) -> dict[str, CallCounts]:
+        """Provider calls (by provider name) and delivery attempts (by integration)."""
+
+    async def orders_by_status(self) -> dict[str, int]: ...
+
+    async def outbox_backlog(self, now: datetime) -> tuple[int, float]:
+        """Deliveries waiting (pending or in flight) and the age in seconds of the oldest."""
+
+    async def prune(self, probes_before: datetime, errors_before: datetime) -> None:
+        """Drop probe results and error-log rows older than the given times."""
+
+
 class UnitOfWork(Protocol):
     @property
     def orders(self) -> OrderRepository: ...
@@ -234,6 +293,9 @@ class Store(Protocol):
 
     @property
     def deliveries(self) -> DeliveryRepository: ...
+
+    @property
+    def monitoring(self) -> MonitoringRepository: ...
 
     @property
     def outbox_signal(self) -> asyncio.Event:

@@ -11,7 +11,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
-from sqlalchemy import and_, delete, event, func, insert, or_, select, update
+from sqlalchemy import and_, case, delete, event, func, insert, or_, select, update
 from sqlalchemy.exc import DBAPIError, IntegrityError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
@@ -37,10 +37,14 @@ from orderhub.store.documents import order_from_document, order_to_document
 from orderhub.store.protocol import (
     AlreadyExists,
     ApiKeyRecord,
+    CallCounts,
     ConcurrencyConflict,
     ErrorEntry,
     IdempotencyRecord,
+    OrderBuckets,
     OrderFilter,
+    ProbeResult,
+    ProbeSummary,
     StoreError,
 )
 from orderhub.store.sql import tables as t
@@ -96,6 +100,7 @@ def _order_row(order: Order, version: int) -> dict[str, Any]:
         "created_at": epoch_ms(order.created_at),
         "updated_at": epoch_ms(order.updated_at),
         "paid_at": epoch_ms(order.paid_at) if order.paid_at else None,
+        "refunded_minor": order.refunded_minor,
         "document": order_to_document(order),
     }
 
@@ -833,6 +838,186 @@ class SqlDeliveryRepository:
         return from_epoch_ms(value) if value is not None else None
 
 
+class SqlMonitoringRepository:
+    def __init__(self, store: SqlStore) -> None:
+        self._store = store
+
+    async def record_probes(self, results: list[ProbeResult]) -> None:
+        if not results:
+            return
+        async with self._store.unit_of_work() as uow:
+            await uow.connection.execute(
+                insert(t.probe_results),
+                [
+                    {
+                        "id": str(new_id()),
+                        "name": r.name,
+                        "at": epoch_ms(r.at),
+                        "ok": r.ok,
+                        "latency_ms": r.latency_ms,
+                        "error": r.error,
+                    }
+                    for r in results
+                ],
+            )
+            await uow.commit()
+
+    async def probe_summaries(self, since: datetime) -> list[ProbeSummary]:
+        p = t.probe_results.c
+        since_ms = epoch_ms(since)
+        async with self._store.unit_of_work(read_only=True) as uow:
+            conn = uow.connection
+            counts = (
+                await conn.execute(
+                    select(
+                        p.name,
+                        func.count().label("checks"),
+                        func.sum(case((p.ok, 1), else_=0)).label("successes"),
+                        func.max(p.at).label("last_at"),
+                    )
+                    .where(p.at >= since_ms)
+                    .group_by(p.name)
+                )
+            ).all()
+            summaries = []
+            for row in counts:
+                last_ok = (
+                    await conn.execute(
+                        select(p.ok)
+                        .where(p.name == row.name, p.at == row.last_at)
+                        .order_by(p.id.desc())
+                        .limit(1)
+                    )
+                ).scalar_one()
+                summaries.append(
+                    ProbeSummary(
+                        name=row.name,
+                        checks=int(row.checks),
+                        successes=int(row.successes or 0),
+                        last_at=from_epoch_ms(row.last_at),
+                        last_ok=bool(last_ok),
+                    )
+                )
+        return summaries
+
+    async def record_provider_call(
+        self, provider: str, operation: str, ok: bool, duration_ms: int, at: datetime
+    ) -> None:
+        async with self._store.unit_of_work() as uow:
+            await uow.connection.execute(
+                insert(t.provider_calls).values(
+                    id=str(new_id()),
+                    provider=provider,
+                    operation=operation,
+                    ok=ok,
+                    duration_ms=duration_ms,
+                    at=epoch_ms(at),
+                )
+            )
+            await uow.commit()
+
+    async def order_buckets(self, start: datetime, end: datetime) -> OrderBuckets:
+        o = t.orders.c
+        in_range = and_(o.created_at >= epoch_ms(start), o.created_at < epoch_ms(end))
+        unpaid = o.paid_at.is_(None)
+        bucket = case(
+            (o.paid_at.is_not(None), "successful"),
+            (o.status == "cancelled", "cancelled"),
+            (o.payment_status == "failed", "failed"),
+            else_="pending",
+        )
+        async with self._store.unit_of_work(read_only=True) as uow:
+            conn = uow.connection
+            rows = (
+                await conn.execute(
+                    select(bucket.label("bucket"), func.count().label("n"))
+                    .where(in_range)
+                    .group_by(bucket)
+                )
+            ).all()
+            revenue = (
+                await conn.execute(
+                    select(o.currency, func.sum(o.total_minor - o.refunded_minor).label("net"))
+                    .where(in_range, ~unpaid)
+                    .group_by(o.currency)
+                )
+            ).all()
+        counts = {row.bucket: int(row.n) for row in rows}
+        return OrderBuckets(
+            successful=counts.get("successful", 0),
+            failed=counts.get("failed", 0),
+            pending=counts.get("pending", 0),
+            cancelled=counts.get("cancelled", 0),
+            revenue_minor={row.currency: int(row.net or 0) for row in revenue},
+        )
+
+    async def call_counts(self, start: datetime, end: datetime) -> dict[str, CallCounts]:
+        c, a = t.provider_calls.c, t.delivery_attempts.c
+        start_ms, end_ms = epoch_ms(start), epoch_ms(end)
+        async with self._store.unit_of_work(read_only=True) as uow:
+            conn = uow.connection
+            provider_rows = (
+                await conn.execute(
+                    select(
+                        c.provider.label("name"),
+                        func.count().label("calls"),
+                        func.sum(case((c.ok, 0), else_=1)).label("errors"),
+                    )
+                    .where(c.at >= start_ms, c.at < end_ms)
+                    .group_by(c.provider)
+                )
+            ).all()
+            attempt_rows = (
+                await conn.execute(
+                    select(
+                        a.integration.label("name"),
+                        func.count().label("calls"),
+                        func.sum(case((a.outcome == "delivered", 0), else_=1)).label("errors"),
+                    )
+                    .where(a.at >= start_ms, a.at < end_ms)
+                    .group_by(a.integration)
+                )
+            ).all()
+        return {
+            row.name: CallCounts(int(row.calls), int(row.errors or 0))
+            for row in [*provider_rows, *attempt_rows]
+        }
+
+    async def orders_by_status(self) -> dict[str, int]:
+        o = t.orders.c
+        async with self._store.unit_of_work(read_only=True) as uow:
+            rows = (
+                await uow.connection.execute(
+                    select(o.status, func.count().label("n")).group_by(o.status)
+                )
+            ).all()
+        return {row.status: int(row.n) for row in rows}
+
+    async def outbox_backlog(self, now: datetime) -> tuple[int, float]:
+        d = t.deliveries.c
+        waiting = d.status.in_([DeliveryStatus.PENDING.value, DeliveryStatus.IN_FLIGHT.value])
+        async with self._store.unit_of_work(read_only=True) as uow:
+            row = (
+                await uow.connection.execute(
+                    select(func.count().label("n"), func.min(d.created_at).label("oldest")).where(
+                        waiting
+                    )
+                )
+            ).one()
+        age = (epoch_ms(now) - row.oldest) / 1000 if row.oldest is not None else 0.0
+        return int(row.n), max(0.0, age)
+
+    async def prune(self, probes_before: datetime, errors_before: datetime) -> None:
+        async with self._store.unit_of_work() as uow:
+            await uow.connection.execute(
+                delete(t.probe_results).where(t.probe_results.c.at < epoch_ms(probes_before))
+            )
+            await uow.connection.execute(
+                delete(t.error_log).where(t.error_log.c.at < epoch_ms(errors_before))
+            )
+            await uow.commit()
+
+
 class SqlStore:
     def __init__(
         self, database_url: str, delivery_targets: DeliveryTargets = lambda _event: []
@@ -854,6 +1039,7 @@ class SqlStore:
         self.errors = SqlErrorLogRepository(self)
         self.webhook_events = SqlWebhookEventRepository(self)
         self.deliveries = SqlDeliveryRepository(self)
+        self.monitoring = SqlMonitoringRepository(self)
         # Set when a commit wrote deliveries; the in-process worker waits on it.
         self.outbox_signal = asyncio.Event()
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     Column,
     Index,
     Integer,
@@ -33,11 +34,22 @@ orders = Table(
     Column("created_at", BigInteger, nullable=False),
     Column("updated_at", BigInteger, nullable=False),
     Column("paid_at", BigInteger, nullable=True),
+    Column("refunded_minor", BigInteger, nullable=False, server_default="0"),
     Column("document", JSON, nullable=False),
     Index("ix_orders_status_id", "status", "id"),
     Index("ix_orders_customer_id", "customer_id", "id"),
     Index("ix_orders_payment_intent_id", "payment_intent_id"),
     Index("ix_orders_created_at", "created_at"),
+    Index(
+        "ix_orders_metrics",
+        "created_at",
+        "paid_at",
+        "payment_status",
+        "status",
+        "currency",
+        "total_minor",
+        "refunded_minor",
+    ),
 )
 
 order_events = Table(
@@ -146,4 +158,28 @@ delivery_attempts = Table(
     Column("at", BigInteger, nullable=False),
     Index("ix_delivery_attempts_at", "at"),
     Index("ix_delivery_attempts_delivery", "delivery_id"),
+)
+
+probe_results = Table(
+    "probe_results",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("name", String(40), nullable=False),
+    Column("at", BigInteger, nullable=False),
+    Column("ok", Boolean, nullable=False),
+    Column("latency_ms", Integer, nullable=True),
+    Column("error", Text, nullable=True),
+    Index("ix_probe_results_name_at", "name", "at"),
+)
+
+provider_calls = Table(
+    "provider_calls",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("provider", String(20), nullable=False),
+    Column("operation", String(40), nullable=False),
+    Column("ok", Boolean, nullable=False),
+    Column("duration_ms", Integer, nullable=False),
+    Column("at", BigInteger, nullable=False),
+    Index("ix_provider_calls_at", "at"),
 )

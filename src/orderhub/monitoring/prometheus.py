@@ -1,0 +1,63 @@
+"""`GET /metrics`: Prometheus text. Request and delivery counters are this process's;
+backlog and order counts are read from the store at each scrape, so they are right
+whatever number of processes share it."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+from orderhub.kit.clock import Clock
+from orderhub.store.protocol import Store
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.requests = Counter(
+            "orderhub_http_requests",
+            "HTTP requests by route template and status",
+            ["method", "route", "status"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "orderhub_http_request_duration_seconds",
+            "HTTP request latency by route template",
+            ["method", "route"],
+            registry=self.registry,
+        )
+        self.deliveries = Counter(
+            "orderhub_deliveries",
+            "Delivery attempts by integration and outcome (this process's worker)",
+            ["integration", "outcome"],
+            registry=self.registry,
+        )
+        self.backlog = Gauge(
+            "orderhub_outbox_backlog",
+            "Deliveries waiting (pending or in flight)",
+            registry=self.registry,
+        )
+        self.oldest = Gauge(
+            "orderhub_outbox_oldest_pending_age_seconds",
+            "Age of the oldest waiting delivery",
+            registry=self.registry,
+        )
+        self.orders = Gauge(
+            "orderhub_orders", "Orders by status", ["status"], registry=self.registry
+        )
+
+    def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:
+        self.requests.labels(method, route, str(status)).inc()
+        self.latency.labels(method, route).observe(seconds)
+
+    def observe_delivery(self, integration: str, outcome: str) -> None:
+        self.deliveries.labels(integration, outcome).inc()
+
+    async def render(self, store: Store, clock: Clock) -> bytes:
+        waiting, oldest = await store.monitoring.outbox_backlog(clock.now())
+        self.backlog.set(waiting)
+        self.oldest.set(oldest)
+        for status, count in (await store.monitoring.orders_by_status()).items():
+            self.orders.labels(status).set(count)
+        return generate_latest(self.registry)
