@@ -248,3 +248,112 @@ async def test_concurrent_changes_to_one_order_all_apply(store: SqlStore) -> Non
 
 async def test_ping(store: SqlStore) -> None:
     await store.ping()
+
+
+# -- outbox -----------------------------------------------------------------------------
+
+
+async def _store_with_targets(database_url: str) -> SqlStore:
+    from orderhub.delivery.model import Integration, delivery_targets
+
+    return SqlStore(database_url, delivery_targets(list(Integration)))
+
+
+async def test_events_write_their_deliveries_in_the_same_commit(database_url: str) -> None:
+    from orderhub.delivery.model import DeliveryFilter, DeliveryStatus
+
+    store = await _store_with_targets(database_url)
+    try:
+        order = make_order()
+        async with store.unit_of_work() as uow:
+            await uow.orders.add(order)
+            # not committed: no delivery visible anywhere
+        assert await store.deliveries.list_page(DeliveryFilter(), None, 10) == []
+        await _add(store, make_order())
+        rows = await store.deliveries.list_page(DeliveryFilter(), None, 10)
+        assert sorted(d.integration.value for d in rows) == ["email", "notifications", "sheets"]
+        assert {d.status for d in rows} == {DeliveryStatus.PENDING}
+        assert store.outbox_signal.is_set()
+    finally:
+        await store.close()
+
+
+async def test_concurrent_claims_lease_each_delivery_once(database_url: str) -> None:
+    store = await _store_with_targets(database_url)
+    try:
+        for _ in range(10):
+            await _add(store, make_order())
+        lease = NOW + timedelta(minutes=1)
+        batches = await asyncio.gather(
+            *(store.deliveries.claim_due(NOW, f"w{n}", lease, 7) for n in range(6))
+        )
+        claimed = [d.delivery.id for batch in batches for d in batch]
+        assert len(claimed) == len(set(claimed)) == 30
+        # the due one carries its event and the order as of the event
+        sample = batches[0][0] if batches[0] else next(b[0] for b in batches if b)
+        assert sample.event.type == EventType.CREATED
+        assert sample.order_document["id"] == str(sample.delivery.order_id)
+        # leased: nobody gets them again until the lease runs out
+        assert await store.deliveries.claim_due(NOW, "late", lease, 50) == []
+        again = await store.deliveries.claim_due(lease + timedelta(seconds=1), "late", lease, 50)
+        assert len(again) == 30
+    finally:
+        await store.close()
+
+
+async def test_complete_fail_and_retry_dead(database_url: str) -> None:
+    from orderhub.delivery.model import DeliveryStatus
+
+    store = await _store_with_targets(database_url)
+    try:
+        await _add(store, make_order())
+        first, second, third = await store.deliveries.claim_due(
+            NOW, "w", NOW + timedelta(minutes=1), 10
+        )
+        assert await store.deliveries.complete(first.delivery.id, "w", NOW, 12)
+        assert not await store.deliveries.complete(first.delivery.id, "w", NOW, 12)
+        retry_at = NOW + timedelta(seconds=2)
+        assert await store.deliveries.fail(second.delivery.id, "w", NOW, 5, "503", retry_at)
+        assert await store.deliveries.fail(third.delivery.id, "w", NOW, 5, "410", None)
+        got = {d.delivery.id: d for d in (first, second, third)}
+        states = {i: await store.deliveries.get(i) for i in got}
+        assert states[first.delivery.id].status == DeliveryStatus.DELIVERED  # type: ignore[union-attr]
+        assert states[second.delivery.id].next_attempt_at == retry_at  # type: ignore[union-attr]
+        assert states[third.delivery.id].status == DeliveryStatus.DEAD  # type: ignore[union-attr]
+        assert not await store.deliveries.retry_dead(second.delivery.id, NOW)
+        assert await store.deliveries.retry_dead(third.delivery.id, NOW)
+        assert await store.deliveries.next_due_at() == NOW
+        counts = await store.monitoring.call_counts(
+            NOW - timedelta(hours=1), NOW + timedelta(hours=1)
+        )
+        assert sum(c.calls for c in counts.values()) == 4  # every attempt, lease lost or not
+        assert sum(c.errors for c in counts.values()) == 2
+    finally:
+        await store.close()
+
+
+async def test_webhook_events_begin_once_until_finished(store: SqlStore) -> None:
+    assert await store.webhook_events.begin("evt_1", "payment_intent.succeeded", NOW)
+    # not finished (applying failed): a retry handles it again
+    assert await store.webhook_events.begin("evt_1", "payment_intent.succeeded", NOW)
+    await store.webhook_events.finish("evt_1", "applied", None, NOW)
+    assert not await store.webhook_events.begin("evt_1", "payment_intent.succeeded", NOW)
+
+
+async def test_order_buckets_and_revenue(store: SqlStore) -> None:
+    paid = make_order()
+    paid.record_payment_succeeded(NOW, EventSource.WEBHOOK)
+    paid.record_refund(Refund("r", 999, None, RefundStatus.SUCCEEDED, NOW), NOW, EventSource.API)
+    failed = make_order()
+    failed.record_payment_failed(NOW, EventSource.WEBHOOK)
+    cancelled = make_order()
+    cancelled.cancel(NOW, EventSource.API)
+    for order in (paid, failed, cancelled, make_order()):
+        await _add(store, order)
+    buckets = await store.monitoring.order_buckets(
+        NOW - timedelta(hours=1), NOW + timedelta(hours=1)
+    )
+    assert (buckets.successful, buckets.failed, buckets.pending, buckets.cancelled) == (1, 1, 1, 1)
+    assert buckets.revenue_minor == {"usd": paid.total_minor - 999}
+    empty = await store.monitoring.order_buckets(NOW + timedelta(hours=1), NOW + timedelta(hours=2))
+    assert (empty.successful, empty.pending) == (0, 0)

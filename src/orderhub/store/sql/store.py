@@ -617,6 +617,9 @@ class SqlDeliveryRepository:
                     .where(due)
                     .order_by(d.c.next_attempt_at, d.c.id)
                     .limit(limit)
+                    # PostgreSQL: workers claiming at once each get other rows (SQLite has
+                    # one writer at a time and ignores this)
+                    .with_for_update(skip_locked=True)
                 )
             ).all()
             claimed: list[str] = []
