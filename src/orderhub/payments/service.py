@@ -316,17 +316,20 @@ class PaymentService:
             )
             return await self.apply(failed, source)
         except ProviderError as exc:
-            await self._errors.record(
-                Service.PAYMENTS,
+            raise await self._provider_failed(
                 "Refund could not reach the payment provider",
-                error=str(exc),
-                order_id=order.id,
-            )
-            raise UpstreamError(
-                "Payment provider error: the refund could not be completed",
-                code="payment_provider_error",
+                "the refund could not be completed",
+                exc,
+                order.id,
             ) from exc
         return await self.apply(refund_outcome(answer, order.payment_intent_id, refund.id), source)
+
+    async def _provider_failed(
+        self, recorded: str, answered: str, exc: ProviderError, order_id: uuid.UUID
+    ) -> UpstreamError:
+        """Keep the provider's failure for operators; the caller raises the 502 returned."""
+        await self._errors.record(Service.PAYMENTS, recorded, error=str(exc), order_id=order_id)
+        return UpstreamError(f"Payment provider error: {answered}", code="payment_provider_error")
 
     # -- cancel (for DELETE /api/orders/:id) ----------------------------------------
 
@@ -344,15 +347,8 @@ class PaymentService:
             log.warning("cancel_unknown_intent", order_id=str(order.id))
             return
         except ProviderError as exc:
-            await self._errors.record(
-                Service.PAYMENTS,
-                "Could not cancel the payment intent",
-                error=str(exc),
-                order_id=order.id,
-            )
-            raise UpstreamError(
-                "Payment provider error: could not cancel the payment",
-                code="payment_provider_error",
+            raise await self._provider_failed(
+                "Could not cancel the payment intent", "could not cancel the payment", exc, order.id
             ) from exc
         if intent.status == IntentStatus.SUCCEEDED:
             await self.apply(intent_outcome(intent), EventSource.PROVIDER)
@@ -388,12 +384,8 @@ class PaymentService:
         except IntentNotFound as exc:
             raise NotFound("Payment intent not found") from exc
         except ProviderError as exc:
-            await self._errors.record(
-                Service.PAYMENTS, "Payment confirmation failed", error=str(exc), order_id=order.id
-            )
-            raise UpstreamError(
-                "Payment provider error: could not confirm the payment",
-                code="payment_provider_error",
+            raise await self._provider_failed(
+                "Payment confirmation failed", "could not confirm the payment", exc, order.id
             ) from exc
         order = await self._apply_checked(intent_outcome(intent), EventSource.PROVIDER)
         return ConfirmResult(intent.status.value, intent.next_action, order)
