@@ -59,6 +59,11 @@ def migrate(settings: Settings) -> None:
     raise SettingsError("DATABASE_URL: the dynamodb store is not available in this version")
 
 
+# How long a refund stays unacknowledged before the worker sends it again (well beyond a
+# provider call with its retries, so a request still waiting on it is never overtaken).
+REFUND_RESEND_SECONDS = 120
+
+
 @dataclass
 class Container:
     settings: Settings
@@ -103,15 +108,18 @@ class Container:
         self._started = True
 
     async def run_worker(self, stop: asyncio.Event) -> None:
-        """The delivery worker and, beside it, the periodic health probes."""
-        probes = asyncio.create_task(
-            self.monitoring.run_probes(stop, self.settings.probe_interval_seconds)
-        )
+        """The delivery worker and, beside it, the health probes and the refund resender."""
+        side_tasks = [
+            asyncio.create_task(
+                self.monitoring.run_probes(stop, self.settings.probe_interval_seconds)
+            ),
+            asyncio.create_task(self.payment_service.run_resender(stop, REFUND_RESEND_SECONDS)),
+        ]
         try:
             await self.worker.run(stop)
         finally:
             stop.set()
-            await probes
+            await asyncio.gather(*side_tasks)
 
     async def close(self) -> None:
         if self._worker_task is not None:

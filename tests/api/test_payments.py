@@ -377,3 +377,40 @@ async def test_delete_with_the_provider_down_is_502_and_a_retry_sends_the_refund
     final = await p.get_order(order["id"])
     assert (final["status"], final["paymentStatus"]) == ("cancelled", "refunded")
     assert (await p.client.delete(f"/api/orders/{order['id']}", headers=AUTH)).status_code == 409
+
+
+async def test_unacknowledged_refunds_are_sent_by_the_worker_later(
+    make_harness: Any, fake_stripe: Any
+) -> None:
+    from datetime import timedelta
+
+    from orderhub.kit.clock import FrozenClock, SystemClock
+
+    clock = FrozenClock(SystemClock().now())
+    harness = await make_harness(
+        clock=clock,
+        payment_provider="stripe",
+        stripe_secret_key=fake_stripe.api_key,
+        stripe_api_base=fake_stripe.url,
+    )
+    p = Payments(harness, "stripe", fake_stripe)
+    cancelled = await p.paid_order()
+    partly = await p.paid_order()
+    fake_stripe.fail_next(status=500, count=20, path_prefix="/v1/refunds")
+    assert (
+        await p.client.delete(f"/api/orders/{cancelled['id']}", headers=AUTH)
+    ).status_code == 502
+    assert (await p.refund(partly["id"], amount=5)).status_code == 502
+    service = harness.container.payment_service
+    # too recent: a request may still be waiting on the provider
+    assert await service.resend_unsent_refunds(quiet_for=timedelta(minutes=2)) == 0
+    clock.advance(minutes=3)
+    # still unreachable: nothing acknowledged, nothing lost
+    assert await service.resend_unsent_refunds(quiet_for=timedelta(minutes=2)) == 0
+    fake_stripe.clear_faults()
+    assert await service.resend_unsent_refunds(quiet_for=timedelta(minutes=2)) == 2
+    assert await service.resend_unsent_refunds(quiet_for=timedelta(minutes=2)) == 0
+    assert [r["amount"] for r in fake_stripe.refunds_for(cancelled["paymentIntentId"])] == [10997]
+    assert [r["amount"] for r in fake_stripe.refunds_for(partly["paymentIntentId"])] == [500]
+    assert (await p.get_order(cancelled["id"]))["paymentStatus"] == "refunded"
+    assert (await p.get_order(partly["id"]))["refunds"][0]["status"] == "succeeded"

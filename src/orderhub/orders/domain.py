@@ -322,6 +322,13 @@ class Order:
         """Succeeded and pending refunds (SPEC §7)."""
         return sum(r.amount_minor for r in self.refunds if r.counts)
 
+    @property
+    def unsent_refunds(self) -> list[Refund]:
+        """Refunds reserved here that the provider has not acknowledged yet."""
+        return [
+            r for r in self.refunds if r.provider_id is None and r.status == RefundStatus.PENDING
+        ]
+
     def find_refund(self, refund_id: str) -> Refund | None:
         """By orderhub's id or the provider's `re_...` id."""
         return next((r for r in self.refunds if refund_id in (r.id, r.provider_id)), None)

@@ -7,9 +7,11 @@ SPEC §7's rules, and commits before the caller answers.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from enum import StrEnum
 
@@ -46,7 +48,7 @@ from orderhub.payments.provider import (
     ProviderRefund,
     ProviderRejected,
 )
-from orderhub.store.protocol import Store, UnitOfWork
+from orderhub.store.protocol import Store, StoreError, UnitOfWork
 
 log = structlog.get_logger(__name__)
 
@@ -323,6 +325,34 @@ class PaymentService:
                 order.id,
             ) from exc
         return await self.apply(refund_outcome(answer, order.payment_intent_id, refund.id), source)
+
+    async def resend_unsent_refunds(self, quiet_for: timedelta, limit: int = 50) -> int:
+        """Send refunds that were reserved but never acknowledged (the provider could not be
+        reached and nobody retried). Their id is the provider's idempotency key, so a refund
+        that did happen is only read back. Returns how many were acknowledged now."""
+        async with self._store.unit_of_work(read_only=True) as uow:
+            orders = await uow.orders.with_unsent_refunds(self._clock.now() - quiet_for, limit)
+        acknowledged = 0
+        for order in orders:
+            for refund in order.unsent_refunds:
+                try:
+                    order = await self.submit_refund(order, refund.id)
+                except UpstreamError:
+                    continue  # still unreachable: next pass
+                acknowledged += 1
+        return acknowledged
+
+    async def run_resender(self, stop: asyncio.Event, interval: float) -> None:
+        """The worker's pass over unacknowledged refunds, every `interval` seconds."""
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), interval)
+            if stop.is_set():
+                return
+            try:
+                await self.resend_unsent_refunds(quiet_for=timedelta(seconds=interval))
+            except StoreError as exc:
+                log.warning("refund_resend_skipped", error=str(exc))
 
     async def _provider_failed(
         self, recorded: str, answered: str, exc: ProviderError, order_id: uuid.UUID

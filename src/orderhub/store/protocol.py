@@ -66,6 +66,10 @@ class OrderRepository(Protocol):
     async def history(self, order_id: uuid.UUID) -> list[OrderEvent]:
         """The order's events, oldest first."""
 
+    async def with_unsent_refunds(self, changed_before: datetime, limit: int) -> list[Order]:
+        """Orders holding refunds the provider never acknowledged, unchanged since
+        `changed_before` (an index, never a scan)."""
+
 
 @dataclass(frozen=True, slots=True)
 class ApiKeyRecord:

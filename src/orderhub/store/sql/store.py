@@ -101,6 +101,7 @@ def _order_row(order: Order, version: int) -> dict[str, Any]:
         "updated_at": epoch_ms(order.updated_at),
         "paid_at": epoch_ms(order.paid_at) if order.paid_at else None,
         "refunded_minor": order.refunded_minor,
+        "unsent_refunds": len(order.unsent_refunds),
         "document": order_to_document(order),
     }
 
@@ -205,6 +206,18 @@ class SqlOrderRepository:
         await self._write_events(order, row)
         order.version = new_version
         order.dirty = False
+
+    async def with_unsent_refunds(self, changed_before: datetime, limit: int) -> list[Order]:
+        o = t.orders.c
+        rows = (
+            await self._conn.execute(
+                select(o.document, o.version)
+                .where(o.unsent_refunds > 0, o.updated_at < epoch_ms(changed_before))
+                .order_by(o.updated_at)
+                .limit(limit)
+            )
+        ).all()
+        return [order_from_document(row.document, row.version) for row in rows]
 
     async def list_page(
         self, order_filter: OrderFilter, before_id: uuid.UUID | None, limit: int

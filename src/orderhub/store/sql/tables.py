@@ -35,11 +35,13 @@ orders = Table(
     Column("updated_at", BigInteger, nullable=False),
     Column("paid_at", BigInteger, nullable=True),
     Column("refunded_minor", BigInteger, nullable=False, server_default="0"),
+    Column("unsent_refunds", Integer, nullable=False, server_default="0"),
     Column("document", JSON, nullable=False),
     Index("ix_orders_status_id", "status", "id"),
     Index("ix_orders_customer_id", "customer_id", "id"),
     Index("ix_orders_payment_intent_id", "payment_intent_id"),
     Index("ix_orders_created_at", "created_at"),
+    Index("ix_orders_unsent_refunds", "unsent_refunds", "updated_at"),
     Index(
         "ix_orders_metrics",
         "created_at",
