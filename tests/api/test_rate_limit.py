@@ -107,3 +107,17 @@ async def test_unreachable_redis_lets_requests_pass(make_harness: Callable[..., 
         assert response.headers["X-RateLimit-Limit"] == "1"
         assert "X-RateLimit-Remaining" not in response.headers
     assert h.container.limiter.failures == 3
+
+
+async def test_unreachable_redis_shows_in_health_and_metrics(
+    make_harness: Callable[..., Any],
+) -> None:
+    h: Harness = await make_harness(redis_url="redis://127.0.0.1:1/0")
+    await h.client.get("/api/orders", headers=AUTH)
+    health = await h.client.get("/api/monitoring/health", headers=AUTH)
+    assert health.status_code == 200
+    data = health.json()["data"]
+    assert data["services"]["redis"]["status"] == "down"
+    assert data["status"] == "degraded"
+    scrape = await h.client.get("/metrics", headers=AUTH)
+    assert "orderhub_rate_limit_backend_failures 2.0" in scrape.text

@@ -46,6 +46,11 @@ class Metrics:
         self.orders = Gauge(
             "orderhub_orders", "Orders by status", ["status"], registry=self.registry
         )
+        self.limiter_failures = Gauge(
+            "orderhub_rate_limit_backend_failures",
+            "Requests let through because the rate-limit counter store failed (this process)",
+            registry=self.registry,
+        )
 
     def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:
         self.requests.labels(method, route, str(status)).inc()
@@ -54,10 +59,11 @@ class Metrics:
     def observe_delivery(self, integration: str, outcome: str) -> None:
         self.deliveries.labels(integration, outcome).inc()
 
-    async def render(self, store: Store, clock: Clock) -> bytes:
+    async def render(self, store: Store, clock: Clock, limiter_failures: int = 0) -> bytes:
         waiting, oldest = await store.monitoring.outbox_backlog(clock.now())
         self.backlog.set(waiting)
         self.oldest.set(oldest)
+        self.limiter_failures.set(limiter_failures)
         for status, count in (await store.monitoring.orders_by_status()).items():
             self.orders.labels(status).set(count)
         return generate_latest(self.registry)
