@@ -7,6 +7,7 @@ from __future__ import annotations
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 from orderhub.kit.clock import Clock
+from orderhub.orders.domain import OrderStatus
 from orderhub.store.protocol import Store
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -23,8 +24,8 @@ class Metrics:
         )
         self.latency = Histogram(
             "orderhub_http_request_duration_seconds",
-            "HTTP request latency by route template",
-            ["method", "route"],
+            "HTTP request latency by route template and status",
+            ["method", "route", "status"],
             registry=self.registry,
         )
         self.deliveries = Counter(
@@ -54,7 +55,7 @@ class Metrics:
 
     def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:
         self.requests.labels(method, route, str(status)).inc()
-        self.latency.labels(method, route).observe(seconds)
+        self.latency.labels(method, route, str(status)).observe(seconds)
 
     def observe_delivery(self, integration: str, outcome: str) -> None:
         self.deliveries.labels(integration, outcome).inc()
@@ -64,6 +65,7 @@ class Metrics:
         self.backlog.set(waiting)
         self.oldest.set(oldest)
         self.limiter_failures.set(limiter_failures)
-        for status, count in (await store.monitoring.orders_by_status()).items():
-            self.orders.labels(status).set(count)
+        counts = await store.monitoring.orders_by_status()
+        for status in OrderStatus:  # every status, so one that empties reads 0
+            self.orders.labels(status.value).set(counts.get(status.value, 0))
         return generate_latest(self.registry)

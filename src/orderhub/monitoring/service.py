@@ -60,7 +60,7 @@ ROLE_OF_INTEGRATION = {
 
 
 def parse_time_range(value: str) -> timedelta:
-    match = _RANGE.match(value)
+    match = _RANGE.fullmatch(value)
     if match is None:
         raise ValidationFailed.one("timeRange", "must look like 30m, 24h or 7d")
     span = timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})

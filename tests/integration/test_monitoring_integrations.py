@@ -1,0 +1,402 @@
+"""SPEC §11 `GET /api/monitoring/integrations`: status, uptime and lastChecked from the
+probes the worker records (`probe_and_record`) and from recent delivery outcomes.
+
+Backends go down for real: an aiosmtpd peer is stopped (and started again on the same
+port), moto's server is stopped. A frozen clock places every probe at a known time.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import uuid
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from aiosmtpd.controller import Controller
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from moto.server import ThreadedMotoServer
+
+from orderhub.delivery.integrations.base import TransientDeliveryError
+from orderhub.kit.clock import FrozenClock
+from orderhub.payments.provider import ProviderError
+from tests.fixtures.app import AUTH, Harness
+from tests.fixtures.integrations import Recorders
+from tests.fixtures.stripe_server import FakeStripe
+
+T0 = datetime(2026, 3, 1, 12, 0, 0, 250_000, tzinfo=UTC)
+REGION = "us-east-1"
+ENTRY_KEYS = {"name", "status", "lastChecked", "uptime"}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+class AcceptAll:
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        return "250 OK"
+
+
+class SmtpPeer:
+    """An aiosmtpd server that can be stopped and started again on the same port."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.controller: Controller | None = None
+
+    @property
+    def url(self) -> str:
+        return f"smtp://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        assert self.controller is None
+        self.controller = Controller(AcceptAll(), hostname="127.0.0.1", port=self.port)
+        self.controller.start()
+
+    def stop(self) -> None:
+        if self.controller is not None:
+            self.controller.stop()
+            self.controller = None
+
+
+@pytest.fixture
+def smtp_peer() -> Iterator[SmtpPeer]:
+    peer = SmtpPeer()
+    peer.start()
+    yield peer
+    peer.stop()
+
+
+class Moto:
+    def __init__(self) -> None:
+        self.server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+        self.server.start()
+        host, port = self.server.get_host_and_port()
+        self.url = f"http://{host}:{port}"
+        self.running = True
+
+    def stop(self) -> None:
+        if self.running:
+            self.running = False
+            self.server.stop()
+
+    def create_topic(self) -> str:
+        client = boto3.client(
+            "sns",
+            endpoint_url=self.url,
+            region_name=REGION,
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+        )
+        try:
+            arn: str = client.create_topic(Name=f"orders-{uuid.uuid4().hex[:12]}")["TopicArn"]
+        finally:
+            client.close()
+        return arn
+
+
+@pytest.fixture
+def moto(monkeypatch: pytest.MonkeyPatch) -> Iterator[Moto]:
+    """Fake AWS credentials only; SNS found through botocore's `AWS_ENDPOINT_URL_SNS`."""
+    for name in list(os.environ):
+        if name.startswith("AWS_"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
+    monkeypatch.setenv("AWS_CONFIG_FILE", os.devnull)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", os.devnull)
+    peer = Moto()
+    monkeypatch.setenv("AWS_ENDPOINT_URL_SNS", peer.url)
+    yield peer
+    peer.stop()
+
+
+class Unreachable:
+    """A payment provider that cannot be reached."""
+
+    name = "sandbox"
+
+    def __getattr__(self, attribute: str) -> Any:
+        async def fail(*_args: Any, **_kwargs: Any) -> Any:
+            raise ProviderError("connection refused")
+
+        return fail
+
+
+def iso(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+async def integrations(h: Harness) -> dict[str, Any]:
+    response = await h.client.get("/api/monitoring/integrations", headers=AUTH)
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["success"] is True
+    assert set(body["data"]) == {"timestamp", "integrations"}
+    result: dict[str, Any] = body["data"]["integrations"]
+    return result
+
+
+async def probe(h: Harness, clock: FrozenClock, *, minutes: float = 1) -> None:
+    await h.container.monitoring.probe_and_record()
+    clock.advance(minutes=minutes)
+
+
+# -- uptime and status from probes ------------------------------------------------------------
+
+
+async def test_uptime_status_and_last_checked_follow_the_probes(
+    make_harness: Callable[..., Any], smtp_peer: SmtpPeer
+) -> None:
+    clock = FrozenClock(T0)
+    h: Harness = await make_harness(clock=clock, email_backend="smtp", smtp_url=smtp_peer.url)
+
+    before = await integrations(h)
+    assert set(before) == {"sqlite", "sandbox", "smtp", "csv", "notificationsFile"}
+    for name, entry in before.items():
+        assert set(entry) == ENTRY_KEYS, name
+        assert entry["uptime"] == "n/a", name  # no probe yet
+        assert entry["lastChecked"] is None, name
+        assert isinstance(entry["name"], str) and entry["name"], name
+
+    for _ in range(9):
+        await probe(h, clock)
+    smtp_peer.stop()
+    down_at = clock.now()
+    await h.container.monitoring.probe_and_record()
+
+    after = await integrations(h)
+    assert after["smtp"]["status"] == "down"  # the last probe failed
+    assert after["smtp"]["uptime"] == "90.0%"  # 9 of 10
+    assert after["smtp"]["lastChecked"] == iso(down_at)
+    for name in ("sqlite", "sandbox", "csv", "notificationsFile"):
+        assert after[name]["status"] == "operational", name
+        assert after[name]["uptime"] == "100.0%", name
+        assert after[name]["lastChecked"] == iso(down_at), name
+
+    clock.advance(minutes=1)
+    smtp_peer.start()  # back, on the same port
+    up_at = clock.now()
+    await h.container.monitoring.probe_and_record()
+    again = await integrations(h)
+    assert again["smtp"]["status"] == "operational"
+    assert again["smtp"]["uptime"] == "90.9%"  # 10 of 11
+    assert again["smtp"]["lastChecked"] == iso(up_at)
+    assert again["smtp"]["lastChecked"].endswith(".250Z")
+
+
+async def test_uptime_counts_the_last_24_hours_and_old_probes_are_pruned(
+    make_harness: Callable[..., Any], smtp_peer: SmtpPeer
+) -> None:
+    clock = FrozenClock(T0)
+    h: Harness = await make_harness(clock=clock, email_backend="smtp", smtp_url=smtp_peer.url)
+    monitoring = h.container.store.monitoring
+    smtp_peer.stop()
+    for _ in range(3):
+        await probe(h, clock)  # three failures at T0
+    assert (await integrations(h))["smtp"]["uptime"] == "0.0%"
+
+    clock.at = T0 + timedelta(hours=25)
+    smtp_peer.start()
+    await h.container.monitoring.probe_and_record()
+    current = await integrations(h)
+    assert current["smtp"]["uptime"] == "100.0%"  # the failures are more than 24 h old
+    assert current["smtp"]["status"] == "operational"
+    kept = {s.name: s.checks for s in await monitoring.probe_summaries(T0 - timedelta(days=30))}
+    assert kept["smtp"] == 4  # older than a day, but still kept
+
+    clock.at = T0 + timedelta(days=3)
+    await h.container.monitoring.probe_and_record()
+    current = await integrations(h)
+    assert current["smtp"]["uptime"] == "100.0%"
+    assert current["smtp"]["lastChecked"] == iso(T0 + timedelta(days=3))
+    kept = {s.name: s.checks for s in await monitoring.probe_summaries(T0 - timedelta(days=30))}
+    # the probes of T0 are gone: only the recent ones remain in the store
+    assert kept["smtp"] == 2
+    assert kept["sqlite"] == 2
+
+
+async def test_a_failing_delivery_makes_its_integration_degraded(
+    make_harness: Callable[..., Any],
+) -> None:
+    clock = FrozenClock(T0)
+    rec = Recorders()
+    h: Harness = await make_harness(clock=clock, integrations=rec.integrations())
+    rec.notifications.script.failures = [TransientDeliveryError("HTTP 503")]
+    created = await h.create_order()
+    assert created.status_code == 201
+    await h.container.worker.run_once()
+    clock.advance(seconds=1)
+    await h.container.monitoring.probe_and_record()
+
+    now = await integrations(h)
+    assert now["notificationsFile"]["status"] == "degraded"
+    assert now["emailFile"]["status"] == "operational"
+    assert now["csv"]["status"] == "operational"
+    assert now["sqlite"]["status"] == "operational"
+    assert now["sandbox"]["status"] == "operational"
+
+    clock.advance(minutes=14)
+    assert (await integrations(h))["notificationsFile"]["status"] == "degraded"
+    clock.advance(minutes=1)  # the failure is now more than 15 minutes old
+    assert (await integrations(h))["notificationsFile"]["status"] == "operational"
+
+
+async def test_down_wins_over_degraded_and_degraded_outlives_recovery(
+    make_harness: Callable[..., Any], smtp_peer: SmtpPeer
+) -> None:
+    clock = FrozenClock(T0)
+    h: Harness = await make_harness(clock=clock, email_backend="smtp", smtp_url=smtp_peer.url)
+    smtp_peer.stop()
+    assert (await h.create_order()).status_code == 201
+    await h.container.worker.run_once()  # the confirmation email cannot be sent
+    clock.advance(seconds=1)
+    await h.container.monitoring.probe_and_record()
+    assert (await integrations(h))["smtp"]["status"] == "down"
+
+    clock.advance(minutes=1)
+    smtp_peer.start()
+    await h.container.monitoring.probe_and_record()
+    # it answers probes again, but a delivery failed a minute ago
+    assert (await integrations(h))["smtp"]["status"] == "degraded"
+    clock.advance(minutes=16)
+    await h.container.monitoring.probe_and_record()
+    assert (await integrations(h))["smtp"]["status"] == "operational"
+
+
+async def test_a_payment_provider_failing_calls_is_degraded(
+    make_harness: Callable[..., Any],
+) -> None:
+    clock = FrozenClock(T0)
+    h: Harness = await make_harness(clock=clock)
+    recorded: Any = h.container.recorded_payments
+    sandbox, recorded.inner = recorded.inner, Unreachable()
+    assert (await h.create_order()).status_code == 502
+    recorded.inner = sandbox
+    clock.advance(seconds=1)
+    await h.container.monitoring.probe_and_record()  # the sandbox itself answers probes
+    now = await integrations(h)
+    assert now["sandbox"]["status"] == "degraded"
+    assert now["sandbox"]["uptime"] == "100.0%"
+    clock.advance(minutes=15)
+    assert (await integrations(h))["sandbox"]["status"] == "operational"
+
+
+async def test_integrations_that_are_off_are_not_configured(
+    make_harness: Callable[..., Any],
+) -> None:
+    h: Harness = await make_harness(
+        email_backend="none", sheets_backend="none", notify_backend="none"
+    )
+    await h.container.monitoring.probe_and_record()
+    entries = await integrations(h)
+    assert entries["sqlite"]["status"] == "operational"
+    assert entries["sandbox"]["status"] == "operational"
+    off = {k: v for k, v in entries.items() if k not in {"sqlite", "sandbox"}}
+    assert len(off) == 3  # email, sheets and notifications
+    for name, entry in off.items():
+        assert entry["status"] == "not_configured", name
+        assert entry["lastChecked"] is None, name
+
+
+# -- AWS ------------------------------------------------------------------------------------
+
+
+async def test_sns_is_grouped_under_aws(make_harness: Callable[..., Any], moto: Moto) -> None:
+    topic = moto.create_topic()
+    clock = FrozenClock(T0)
+    h: Harness = await make_harness(clock=clock, notify_backend="sns", sns_topic_arn=topic)
+
+    before = await integrations(h)
+    assert set(before) == {"sqlite", "sandbox", "emailFile", "csv", "aws"}
+    assert before["aws"]["name"] == "AWS Services"
+    assert before["aws"]["lastChecked"] is None
+    assert set(before["aws"]["services"]) == {"sns"}
+
+    await probe(h, clock)
+    up = await integrations(h)
+    assert up["aws"]["status"] == "operational"
+    assert up["aws"]["services"] == {"sns": "operational"}
+    assert up["aws"]["lastChecked"] == iso(T0)
+    assert "sns" not in up
+
+    moto.stop()
+    down_at = clock.now()
+    await h.container.monitoring.probe_and_record()
+    down = await integrations(h)
+    assert down["aws"]["status"] == "down"
+    assert down["aws"]["services"] == {"sns": "down"}
+    assert down["aws"]["lastChecked"] == iso(down_at)
+    assert down["emailFile"]["status"] == "operational"
+
+
+async def test_seed_configuration_keys(
+    make_harness: Callable[..., Any], moto: Moto, fake_stripe: FakeStripe, tmp_path: Path
+) -> None:
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    ).decode()
+    credentials = tmp_path / "service-account.json"
+    credentials.write_text(
+        json.dumps(
+            {
+                "type": "service_account",
+                "project_id": "orderhub-test",
+                "private_key_id": "k1",
+                "private_key": pem,
+                "client_email": "orderhub@orderhub-test.iam.gserviceaccount.com",
+                "client_id": "1234567890",
+                "token_uri": f"http://127.0.0.1:{free_port()}/token",
+            }
+        )
+    )
+    clock = FrozenClock(T0)
+    h: Harness = await make_harness(
+        clock=clock,
+        payment_provider="stripe",
+        stripe_secret_key=fake_stripe.api_key,
+        stripe_api_base=fake_stripe.url,
+        email_backend="sendgrid",
+        sendgrid_api_key="SG.test-key",
+        sendgrid_api_base=f"http://127.0.0.1:{free_port()}",
+        sheets_backend="google",
+        google_sheets_spreadsheet_id="1AbCdEfGhIjKlMnOpQrStUvWxYz0123456789",
+        google_application_credentials=str(credentials),
+        google_sheets_api_base=f"http://127.0.0.1:{free_port()}",
+        notify_backend="sns",
+        sns_topic_arn=moto.create_topic(),
+    )
+    await h.container.monitoring.probe_and_record()
+    entries = await integrations(h)
+    # the seed's four, beside the store (SQLite here; the seed's DynamoDB would be in aws)
+    assert set(entries) == {"stripe", "sendgrid", "googleSheets", "aws", "sqlite"}
+    assert entries["stripe"]["name"] == "Stripe Payment Gateway"
+    assert entries["sendgrid"]["name"] == "SendGrid Email Service"
+    assert entries["googleSheets"]["name"] == "Google Sheets API"
+    assert entries["aws"]["name"] == "AWS Services"
+    assert entries["aws"]["services"] == {"sns": "operational"}
+    assert entries["stripe"]["status"] == "operational"
+    assert entries["stripe"]["uptime"] == "100.0%"
+    assert entries["stripe"]["lastChecked"] == iso(T0)
+    for name in ("sendgrid", "googleSheets"):
+        assert entries[name]["status"] == "operational", name
+
+
+async def test_integrations_need_credentials(harness: Harness) -> None:
+    response = await harness.client.get("/api/monitoring/integrations")
+    assert response.status_code == 401
+    assert response.json()["success"] is False
