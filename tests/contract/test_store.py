@@ -28,6 +28,7 @@ from orderhub.orders.domain import (
 from orderhub.store.protocol import (
     AlreadyExists,
     ApiKeyRecord,
+    CallCounts,
     ConcurrencyConflict,
     IdempotencyRecord,
     OrderFilter,
@@ -357,3 +358,54 @@ async def test_order_buckets_and_revenue(store: SqlStore) -> None:
     assert buckets.revenue_minor == {"usd": paid.total_minor - 999}
     empty = await store.monitoring.order_buckets(NOW + timedelta(hours=1), NOW + timedelta(hours=2))
     assert (empty.successful, empty.pending) == (0, 0)
+
+
+async def test_rollups_agree_with_the_orders_over_any_range(store: SqlStore) -> None:
+    """Metrics read whole hours from rollups kept with every write; over any range they
+    must say what counting the orders themselves says."""
+    import random
+
+    from orderhub.store.sql.store import _raw_call_stats, _raw_order_stats
+
+    rng = random.Random(7)
+    moments = [NOW - timedelta(minutes=rng.randrange(0, 6 * 60)) for _ in range(40)]
+    for n, at in enumerate(moments):
+        order = make_order()
+        order.created_at = order.updated_at = at
+        order.pending_events = [dataclasses.replace(e, at=at) for e in order.pending_events]
+        await _add(store, order)
+        async with store.unit_of_work() as uow:
+            current = await uow.orders.get(order.id)
+            assert current is not None
+            if n % 4 == 0:
+                current.record_payment_succeeded(at, EventSource.WEBHOOK)
+                if n % 8 == 0:
+                    current.record_refund(
+                        Refund(f"r{n}", 100, None, RefundStatus.SUCCEEDED, at), at, EventSource.API
+                    )
+            elif n % 4 == 1:
+                current.record_payment_failed(at, EventSource.WEBHOOK)
+            elif n % 4 == 2:
+                current.cancel(at, EventSource.API)
+            if current.dirty:
+                await uow.orders.save(current)
+                await uow.commit()
+        await store.monitoring.record_provider_call("stripe", "create_intent", n % 5 != 0, 3, at)
+    for _ in range(15):
+        start = NOW - timedelta(minutes=rng.randrange(0, 7 * 60))
+        end = start + timedelta(minutes=rng.randrange(1, 7 * 60))
+        buckets = await store.monitoring.order_buckets(start, end)
+        calls = await store.monitoring.call_counts(start, end)
+        async with store.unit_of_work(read_only=True) as uow:
+            from orderhub.kit.clock import epoch_ms
+
+            raw = await _raw_order_stats(uow.connection, epoch_ms(start), epoch_ms(end))
+            raw_calls = await _raw_call_stats(uow.connection, epoch_ms(start), epoch_ms(end))
+        for bucket in ("successful", "failed", "pending", "cancelled"):
+            expected = sum(v for k, v in raw.items() if k.startswith(f"orders:{bucket}:"))
+            assert getattr(buckets, bucket) == expected, (bucket, start, end)
+        expected_revenue = {k.split(":")[1]: v for k, v in raw.items() if k.startswith("revenue:")}
+        assert (buckets.revenue_minor or {}) == expected_revenue
+        assert calls.get("stripe", CallCounts(0, 0)) == CallCounts(
+            raw_calls.get("calls:stripe", 0), raw_calls.get("errors:stripe", 0)
+        )

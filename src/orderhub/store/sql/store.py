@@ -6,6 +6,7 @@ import asyncio
 import base64
 import secrets
 import uuid
+from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
 from types import TracebackType
@@ -190,12 +191,24 @@ class SqlOrderRepository:
                 await self._conn.execute(insert(t.orders).values(_order_row(order, order.version)))
         except IntegrityError:
             raise AlreadyExists(str(order.id)) from None
-        await self._write_events(order, _order_row(order, order.version))
+        row = _order_row(order, order.version)
+        await _bump(self._conn, _hour(row["created_at"]), _order_contribution(row))
+        await self._write_events(order, row)
         order.dirty = False
 
     async def save(self, order: Order) -> None:
         new_version = order.version + 1
         row = _order_row(order, new_version)
+        o = t.orders.c
+        before = (
+            await self._conn.execute(
+                select(*(o[name] for name in _ORDER_STATS_COLUMNS)).where(
+                    o.id == str(order.id), o.version == order.version
+                )
+            )
+        ).first()
+        if before is None:
+            raise ConcurrencyConflict(str(order.id))
         result = await self._conn.execute(
             update(t.orders)
             .where(t.orders.c.id == str(order.id), t.orders.c.version == order.version)
@@ -203,6 +216,10 @@ class SqlOrderRepository:
         )
         if result.rowcount != 1:
             raise ConcurrencyConflict(str(order.id))
+        deltas = _order_contribution(row)
+        for metric, value in _order_contribution(before).items():
+            deltas[metric] = deltas.get(metric, 0) - value
+        await _bump(self._conn, _hour(row["created_at"]), deltas)
         await self._write_events(order, row)
         order.version = new_version
         order.dirty = False
@@ -726,6 +743,11 @@ class SqlDeliveryRepository:
                     **attempt,
                 )
             )
+            name = integration or ""
+            failed = 0 if attempt["outcome"] == "delivered" else 1
+            await _bump(
+                uow.connection, _hour(attempt["at"]), {f"calls:{name}": 1, f"errors:{name}": failed}
+            )
             await uow.commit()
         return bool(result.rowcount == 1)
 
@@ -854,6 +876,133 @@ class SqlDeliveryRepository:
         return from_epoch_ms(value) if value is not None else None
 
 
+HOUR_MS = 3_600_000
+
+
+def _hour(ms: int) -> int:
+    return ms - ms % HOUR_MS
+
+
+def _split_hours(start_ms: int, end_ms: int) -> list[tuple[int, int, bool]]:
+    """[start, end) as (lo, hi, whole-hours?) pieces: a partial hour at each end, whole
+    hours between them."""
+    first = -(-start_ms // HOUR_MS) * HOUR_MS  # the first hour boundary at or after start
+    last = _hour(end_ms)
+    if first >= last:
+        return [(start_ms, end_ms, False)] if start_ms < end_ms else []
+    pieces = [(start_ms, first, False), (first, last, True), (last, end_ms, False)]
+    return [(lo, hi, whole) for lo, hi, whole in pieces if lo < hi]
+
+
+def _order_bucket(paid_at: int | None, status: str, payment_status: str) -> str:
+    """SPEC §11's buckets: each order in exactly one."""
+    if paid_at is not None:
+        return "successful"
+    if status == "cancelled":
+        return "cancelled"
+    if payment_status == "failed":
+        return "failed"
+    return "pending"
+
+
+def _order_contribution(row: Any) -> dict[str, int]:
+    """What one order adds to the rollup of the hour it was created in."""
+    values: Mapping[str, Any] = row if isinstance(row, dict) else row._mapping
+    bucket = _order_bucket(values["paid_at"], values["status"], values["payment_status"])
+    currency = values["currency"]
+    contribution = {f"orders:{bucket}:{currency}": 1}
+    if values["paid_at"] is not None:
+        contribution[f"revenue:{currency}"] = values["total_minor"] - values["refunded_minor"]
+    return contribution
+
+
+async def _bump(conn: AsyncConnection, hour: int, deltas: dict[str, int]) -> None:
+    """Add `deltas` to the hour's rollups (insert or increment), in a fixed order so that
+    concurrent writers lock rows in the same order."""
+    rows = [
+        {"hour": hour, "metric": metric, "value": value}
+        for metric, value in sorted(deltas.items())
+        if value != 0
+    ]
+    if not rows:
+        return
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as upsert_pg
+
+        pg = upsert_pg(t.hourly_stats).values(rows)
+        statement: Any = pg.on_conflict_do_update(
+            index_elements=["hour", "metric"],
+            set_={"value": t.hourly_stats.c.value + pg.excluded.value},
+        )
+    else:
+        from sqlalchemy.dialects.sqlite import insert as upsert_sqlite
+
+        lite = upsert_sqlite(t.hourly_stats).values(rows)
+        statement = lite.on_conflict_do_update(
+            index_elements=["hour", "metric"],
+            set_={"value": t.hourly_stats.c.value + lite.excluded.value},
+        )
+    await conn.execute(statement)
+
+
+async def _stats(
+    conn: AsyncConnection, lo: int, hi: int, prefixes: tuple[str, ...]
+) -> dict[str, int]:
+    h = t.hourly_stats.c
+    rows = (
+        await conn.execute(
+            select(h.metric, func.sum(h.value).label("value"))
+            .where(h.hour >= lo, h.hour < hi, or_(*(h.metric.startswith(p) for p in prefixes)))
+            .group_by(h.metric)
+        )
+    ).all()
+    return {row.metric: int(row.value) for row in rows}
+
+
+_ORDER_STATS_COLUMNS = (
+    "created_at",
+    "paid_at",
+    "status",
+    "payment_status",
+    "currency",
+    "total_minor",
+    "refunded_minor",
+)
+
+
+async def _raw_order_stats(conn: AsyncConnection, lo: int, hi: int) -> dict[str, int]:
+    o = t.orders.c
+    rows = (
+        await conn.execute(
+            select(*(o[name] for name in _ORDER_STATS_COLUMNS)).where(
+                o.created_at >= lo, o.created_at < hi
+            )
+        )
+    ).all()
+    totals: dict[str, int] = {}
+    for row in rows:
+        for metric, value in _order_contribution(row).items():
+            totals[metric] = totals.get(metric, 0) + value
+    return totals
+
+
+async def _raw_call_stats(conn: AsyncConnection, lo: int, hi: int) -> dict[str, int]:
+    c, a = t.provider_calls.c, t.delivery_attempts.c
+    totals: dict[str, int] = {}
+    queries = (
+        select(c.provider.label("name"), c.ok.label("ok")).where(c.at >= lo, c.at < hi),
+        select(a.integration.label("name"), (a.outcome == "delivered").label("ok")).where(
+            a.at >= lo, a.at < hi
+        ),
+    )
+    for query in queries:
+        for row in (await conn.execute(query)).all():
+            totals[f"calls:{row.name}"] = totals.get(f"calls:{row.name}", 0) + 1
+            if not row.ok:
+                totals[f"errors:{row.name}"] = totals.get(f"errors:{row.name}", 0) + 1
+    return totals
+
+
 class SqlMonitoringRepository:
     def __init__(self, store: SqlStore) -> None:
         self._store = store
@@ -930,73 +1079,60 @@ class SqlMonitoringRepository:
                     at=epoch_ms(at),
                 )
             )
+            await _bump(
+                uow.connection,
+                _hour(epoch_ms(at)),
+                {f"calls:{provider}": 1, f"errors:{provider}": 0 if ok else 1},
+            )
             await uow.commit()
 
     async def order_buckets(self, start: datetime, end: datetime) -> OrderBuckets:
-        o = t.orders.c
-        in_range = and_(o.created_at >= epoch_ms(start), o.created_at < epoch_ms(end))
-        unpaid = o.paid_at.is_(None)
-        bucket = case(
-            (o.paid_at.is_not(None), "successful"),
-            (o.status == "cancelled", "cancelled"),
-            (o.payment_status == "failed", "failed"),
-            else_="pending",
-        )
+        """Whole hours from the rollups, the partial hours at both ends from the orders
+        (a few index-ranged rows): the cost does not grow with the number of orders."""
+        totals: dict[str, int] = {}
         async with self._store.unit_of_work(read_only=True) as uow:
             conn = uow.connection
-            rows = (
-                await conn.execute(
-                    select(bucket.label("bucket"), func.count().label("n"))
-                    .where(in_range)
-                    .group_by(bucket)
+            for lo, hi, whole in _split_hours(epoch_ms(start), epoch_ms(end)):
+                part = (
+                    await _stats(conn, lo, hi, ("orders:", "revenue:"))
+                    if whole
+                    else await _raw_order_stats(conn, lo, hi)
                 )
-            ).all()
-            revenue = (
-                await conn.execute(
-                    select(o.currency, func.sum(o.total_minor - o.refunded_minor).label("net"))
-                    .where(in_range, ~unpaid)
-                    .group_by(o.currency)
-                )
-            ).all()
-        counts = {row.bucket: int(row.n) for row in rows}
+                for metric, value in part.items():
+                    totals[metric] = totals.get(metric, 0) + value
+        counts: dict[str, int] = {}
+        revenue: dict[str, int] = {}
+        for metric, value in totals.items():
+            kind, _, rest = metric.partition(":")
+            if kind == "orders":
+                bucket = rest.split(":", 1)[0]
+                counts[bucket] = counts.get(bucket, 0) + value
+            elif kind == "revenue":
+                revenue[rest] = revenue.get(rest, 0) + value
         return OrderBuckets(
             successful=counts.get("successful", 0),
             failed=counts.get("failed", 0),
             pending=counts.get("pending", 0),
             cancelled=counts.get("cancelled", 0),
-            revenue_minor={row.currency: int(row.net or 0) for row in revenue},
+            revenue_minor={currency: net for currency, net in revenue.items()},
         )
 
     async def call_counts(self, start: datetime, end: datetime) -> dict[str, CallCounts]:
-        c, a = t.provider_calls.c, t.delivery_attempts.c
-        start_ms, end_ms = epoch_ms(start), epoch_ms(end)
+        totals: dict[str, int] = {}
         async with self._store.unit_of_work(read_only=True) as uow:
             conn = uow.connection
-            provider_rows = (
-                await conn.execute(
-                    select(
-                        c.provider.label("name"),
-                        func.count().label("calls"),
-                        func.sum(case((c.ok, 0), else_=1)).label("errors"),
-                    )
-                    .where(c.at >= start_ms, c.at < end_ms)
-                    .group_by(c.provider)
+            for lo, hi, whole in _split_hours(epoch_ms(start), epoch_ms(end)):
+                part = (
+                    await _stats(conn, lo, hi, ("calls:", "errors:"))
+                    if whole
+                    else await _raw_call_stats(conn, lo, hi)
                 )
-            ).all()
-            attempt_rows = (
-                await conn.execute(
-                    select(
-                        a.integration.label("name"),
-                        func.count().label("calls"),
-                        func.sum(case((a.outcome == "delivered", 0), else_=1)).label("errors"),
-                    )
-                    .where(a.at >= start_ms, a.at < end_ms)
-                    .group_by(a.integration)
-                )
-            ).all()
+                for metric, value in part.items():
+                    totals[metric] = totals.get(metric, 0) + value
+        names = {metric.partition(":")[2] for metric in totals}
         return {
-            row.name: CallCounts(int(row.calls), int(row.errors or 0))
-            for row in [*provider_rows, *attempt_rows]
+            name: CallCounts(totals.get(f"calls:{name}", 0), totals.get(f"errors:{name}", 0))
+            for name in names
         }
 
     async def orders_by_status(self) -> dict[str, int]:

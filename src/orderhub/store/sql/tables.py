@@ -185,3 +185,13 @@ provider_calls = Table(
     Column("at", BigInteger, nullable=False),
     Index("ix_provider_calls_at", "at"),
 )
+
+# Hourly rollups written with every order change, delivery attempt and provider call:
+# metrics: "orders:<bucket>:<currency>", "revenue:<currency>", "calls:<name>", "errors:<name>".
+hourly_stats = Table(
+    "hourly_stats",
+    metadata,
+    Column("hour", BigInteger, primary_key=True),
+    Column("metric", String(80), primary_key=True),
+    Column("value", BigInteger, nullable=False),
+)
