@@ -409,3 +409,20 @@ async def test_rollups_agree_with_the_orders_over_any_range(store: SqlStore) -> 
         assert calls.get("stripe", CallCounts(0, 0)) == CallCounts(
             raw_calls.get("calls:stripe", 0), raw_calls.get("errors:stripe", 0)
         )
+
+
+async def test_named_leases_have_one_holder(store: SqlStore) -> None:
+    later = NOW + timedelta(minutes=1)
+    assert await store.deliveries.acquire_lease("sheets", "a", later, NOW)
+    assert not await store.deliveries.acquire_lease("sheets", "b", later, NOW)
+    assert await store.deliveries.acquire_lease("sheets", "a", later, NOW)  # extends its own
+    # expired: anyone may take it
+    assert await store.deliveries.acquire_lease("sheets", "b", later + timedelta(minutes=1), later)
+    await store.deliveries.release_lease("sheets", "a")  # not a's any more: no effect
+    assert not await store.deliveries.acquire_lease("sheets", "a", later, NOW)
+    await store.deliveries.release_lease("sheets", "b")
+    assert await store.deliveries.acquire_lease("sheets", "a", later, NOW)
+    results = await asyncio.gather(
+        *(store.deliveries.acquire_lease("other", f"w{n}", later, NOW) for n in range(10))
+    )
+    assert results.count(True) == 1

@@ -400,3 +400,44 @@ async def test_payment_events_from_webhooks_reach_integrations(
         "order.created",
         "order.payment_failed",
     ]
+
+
+async def test_one_sheets_batch_at_a_time_across_workers(
+    make_harness: Callable[..., Any],
+) -> None:
+    h, rec, clock = await _setup(make_harness)
+    running = 0
+    most = 0
+    real_upsert = rec.sheets.upsert
+
+    async def counting_upsert(rows: list[Any]) -> None:
+        nonlocal running, most
+        running += 1
+        most = max(most, running)
+        await asyncio.sleep(0.05)
+        try:
+            await real_upsert(rows)
+        finally:
+            running -= 1
+
+    rec.sheets.upsert = counting_upsert  # type: ignore[method-assign]
+    for _ in range(6):
+        await h.create_order()
+    c = h.container
+    workers = [
+        DeliveryWorker(
+            c.store,
+            rec.integrations(),
+            clock,
+            c.errors,
+            lease_seconds=60,
+            poll_seconds=1,
+            max_age_hours=24,
+            batch_size=3,
+        )
+        for _ in range(3)
+    ]
+    await asyncio.gather(*(_drain(w) for w in workers))
+    assert most == 1
+    assert len(rec.sheets.rows) == 6
+    assert {d.status for d in await _deliveries(h)} == {DeliveryStatus.DELIVERED}

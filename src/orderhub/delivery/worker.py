@@ -48,6 +48,7 @@ SERVICES = {
 }
 
 EmailRender = Callable[[DeliveryMessage], EmailMessage | None]
+SHEETS_LEASE = "sheets-writer"
 
 
 @dataclass
@@ -221,7 +222,28 @@ class DeliveryWorker:
             raise PermanentDeliveryError(f"unknown integration {integration}")
 
     async def _deliver_sheets(self, batch: list[DueDelivery]) -> None:
-        """One upsert for the whole batch: each order's newest row only."""
+        """One upsert for the whole batch, each order's newest row only, and one batch at a
+        time across every worker on the store (a spreadsheet has no conditional writes, so
+        two writers at once could add a row twice)."""
+        deadline = time.monotonic() + self._lease.total_seconds() / 2
+        while True:
+            now = self._clock.now()
+            if await self._store.deliveries.acquire_lease(
+                SHEETS_LEASE, self.worker_id, now + self._lease, now
+            ):
+                break
+            if time.monotonic() > deadline:
+                await self._store.deliveries.release([d.delivery.id for d in batch], self.worker_id)
+                for due in batch:
+                    self._unfinished.discard(due.delivery.id)
+                return
+            await asyncio.sleep(0.2)
+        try:
+            await self._upsert_sheets(batch)
+        finally:
+            await self._store.deliveries.release_lease(SHEETS_LEASE, self.worker_id)
+
+    async def _upsert_sheets(self, batch: list[DueDelivery]) -> None:
         started = time.perf_counter()
         writer = self.integrations.sheets
         try:

@@ -171,6 +171,12 @@ class DeliveryRepository(Protocol):
     async def next_due_at(self) -> datetime | None:
         """When the earliest pending delivery is due (for the worker's sleep)."""
 
+    async def acquire_lease(self, name: str, owner: str, until: datetime, now: datetime) -> bool:
+        """Hold the named lease until `until` unless another owner holds an unexpired one
+        (a conditional write). Re-acquiring one's own lease extends it."""
+
+    async def release_lease(self, name: str, owner: str) -> None: ...
+
 
 @dataclass(frozen=True, slots=True)
 class ProbeResult:

@@ -863,6 +863,38 @@ class SqlDeliveryRepository:
             await uow.commit()
         return bool(result.rowcount == 1)
 
+    async def acquire_lease(self, name: str, owner: str, until: datetime, now: datetime) -> bool:
+        lease = t.leases.c
+        async with self._store.unit_of_work() as uow:
+            conn = uow.connection
+            taken = await conn.execute(
+                update(t.leases)
+                .where(
+                    lease.name == name,
+                    or_(lease.owner == owner, lease.until <= epoch_ms(now)),
+                )
+                .values(owner=owner, until=epoch_ms(until))
+            )
+            acquired = taken.rowcount == 1
+            if not acquired:
+                try:
+                    async with conn.begin_nested():
+                        await conn.execute(
+                            insert(t.leases).values(name=name, owner=owner, until=epoch_ms(until))
+                        )
+                    acquired = True
+                except IntegrityError:
+                    acquired = False  # held by someone else
+            await uow.commit()
+        return acquired
+
+    async def release_lease(self, name: str, owner: str) -> None:
+        async with self._store.unit_of_work() as uow:
+            await uow.connection.execute(
+                delete(t.leases).where(t.leases.c.name == name, t.leases.c.owner == owner)
+            )
+            await uow.commit()
+
     async def next_due_at(self) -> datetime | None:
         d = t.deliveries
         async with self._store.unit_of_work(read_only=True) as uow:

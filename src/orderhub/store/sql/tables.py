@@ -195,3 +195,11 @@ hourly_stats = Table(
     Column("metric", String(80), primary_key=True),
     Column("value", BigInteger, nullable=False),
 )
+
+leases = Table(
+    "leases",
+    metadata,
+    Column("name", String(100), primary_key=True),
+    Column("owner", String(100), nullable=False),
+    Column("until", BigInteger, nullable=False),
+)
