@@ -426,3 +426,33 @@ async def test_named_leases_have_one_holder(store: SqlStore) -> None:
         *(store.deliveries.acquire_lease("other", f"w{n}", later, NOW) for n in range(10))
     )
     assert results.count(True) == 1
+
+
+async def test_migration_backfills_rollups_from_stored_rows(database_url: str) -> None:
+    """Upgrading a store that already holds orders and attempts builds their rollups."""
+    from alembic import command
+
+    from orderhub.store.sql.migrate import alembic_config
+
+    store = SqlStore(database_url)
+    try:
+        paid = make_order()
+        paid.record_payment_succeeded(NOW, EventSource.WEBHOOK)
+        for order in (paid, make_order()):
+            await _add(store, order)
+        await store.monitoring.record_provider_call("stripe", "refund", False, 5, NOW)
+        window = (NOW - timedelta(hours=3), NOW + timedelta(hours=3))
+        before = await store.monitoring.order_buckets(*window)
+        calls_before = await store.monitoring.call_counts(*window)
+    finally:
+        await store.close()
+    config = alembic_config(database_url)
+    await asyncio.to_thread(command.downgrade, config, "0005")
+    await asyncio.to_thread(command.upgrade, config, "head")
+    store = SqlStore(database_url)
+    try:
+        assert await store.monitoring.order_buckets(*window) == before
+        assert await store.monitoring.call_counts(*window) == calls_before
+        assert (before.successful, before.pending) == (1, 1)
+    finally:
+        await store.close()
