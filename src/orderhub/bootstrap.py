@@ -122,12 +122,14 @@ class Container:
             await asyncio.gather(*side_tasks)
 
     async def close(self) -> None:
-        if self._worker_task is not None:
-            self._worker_stop.set()  # finishes or gives back what is in flight
-            await self._worker_task
-            self._worker_task = None
-        await self.worker.integrations.aclose()
-        await self.store.close()
+        try:
+            if self._worker_task is not None:
+                self._worker_stop.set()  # finishes or gives back what is in flight
+                task, self._worker_task = self._worker_task, None
+                await task
+        finally:
+            await self.worker.integrations.aclose()
+            await self.store.close()
         self._started = False
 
 

@@ -441,3 +441,58 @@ async def test_one_sheets_batch_at_a_time_across_workers(
     assert most == 1
     assert len(rec.sheets.rows) == 6
     assert {d.status for d in await _deliveries(h)} == {DeliveryStatus.DELIVERED}
+
+
+async def test_a_delivery_queued_behind_slow_ones_renews_its_lease(
+    make_harness: Callable[..., Any],
+) -> None:
+    """Each send may take most of a lease; one queued behind another would start after its
+    lease ran out, and another worker would send it too, unless its lease is renewed."""
+    h, rec, clock = await _setup(make_harness)
+    await h.create_order()
+    c = h.container
+    rec.email.script.gate = asyncio.Event()
+    rec.notifications.script.gate = asyncio.Event()
+
+    def worker(name: str) -> DeliveryWorker:
+        return DeliveryWorker(
+            c.store,
+            rec.integrations(),
+            clock,
+            c.errors,
+            lease_seconds=60,
+            poll_seconds=1,
+            max_age_hours=24,
+            concurrency=1,
+            worker_id=name,
+        )
+
+    a, b = worker("a"), worker("b")
+    first = asyncio.create_task(a.run_once())  # one slot: email first, notifications queued
+    await asyncio.sleep(0.2)
+    clock.advance(seconds=40)  # the email took 40 s (within its lease)
+    rec.email.script.gate.set()
+    await asyncio.sleep(0.2)  # notifications got the slot now, renewed, and is sending
+    clock.advance(seconds=21)  # 61 s after the claim: the original lease would be over
+    assert await b.run_once() == 0  # nothing to take over: the lease was renewed
+    rec.notifications.script.gate.set()
+    await first
+    assert len(rec.notifications.published) == 1
+    assert len(rec.email.sent) == 1
+    assert {d.status for d in await _deliveries(h)} == {DeliveryStatus.DELIVERED}
+
+
+async def test_an_operator_retry_starts_the_backoff_over(make_harness: Callable[..., Any]) -> None:
+    h, rec, clock = await _setup(make_harness)
+    rec.notifications.script.failures = [
+        PermanentDeliveryError("HTTP 400"),
+        TransientDeliveryError("503"),
+    ]
+    await h.create_order()
+    await _drain(h.container.worker)
+    (dead,) = await _deliveries(h, status=DeliveryStatus.DEAD)
+    await h.container.deliveries.retry(str(dead.id))
+    await _drain(h.container.worker)
+    again = await h.container.store.deliveries.get(dead.id)
+    assert again is not None and again.attempts == 1
+    assert (again.next_attempt_at - clock.now()).total_seconds() <= 2

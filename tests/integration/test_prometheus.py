@@ -256,3 +256,12 @@ async def test_a_status_that_empties_goes_back_to_zero(make_harness: Callable[..
     s = await scrape(h)
     assert s.value("orderhub_orders", status="paid") == 1
     assert s.value("orderhub_orders", status="pending") == 0
+
+
+async def test_unknown_methods_share_one_label(make_harness: Any) -> None:
+    h = await make_harness(metrics_public=True)
+    for n in range(3):
+        await h.client.request(f"X{n}ZZ", "/api/orders")
+    text = (await h.client.get("/metrics")).text
+    assert 'method="X0ZZ"' not in text
+    assert 'method="other"' in text

@@ -153,7 +153,6 @@ class DeliveryWorker:
 
     async def _idle(self, stop: asyncio.Event) -> None:
         """Sleep until woken (a commit in this process), stopped, or the poll interval."""
-        self._wake.clear()
         waiters = {asyncio.create_task(self._wake.wait()), asyncio.create_task(stop.wait())}
         _, pending = await asyncio.wait(
             waiters, timeout=self._poll, return_when=asyncio.FIRST_COMPLETED
@@ -162,6 +161,8 @@ class DeliveryWorker:
             task.cancel()
 
     async def _run_once_safely(self) -> int:
+        # cleared before looking, so a commit that lands meanwhile still wakes the next wait
+        self._wake.clear()
         try:
             return await self.run_once()
         except StoreError as exc:
@@ -190,11 +191,31 @@ class DeliveryWorker:
         work: list[Awaitable[None]] = [self._deliver_one(d) for d in others]
         if sheets:
             work.append(self._deliver_sheets(sheets))
-        await asyncio.gather(*work)
+        # every send finishes (or fails) before the batch is over, even if one of them
+        # could not record its outcome
+        outcomes = await asyncio.gather(*work, return_exceptions=True)
+        for outcome in outcomes:
+            if isinstance(outcome, BaseException):
+                raise outcome
         return len(due)
+
+    async def _still_ours(self, batch: list[DueDelivery]) -> list[DueDelivery]:
+        """Renew the lease from now on before sending: a delivery that waited its turn past
+        its lease may have been taken by another worker, and is then not sent here."""
+        now = self._clock.now()
+        kept = await self._store.deliveries.renew(
+            [d.delivery.id for d in batch], self.worker_id, now + self._lease
+        )
+        for due in batch:
+            if due.delivery.id not in kept:
+                self._unfinished.discard(due.delivery.id)
+                log.warning("lease_lost", delivery_id=str(due.delivery.id))
+        return [d for d in batch if d.delivery.id in kept]
 
     async def _deliver_one(self, due: DueDelivery) -> None:
         async with self._slots:
+            if not await self._still_ours([due]):
+                return
             started = time.perf_counter()
             try:
                 await asyncio.wait_for(self._send(due), timeout=self._lease.total_seconds() * 0.8)
@@ -239,7 +260,9 @@ class DeliveryWorker:
                 return
             await asyncio.sleep(0.2)
         try:
-            await self._upsert_sheets(batch)
+            batch = await self._still_ours(batch)
+            if batch:
+                await self._upsert_sheets(batch)
         finally:
             await self._store.deliveries.release_lease(SHEETS_LEASE, self.worker_id)
 

@@ -11,6 +11,7 @@ from orderhub.orders.domain import OrderStatus
 from orderhub.store.protocol import Store
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
 class Metrics:
@@ -54,6 +55,7 @@ class Metrics:
         )
 
     def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:
+        method = method if method in KNOWN_METHODS else "other"  # clients pick methods freely
         self.requests.labels(method, route, str(status)).inc()
         self.latency.labels(method, route, str(status)).observe(seconds)
 

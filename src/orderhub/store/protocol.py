@@ -158,6 +158,12 @@ class DeliveryRepository(Protocol):
     async def release(self, delivery_ids: list[uuid.UUID], worker_id: str) -> None:
         """Give leased deliveries back untouched (graceful shutdown)."""
 
+    async def renew(
+        self, delivery_ids: list[uuid.UUID], worker_id: str, lease_until: datetime
+    ) -> set[uuid.UUID]:
+        """Extend the lease on those still leased by `worker_id`; returns them (the others
+        were lost to an expired lease and must not be sent)."""
+
     async def get(self, delivery_id: uuid.UUID) -> Delivery | None: ...
 
     async def list_page(

@@ -820,6 +820,25 @@ class SqlDeliveryRepository:
             )
             await uow.commit()
 
+    async def renew(
+        self, delivery_ids: list[uuid.UUID], worker_id: str, lease_until: datetime
+    ) -> set[uuid.UUID]:
+        if not delivery_ids:
+            return set()
+        d = t.deliveries
+        ours = and_(
+            d.c.id.in_([str(i) for i in delivery_ids]),
+            d.c.status == DeliveryStatus.IN_FLIGHT.value,
+            d.c.lease_owner == worker_id,
+        )
+        async with self._store.unit_of_work() as uow:
+            await uow.connection.execute(
+                update(d).where(ours).values(lease_until=epoch_ms(lease_until))
+            )
+            kept = (await uow.connection.execute(select(d.c.id).where(ours))).scalars().all()
+            await uow.commit()
+        return {uuid.UUID(i) for i in kept}
+
     async def get(self, delivery_id: uuid.UUID) -> Delivery | None:
         async with self._store.unit_of_work(read_only=True) as uow:
             row = (
@@ -856,8 +875,9 @@ class SqlDeliveryRepository:
                 .values(
                     status=DeliveryStatus.PENDING.value,
                     next_attempt_at=epoch_ms(now),
-                    # a fresh start: the age limit counts from the retry
+                    # a fresh start: the age limit and the backoff count from the retry
                     event_at=epoch_ms(now),
+                    attempts=0,
                 )
             )
             await uow.commit()
