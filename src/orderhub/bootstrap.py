@@ -129,6 +129,9 @@ class Container:
                 await task
         finally:
             await self.worker.integrations.aclose()
+            close_payments = getattr(self.payments, "aclose", None)
+            if close_payments is not None:
+                await close_payments()
             await self.store.close()
         self._started = False
 

@@ -98,12 +98,17 @@ class StripePaymentProvider:
     def __init__(
         self, secret_key: str, api_base: str = "", timeout: float = TIMEOUT_SECONDS
     ) -> None:
+        self._http = stripe.HTTPXClient(timeout=timeout)
         self._client = stripe.StripeClient(
             secret_key,
             base_addresses={"api": api_base} if api_base else {},
             max_network_retries=NETWORK_RETRIES,
-            http_client=stripe.HTTPXClient(timeout=timeout),
+            http_client=self._http,
         )
+
+    async def aclose(self) -> None:
+        """Close the HTTP connection pool (at shutdown)."""
+        await self._http.close_async()  # type: ignore[no-untyped-call]
 
     async def create_intent(
         self, *, amount: int, currency: str, order_id: str, idempotency_key: str
