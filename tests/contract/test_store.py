@@ -456,3 +456,39 @@ async def test_migration_backfills_rollups_from_stored_rows(database_url: str) -
         assert (before.successful, before.pending) == (1, 1)
     finally:
         await store.close()
+
+
+async def test_lost_attempts_count_and_a_crash_loop_ends_dead(database_url: str) -> None:
+    from orderhub.delivery.model import DeliveryStatus
+
+    store = await _store_with_targets(database_url)
+    try:
+        await _add(store, make_order())
+        lease = timedelta(minutes=1)
+        assert len(await store.deliveries.claim_due(NOW, "w1", NOW + lease, 10)) == 3
+        # w1 died; w2 takes over after the lease: the lost attempt is counted
+        later = NOW + lease + timedelta(seconds=1)
+        taken = await store.deliveries.claim_due(
+            later, "w2", later + lease, 10, give_up_before=NOW - timedelta(hours=24)
+        )
+        assert len(taken) == 3
+        assert {d.delivery.attempts for d in taken} == {1}
+        # w2 died too, and the event is now too old: dead, not claimed
+        much_later = NOW + timedelta(hours=25)
+        assert (
+            await store.deliveries.claim_due(
+                much_later,
+                "w3",
+                much_later + lease,
+                10,
+                give_up_before=much_later - timedelta(hours=24),
+            )
+            == []
+        )
+        for due in taken:
+            dead = await store.deliveries.get(due.delivery.id)
+            assert dead is not None and dead.status == DeliveryStatus.DEAD
+            assert dead.attempts == 2
+            assert "never finished" in (dead.last_error or "")
+    finally:
+        await store.close()

@@ -181,7 +181,7 @@ class DeliveryWorker:
         """Lease and deliver one batch of due deliveries; returns how many."""
         now = self._clock.now()
         due = await self._store.deliveries.claim_due(
-            now, self.worker_id, now + self._lease, self._batch
+            now, self.worker_id, now + self._lease, self._batch, now - self._max_age
         )
         if not due:
             return 0

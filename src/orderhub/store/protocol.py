@@ -133,10 +133,19 @@ class DeliveryRepository(Protocol):
     these operations are the worker's and the operators'."""
 
     async def claim_due(
-        self, now: datetime, worker_id: str, lease_until: datetime, limit: int
+        self,
+        now: datetime,
+        worker_id: str,
+        lease_until: datetime,
+        limit: int,
+        give_up_before: datetime | None = None,
     ) -> list[DueDelivery]:
         """Lease up to `limit` deliveries that are due (pending and due, or in flight with an
-        expired lease), oldest first. A delivery is leased by one worker at a time."""
+        expired lease), oldest first. A delivery is leased by one worker at a time.
+
+        Taking over an expired lease counts the lost attempt; one whose event is older than
+        `give_up_before` is made dead instead (a delivery that keeps killing its worker
+        must not be retried forever)."""
 
     async def complete(
         self, delivery_id: uuid.UUID, worker_id: str, now: datetime, duration_ms: int

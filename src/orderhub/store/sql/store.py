@@ -631,7 +631,12 @@ class SqlDeliveryRepository:
         self._store = store
 
     async def claim_due(
-        self, now: datetime, worker_id: str, lease_until: datetime, limit: int
+        self,
+        now: datetime,
+        worker_id: str,
+        lease_until: datetime,
+        limit: int,
+        give_up_before: datetime | None = None,
     ) -> list[DueDelivery]:
         d, e = t.deliveries, t.order_events
         now_ms = epoch_ms(now)
@@ -643,7 +648,7 @@ class SqlDeliveryRepository:
             conn = uow.connection
             candidates = (
                 await conn.execute(
-                    select(d.c.id, d.c.status, d.c.lease_until)
+                    select(d.c.id, d.c.status, d.c.lease_until, d.c.event_at)
                     .where(due)
                     .order_by(d.c.next_attempt_at, d.c.id)
                     .limit(limit)
@@ -653,7 +658,22 @@ class SqlDeliveryRepository:
                 )
             ).all()
             claimed: list[str] = []
+            give_up_ms = epoch_ms(give_up_before) if give_up_before else None
             for candidate in candidates:
+                values: dict[str, Any] = {
+                    "status": DeliveryStatus.IN_FLIGHT.value,
+                    "lease_owner": worker_id,
+                    "lease_until": epoch_ms(lease_until),
+                }
+                lost = candidate.status == DeliveryStatus.IN_FLIGHT.value
+                if lost:
+                    # its last worker never finished it: that attempt counts
+                    values["attempts"] = d.c.attempts + 1
+                    values["last_error"] = "the previous attempt never finished (worker lost)"
+                    if give_up_ms is not None and candidate.event_at < give_up_ms:
+                        values.update(
+                            status=DeliveryStatus.DEAD.value, lease_owner=None, lease_until=None
+                        )
                 # Conditional on what we saw: another worker that got there first wins.
                 result = await conn.execute(
                     update(d)
@@ -664,13 +684,9 @@ class SqlDeliveryRepository:
                         if candidate.lease_until is None
                         else d.c.lease_until == candidate.lease_until,
                     )
-                    .values(
-                        status=DeliveryStatus.IN_FLIGHT.value,
-                        lease_owner=worker_id,
-                        lease_until=epoch_ms(lease_until),
-                    )
+                    .values(**values)
                 )
-                if result.rowcount == 1:
+                if result.rowcount == 1 and values["status"] == DeliveryStatus.IN_FLIGHT.value:
                     claimed.append(candidate.id)
             rows = (
                 (
