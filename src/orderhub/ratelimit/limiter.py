@@ -45,7 +45,9 @@ class RateLimiter:
                 limits_redis_uri(settings.redis_url),
                 implementation="redispy",
                 wrap_exceptions=True,
-                socket_timeout=1,
+                # long enough for a busy instance, short enough that a hung Redis only
+                # delays requests briefly before they pass (SPEC §5)
+                socket_timeout=2,
                 socket_connect_timeout=1,
             )
         else:
