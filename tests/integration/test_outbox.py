@@ -37,6 +37,13 @@ async def _setup(
     return harness, recorders, clock
 
 
+async def _until(condition: Callable[[], bool], seconds: float = 20) -> None:
+    """Wait (without a timing assert) until `condition` holds; fail if it never does."""
+    async with asyncio.timeout(seconds):
+        while not condition():
+            await asyncio.sleep(0.02)
+
+
 async def _drain(worker: DeliveryWorker) -> int:
     total = 0
     while (n := await worker.run_once()) > 0:
@@ -303,10 +310,9 @@ async def test_the_request_does_not_wait_for_integrations(
     try:
         response = await asyncio.wait_for(h.create_order(), timeout=30)
         assert response.status_code == 201
-        await asyncio.sleep(0.3)
-        # the worker picked the deliveries up at once (woken by the commit) and is stuck
-        # in the receivers, while the request has long been answered
-        assert rec.notifications.script.calls == 1
+        # the worker picks the deliveries up (woken by the commit) and is stuck in the
+        # receivers, while the request has long been answered
+        await _until(lambda: rec.notifications.script.calls == 1)
         assert rec.notifications.published == []
         second = await asyncio.wait_for(h.create_order(), timeout=30)
         assert second.status_code == 201
@@ -326,7 +332,7 @@ async def test_graceful_stop_gives_back_what_it_could_not_finish(
     await h.create_order()
     stop = asyncio.Event()
     task = asyncio.create_task(h.container.worker.run(stop, grace_seconds=0.2))
-    await asyncio.sleep(0.3)
+    await _until(lambda: len(rec.email.sent) == 1 and rec.notifications.script.calls == 1)
     stop.set()
     await task
     statuses = {d.integration: d.status for d in await _deliveries(h)}
@@ -469,10 +475,11 @@ async def test_a_delivery_queued_behind_slow_ones_renews_its_lease(
 
     a, b = worker("a"), worker("b")
     first = asyncio.create_task(a.run_once())  # one slot: email first, notifications queued
-    await asyncio.sleep(0.2)
+    await _until(lambda: rec.email.script.calls == 1)
     clock.advance(seconds=40)  # the email took 40 s (within its lease)
     rec.email.script.gate.set()
-    await asyncio.sleep(0.2)  # notifications got the slot now, renewed, and is sending
+    # notifications got the slot now, renewed its lease, and is sending
+    await _until(lambda: rec.notifications.script.calls == 1)
     clock.advance(seconds=21)  # 61 s after the claim: the original lease would be over
     assert await b.run_once() == 0  # nothing to take over: the lease was renewed
     rec.notifications.script.gate.set()

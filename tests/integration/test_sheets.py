@@ -266,17 +266,21 @@ async def test_csv_lock_timeout_is_transient(csv_path: Path) -> None:
     writer = CsvSheetWriter(csv_path, lock_timeout=0.2)
     holder = filelock.FileLock(f"{csv_path}.lock")
 
+    held, done = threading.Event(), threading.Event()
+
     def hold() -> None:
         with holder:
-            time.sleep(1.0)
+            held.set()
+            done.wait(10)
 
     thread = threading.Thread(target=hold)
     thread.start()
-    time.sleep(0.1)
+    assert held.wait(10)
     try:
         with pytest.raises(TransientDeliveryError):
             await writer.upsert([row(new_id(), 1)])
     finally:
+        done.set()
         thread.join()
     await writer.upsert([row(new_id(), 1)])
 
