@@ -14,6 +14,7 @@ pytest_plugins = [
     "tests.fixtures.stores",
     "tests.fixtures.stripe_server",
     "tests.fixtures.payments",
+    "tests.fixtures.peers",
 ]
 
 

@@ -8,8 +8,6 @@ Stripe-protocol server; each is stopped mid-test to take its backend down for re
 from __future__ import annotations
 
 import asyncio
-import json
-import os
 import re
 import shutil
 import socket
@@ -18,66 +16,20 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
-from aiosmtpd.controller import Controller
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
-from moto.server import ThreadedMotoServer
 
 from tests.fixtures.app import AUTH, Harness
+from tests.fixtures.peers import REGION, Moto, SmtpPeer, free_port
 from tests.fixtures.stripe_server import FakeStripe
 
-REGION = "us-east-1"
 ISO_MS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 HEALTH = "/api/monitoring/health"
 FILE_BACKENDS = {"csv": {"status": "up"}, "notificationsFile": {"status": "up"}}
 
 
 # -- peers ----------------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-class AcceptAll:
-    """aiosmtpd handler: accept every message."""
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        return "250 OK"
-
-
-@dataclass
-class SmtpPeer:
-    controller: Controller
-    port: int
-    running: bool = True
-
-    @property
-    def url(self) -> str:
-        return f"smtp://127.0.0.1:{self.port}"
-
-    def stop(self) -> None:
-        if self.running:
-            self.running = False
-            self.controller.stop()
-
-
-@pytest.fixture
-def smtp_peer() -> Iterator[SmtpPeer]:
-    port = free_port()
-    controller = Controller(AcceptAll(), hostname="127.0.0.1", port=port)
-    controller.start()
-    peer = SmtpPeer(controller, port)
-    yield peer
-    peer.stop()
 
 
 @pytest.fixture
@@ -87,85 +39,6 @@ def silent_peer() -> Iterator[int]:
         sock.bind(("127.0.0.1", 0))
         sock.listen(64)
         yield int(sock.getsockname()[1])
-
-
-@pytest.fixture
-def aws_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Never real AWS: fake credentials, no profile or config from the machine."""
-    for name in list(os.environ):
-        if name.startswith("AWS_"):
-            monkeypatch.delenv(name)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
-    monkeypatch.setenv("AWS_REGION", REGION)
-    monkeypatch.setenv("AWS_CONFIG_FILE", os.devnull)
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", os.devnull)
-
-
-@dataclass
-class Moto:
-    server: ThreadedMotoServer
-    url: str
-    running: bool = True
-
-    def stop(self) -> None:
-        if self.running:
-            self.running = False
-            self.server.stop()
-
-    def create_topic(self) -> str:
-        client = boto3.client(
-            "sns",
-            endpoint_url=self.url,
-            region_name=REGION,
-            aws_access_key_id="testing",
-            aws_secret_access_key="testing",
-        )
-        try:
-            arn: str = client.create_topic(Name=f"orders-{uuid.uuid4().hex[:12]}")["TopicArn"]
-        finally:
-            client.close()
-        return arn
-
-
-@pytest.fixture
-def moto(aws_env: None, monkeypatch: pytest.MonkeyPatch) -> Iterator[Moto]:
-    """A moto server of this test's own (tests stop it); SNS clients find it through
-    botocore's `AWS_ENDPOINT_URL_SNS`, as SPEC §2 says."""
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    peer = Moto(server, f"http://{host}:{port}")
-    monkeypatch.setenv("AWS_ENDPOINT_URL_SNS", peer.url)
-    yield peer
-    peer.stop()
-
-
-@pytest.fixture
-def google_credentials(tmp_path: Path) -> str:
-    """A service-account file with a throw-away RSA key (never used to call Google)."""
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    pem = key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    ).decode()
-    path = tmp_path / "service-account.json"
-    path.write_text(
-        json.dumps(
-            {
-                "type": "service_account",
-                "project_id": "orderhub-test",
-                "private_key_id": "k1",
-                "private_key": pem,
-                "client_email": "orderhub@orderhub-test.iam.gserviceaccount.com",
-                "client_id": "1234567890",
-                "token_uri": f"http://127.0.0.1:{free_port()}/token",
-            }
-        )
-    )
-    return str(path)
 
 
 # -- helpers --------------------------------------------------------------------------------

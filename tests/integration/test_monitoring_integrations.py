@@ -8,118 +8,24 @@ port), moto's server is stopped. A frozen clock places every probe at a known ti
 from __future__ import annotations
 
 import json
-import os
-import socket
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import boto3
-import pytest
-from aiosmtpd.controller import Controller
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
-from moto.server import ThreadedMotoServer
 
 from orderhub.delivery.integrations.base import TransientDeliveryError
 from orderhub.kit.clock import FrozenClock
 from orderhub.payments.provider import ProviderError
 from tests.fixtures.app import AUTH, Harness
 from tests.fixtures.integrations import Recorders
+from tests.fixtures.peers import Moto, SmtpPeer, free_port
 from tests.fixtures.stripe_server import FakeStripe
 
 T0 = datetime(2026, 3, 1, 12, 0, 0, 250_000, tzinfo=UTC)
-REGION = "us-east-1"
 ENTRY_KEYS = {"name", "status", "lastChecked", "uptime"}
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-class AcceptAll:
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        return "250 OK"
-
-
-class SmtpPeer:
-    """An aiosmtpd server that can be stopped and started again on the same port."""
-
-    def __init__(self) -> None:
-        self.port = free_port()
-        self.controller: Controller | None = None
-
-    @property
-    def url(self) -> str:
-        return f"smtp://127.0.0.1:{self.port}"
-
-    def start(self) -> None:
-        assert self.controller is None
-        self.controller = Controller(AcceptAll(), hostname="127.0.0.1", port=self.port)
-        self.controller.start()
-
-    def stop(self) -> None:
-        if self.controller is not None:
-            self.controller.stop()
-            self.controller = None
-
-
-@pytest.fixture
-def smtp_peer() -> Iterator[SmtpPeer]:
-    peer = SmtpPeer()
-    peer.start()
-    yield peer
-    peer.stop()
-
-
-class Moto:
-    def __init__(self) -> None:
-        self.server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-        self.server.start()
-        host, port = self.server.get_host_and_port()
-        self.url = f"http://{host}:{port}"
-        self.running = True
-
-    def stop(self) -> None:
-        if self.running:
-            self.running = False
-            self.server.stop()
-
-    def create_topic(self) -> str:
-        client = boto3.client(
-            "sns",
-            endpoint_url=self.url,
-            region_name=REGION,
-            aws_access_key_id="testing",
-            aws_secret_access_key="testing",
-        )
-        try:
-            arn: str = client.create_topic(Name=f"orders-{uuid.uuid4().hex[:12]}")["TopicArn"]
-        finally:
-            client.close()
-        return arn
-
-
-@pytest.fixture
-def moto(monkeypatch: pytest.MonkeyPatch) -> Iterator[Moto]:
-    """Fake AWS credentials only; SNS found through botocore's `AWS_ENDPOINT_URL_SNS`."""
-    for name in list(os.environ):
-        if name.startswith("AWS_"):
-            monkeypatch.delenv(name)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
-    monkeypatch.setenv("AWS_CONFIG_FILE", os.devnull)
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", os.devnull)
-    peer = Moto()
-    monkeypatch.setenv("AWS_ENDPOINT_URL_SNS", peer.url)
-    yield peer
-    peer.stop()
 
 
 class Unreachable:

@@ -44,6 +44,13 @@ async def _until(condition: Callable[[], bool], seconds: float = 20) -> None:
             await asyncio.sleep(0.02)
 
 
+def _worker(h: Harness, rec: Recorders, clock: FrozenClock, **options: Any) -> DeliveryWorker:
+    """Another worker on the harness's store, with the test's recording senders."""
+    c = h.container
+    defaults: dict[str, Any] = {"lease_seconds": 60, "poll_seconds": 1, "max_age_hours": 24}
+    return DeliveryWorker(c.store, rec.integrations(), clock, c.errors, **{**defaults, **options})
+
+
 async def _drain(worker: DeliveryWorker) -> int:
     total = 0
     while (n := await worker.run_once()) > 0:
@@ -258,16 +265,7 @@ async def test_two_workers_on_one_store_deliver_each_once(
     for _ in range(10):
         await h.create_order()
     c = h.container
-    other = DeliveryWorker(
-        c.store,
-        rec.integrations(),
-        clock,
-        c.errors,
-        lease_seconds=60,
-        poll_seconds=1,
-        max_age_hours=24,
-        batch_size=7,
-    )
+    other = _worker(h, rec, clock, batch_size=7)
     first = asyncio.create_task(_drain(c.worker))
     second = asyncio.create_task(_drain(other))
     await asyncio.sleep(0.2)
@@ -349,19 +347,9 @@ async def test_sheet_rows_never_go_back_to_an_older_version(
         await h.client.patch(
             f"/api/orders/{order['id']}", json={"metadata": {"n": n}}, headers=AUTH
         )
-    c = h.container
     # one delivery per batch, so the first sheet delivery (version 1) fails, and is retried
     # after the newer ones went through
-    one_at_a_time = DeliveryWorker(
-        c.store,
-        rec.integrations(),
-        clock,
-        c.errors,
-        lease_seconds=60,
-        poll_seconds=1,
-        max_age_hours=24,
-        batch_size=1,
-    )
+    one_at_a_time = _worker(h, rec, clock, batch_size=1)
     rec.sheets.script.failures = [TransientDeliveryError("503")]
     await _drain(one_at_a_time)
     assert rec.sheets.rows[order["id"]].version == 3
@@ -429,20 +417,7 @@ async def test_one_sheets_batch_at_a_time_across_workers(
     rec.sheets.upsert = counting_upsert  # type: ignore[method-assign]
     for _ in range(6):
         await h.create_order()
-    c = h.container
-    workers = [
-        DeliveryWorker(
-            c.store,
-            rec.integrations(),
-            clock,
-            c.errors,
-            lease_seconds=60,
-            poll_seconds=1,
-            max_age_hours=24,
-            batch_size=3,
-        )
-        for _ in range(3)
-    ]
+    workers = [_worker(h, rec, clock, batch_size=3) for _ in range(3)]
     await asyncio.gather(*(_drain(w) for w in workers))
     assert most == 1
     assert len(rec.sheets.rows) == 6
@@ -456,22 +431,11 @@ async def test_a_delivery_queued_behind_slow_ones_renews_its_lease(
     lease ran out, and another worker would send it too, unless its lease is renewed."""
     h, rec, clock = await _setup(make_harness)
     await h.create_order()
-    c = h.container
     rec.email.script.gate = asyncio.Event()
     rec.notifications.script.gate = asyncio.Event()
 
     def worker(name: str) -> DeliveryWorker:
-        return DeliveryWorker(
-            c.store,
-            rec.integrations(),
-            clock,
-            c.errors,
-            lease_seconds=60,
-            poll_seconds=1,
-            max_age_hours=24,
-            concurrency=1,
-            worker_id=name,
-        )
+        return _worker(h, rec, clock, concurrency=1, worker_id=name)
 
     a, b = worker("a"), worker("b")
     first = asyncio.create_task(a.run_once())  # one slot: email first, notifications queued

@@ -6,7 +6,7 @@ import asyncio
 import base64
 import secrets
 import uuid
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime
 from pathlib import Path
 from types import TracebackType
@@ -1154,20 +1154,28 @@ class SqlMonitoringRepository:
             )
             await uow.commit()
 
-    async def order_buckets(self, start: datetime, end: datetime) -> OrderBuckets:
-        """Whole hours from the rollups, the partial hours at both ends from the orders
-        (a few index-ranged rows): the cost does not grow with the number of orders."""
+    async def _range_totals(
+        self,
+        start: datetime,
+        end: datetime,
+        prefixes: tuple[str, ...],
+        raw: Callable[[AsyncConnection, int, int], Awaitable[dict[str, int]]],
+    ) -> dict[str, int]:
+        """Metric totals over [start, end): whole hours from the rollups, the partial hours
+        at both ends from the raw rows (`raw`)."""
         totals: dict[str, int] = {}
         async with self._store.unit_of_work(read_only=True) as uow:
             conn = uow.connection
             for lo, hi, whole in _split_hours(epoch_ms(start), epoch_ms(end)):
-                part = (
-                    await _stats(conn, lo, hi, ("orders:", "revenue:"))
-                    if whole
-                    else await _raw_order_stats(conn, lo, hi)
-                )
+                part = await _stats(conn, lo, hi, prefixes) if whole else await raw(conn, lo, hi)
                 for metric, value in part.items():
                     totals[metric] = totals.get(metric, 0) + value
+        return totals
+
+    async def order_buckets(self, start: datetime, end: datetime) -> OrderBuckets:
+        """Whole hours from the rollups, the partial hours at both ends from the orders
+        (a few index-ranged rows): the cost does not grow with the number of orders."""
+        totals = await self._range_totals(start, end, ("orders:", "revenue:"), _raw_order_stats)
         counts: dict[str, int] = {}
         revenue: dict[str, int] = {}
         for metric, value in totals.items():
@@ -1186,17 +1194,7 @@ class SqlMonitoringRepository:
         )
 
     async def call_counts(self, start: datetime, end: datetime) -> dict[str, CallCounts]:
-        totals: dict[str, int] = {}
-        async with self._store.unit_of_work(read_only=True) as uow:
-            conn = uow.connection
-            for lo, hi, whole in _split_hours(epoch_ms(start), epoch_ms(end)):
-                part = (
-                    await _stats(conn, lo, hi, ("calls:", "errors:"))
-                    if whole
-                    else await _raw_call_stats(conn, lo, hi)
-                )
-                for metric, value in part.items():
-                    totals[metric] = totals.get(metric, 0) + value
+        totals = await self._range_totals(start, end, ("calls:", "errors:"), _raw_call_stats)
         names = {metric.partition(":")[2] for metric in totals}
         return {
             name: CallCounts(totals.get(f"calls:{name}", 0), totals.get(f"errors:{name}", 0))
