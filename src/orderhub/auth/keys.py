@@ -43,29 +43,22 @@ class ApiKeyService:
             last_used_at=None,
             revoked_at=None,
         )
-        async with self._store.unit_of_work() as uow:
-            await uow.api_keys.add(record)
-            await uow.commit()
+        await self._store.api_keys.add(record)
         return CreatedKey(record, key)
 
     async def list_all(self) -> list[ApiKeyRecord]:
-        async with self._store.unit_of_work(read_only=True) as uow:
-            return await uow.api_keys.list_all()
+        return await self._store.api_keys.list_all()
 
     async def revoke(self, key_id: str) -> bool:
         parsed = parse_uuid(key_id)
         if parsed is None:
             return False
-        async with self._store.unit_of_work() as uow:
-            revoked = await uow.api_keys.revoke(parsed, self._clock.now())
-            await uow.commit()
-        return revoked
+        return await self._store.api_keys.revoke(parsed, self._clock.now())
 
     async def ensure_one_exists(self, env_keys: list[str]) -> CreatedKey | None:
         """First start with no key at all: create one (its plain text is returned once)."""
         if env_keys:
             return None
-        async with self._store.unit_of_work(read_only=True) as uow:
-            if await uow.api_keys.count_active() > 0:
-                return None
+        if await self._store.api_keys.count_active() > 0:
+            return None
         return await self.create("default")

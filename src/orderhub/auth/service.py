@@ -115,8 +115,7 @@ class Authenticator:
         for known in self._env_key_hashes:
             if hmac.compare_digest(presented, known):
                 return Caller(identity=f"env:{known[:16]}", kind="api_key")
-        async with self._store.unit_of_work(read_only=True) as uow:
-            record = await uow.api_keys.find_active_by_hash(presented)
+        record = await self._store.api_keys.find_active_by_hash(presented)
         if record is None or not hmac.compare_digest(record.key_hash, presented):
             raise _unauthorized("Invalid API key")
         await self._touch(record.id)
@@ -129,9 +128,7 @@ class Authenticator:
         if last is not None and now - last < TOUCH_EVERY:
             return
         self._last_touch[str(key_id)] = now
-        async with self._store.unit_of_work() as uow:
-            await uow.api_keys.touch(key_id, now)
-            await uow.commit()
+        await self._store.api_keys.touch(key_id, now)
 
 
 def credential_fingerprint(api_key: str | None, authorization: str | None) -> str | None:

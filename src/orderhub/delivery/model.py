@@ -5,12 +5,12 @@ from __future__ import annotations
 import random
 import uuid
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Any
 
-from orderhub.orders.domain import EventType, OrderEvent
+from orderhub.kit.ids import new_id
+from orderhub.orders.domain import EventType, Order, OrderEvent
 
 
 class Integration(StrEnum):
@@ -45,6 +45,9 @@ ROUTES: dict[Integration, frozenset[EventType]] = {
 }
 
 DeliveryTargets = Callable[[EventType], list[Integration]]
+WAITING = frozenset({DeliveryStatus.PENDING, DeliveryStatus.IN_FLIGHT})
+LOST_ATTEMPT = "the previous attempt never finished (worker lost)"
+MAX_ERROR_CHARS = 2000
 
 
 def delivery_targets(enabled: Iterable[Integration]) -> DeliveryTargets:
@@ -91,6 +94,141 @@ class Delivery:
     event_at: datetime
     created_at: datetime
     delivered_at: datetime | None
+    lease_owner: str | None = None
+    lease_until: datetime | None = None
+
+    @property
+    def waiting(self) -> bool:
+        """Still to be delivered (counted in the outbox backlog)."""
+        return self.status in WAITING
+
+
+def fan_out(events: list[OrderEvent], targets: DeliveryTargets, now: datetime) -> list[Delivery]:
+    """One new delivery per (event, integration) the event goes to, due now."""
+    return [
+        Delivery(
+            id=new_id(),
+            event_id=event.id,
+            event_type=event.type,
+            order_id=event.order_id,
+            integration=integration,
+            status=DeliveryStatus.PENDING,
+            attempts=0,
+            next_attempt_at=now,
+            last_error=None,
+            event_at=event.at,
+            created_at=now,
+            delivered_at=None,
+        )
+        for event in events
+        for integration in targets(event.type)
+    ]
+
+
+def is_due(delivery: Delivery, now: datetime) -> bool:
+    """Pending and due, or in flight with an expired lease (its worker was lost)."""
+    if delivery.status == DeliveryStatus.PENDING:
+        return delivery.next_attempt_at <= now
+    if delivery.status == DeliveryStatus.IN_FLIGHT:
+        return delivery.lease_until is not None and delivery.lease_until <= now
+    return False
+
+
+def claimed(
+    delivery: Delivery,
+    worker_id: str,
+    lease_until: datetime,
+    give_up_before: datetime | None,
+) -> Delivery:
+    """The delivery leased to `worker_id`. Taking over an expired lease counts the lost
+    attempt; one whose event is older than `give_up_before` goes dead instead, so a
+    delivery that keeps killing its worker is not retried forever."""
+    if delivery.status != DeliveryStatus.IN_FLIGHT:
+        return replace(
+            delivery,
+            status=DeliveryStatus.IN_FLIGHT,
+            lease_owner=worker_id,
+            lease_until=lease_until,
+        )
+    lost = replace(delivery, attempts=delivery.attempts + 1, last_error=LOST_ATTEMPT)
+    if give_up_before is not None and delivery.event_at < give_up_before:
+        return replace(lost, status=DeliveryStatus.DEAD, lease_owner=None, lease_until=None)
+    return replace(lost, lease_owner=worker_id, lease_until=lease_until)
+
+
+def delivered(delivery: Delivery, now: datetime) -> Delivery:
+    return replace(
+        delivery,
+        status=DeliveryStatus.DELIVERED,
+        attempts=delivery.attempts + 1,
+        delivered_at=now,
+        last_error=None,
+        lease_owner=None,
+        lease_until=None,
+    )
+
+
+def failed(delivery: Delivery, error: str, retry_at: datetime | None) -> Delivery:
+    """Back to pending until `retry_at`, or dead when there is none."""
+    return replace(
+        delivery,
+        status=DeliveryStatus.PENDING if retry_at else DeliveryStatus.DEAD,
+        attempts=delivery.attempts + 1,
+        next_attempt_at=retry_at or delivery.next_attempt_at,
+        last_error=error[:MAX_ERROR_CHARS],
+        lease_owner=None,
+        lease_until=None,
+    )
+
+
+def released(delivery: Delivery) -> Delivery:
+    """Given back untouched (a graceful stop)."""
+    return replace(delivery, status=DeliveryStatus.PENDING, lease_owner=None, lease_until=None)
+
+
+def retried(delivery: Delivery, now: datetime) -> Delivery:
+    """A dead delivery back to pending, due now: a fresh start, so the age limit and the
+    backoff count from the retry."""
+    return replace(
+        delivery,
+        status=DeliveryStatus.PENDING,
+        next_attempt_at=now,
+        event_at=now,
+        attempts=0,
+    )
+
+
+def backlog_change(before: Delivery | None, after: Delivery) -> int:
+    """How a transition moves the outbox backlog (pending + in flight)."""
+    return int(after.waiting) - int(before.waiting if before else False)
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryAttempt:
+    """One try at sending a delivery, kept for monitoring."""
+
+    id: uuid.UUID
+    delivery_id: uuid.UUID
+    integration: Integration
+    outcome: str  # delivered, failed, dead
+    duration_ms: int
+    error: str | None
+    at: datetime
+
+
+def attempt_of(after: Delivery, now: datetime, duration_ms: int) -> DeliveryAttempt:
+    outcome = {DeliveryStatus.DELIVERED: "delivered", DeliveryStatus.DEAD: "dead"}.get(
+        after.status, "failed"
+    )
+    return DeliveryAttempt(
+        id=new_id(),
+        delivery_id=after.id,
+        integration=after.integration,
+        outcome=outcome,
+        duration_ms=duration_ms,
+        error=None if outcome == "delivered" else after.last_error,
+        at=now,
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,8 +237,7 @@ class DueDelivery:
 
     delivery: Delivery
     event: OrderEvent
-    order_document: dict[str, Any]
-    order_version: int
+    order: Order
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from orderhub.delivery.model import Delivery, DeliveryFilter, DeliveryStatus, Integration
+from orderhub.delivery.model import (
+    Delivery,
+    DeliveryFilter,
+    DeliveryStatus,
+    Integration,
+    retried,
+)
 from orderhub.kit.clock import Clock
 from orderhub.kit.cursor import CursorCodec
 from orderhub.kit.errors import Conflict, NotFound
@@ -59,7 +65,9 @@ class DeliveryService:
     async def retry(self, delivery_id: str) -> Delivery:
         """A dead delivery goes back to pending, due now (409 unless it is dead)."""
         delivery = await self.get(delivery_id)
-        if not await self._store.deliveries.retry_dead(delivery.id, self._clock.now()):
+        if delivery.status != DeliveryStatus.DEAD or not await self._store.deliveries.transition(
+            delivery, retried(delivery, self._clock.now())
+        ):
             current = await self.get(delivery_id)
             raise Conflict(
                 f"Only dead deliveries can be retried; this one is {current.status}",

@@ -17,7 +17,7 @@ import socket
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 import structlog
@@ -32,11 +32,20 @@ from orderhub.delivery.integrations.base import (
     TransientDeliveryError,
     sheet_row,
 )
-from orderhub.delivery.model import DueDelivery, Integration, next_attempt
+from orderhub.delivery.model import (
+    Delivery,
+    DeliveryStatus,
+    DueDelivery,
+    Integration,
+    attempt_of,
+    claimed,
+    delivered,
+    failed,
+    next_attempt,
+)
 from orderhub.kit.clock import Clock
 from orderhub.monitoring.errors import ErrorRecorder, Service
 from orderhub.orders.schemas import order_out
-from orderhub.store.documents import order_from_document
 from orderhub.store.protocol import Store, StoreError
 
 log = structlog.get_logger(__name__)
@@ -80,14 +89,13 @@ class Integrations:
 
 
 def message_for(due: DueDelivery) -> DeliveryMessage:
-    order = order_from_document(due.order_document, due.order_version)
     return DeliveryMessage(
         delivery_id=str(due.delivery.id),
         event_id=str(due.event.id),
         event_type=due.event.type.value,
         occurred_at=due.event.at,
-        order=order_out(order).model_dump(mode="json"),
-        order_version=due.order_version,
+        order=order_out(due.order).model_dump(mode="json"),
+        order_version=due.order.version,
     )
 
 
@@ -180,9 +188,16 @@ class DeliveryWorker:
     async def run_once(self) -> int:
         """Lease and deliver one batch of due deliveries; returns how many."""
         now = self._clock.now()
-        due = await self._store.deliveries.claim_due(
-            now, self.worker_id, now + self._lease, self._batch, now - self._max_age
-        )
+        leased: list[Delivery] = []
+        for candidate in await self._store.deliveries.due(now, self._batch):
+            after = claimed(candidate, self.worker_id, now + self._lease, now - self._max_age)
+            # conditional on what was read: another worker that got there first wins
+            if (
+                await self._store.deliveries.transition(candidate, after)
+                and after.status == DeliveryStatus.IN_FLIGHT
+            ):
+                leased.append(after)
+        due = await self._store.deliveries.load(leased)
         if not due:
             return 0
         self._unfinished.update(d.delivery.id for d in due)
@@ -203,19 +218,26 @@ class DeliveryWorker:
         """Renew the lease from now on before sending: a delivery that waited its turn past
         its lease may have been taken by another worker, and is then not sent here."""
         now = self._clock.now()
+        until = now + self._lease
         kept = await self._store.deliveries.renew(
-            [d.delivery.id for d in batch], self.worker_id, now + self._lease
+            [d.delivery.id for d in batch], self.worker_id, until
         )
         for due in batch:
             if due.delivery.id not in kept:
                 self._unfinished.discard(due.delivery.id)
                 log.warning("lease_lost", delivery_id=str(due.delivery.id))
-        return [d for d in batch if d.delivery.id in kept]
+        return [
+            replace(d, delivery=replace(d.delivery, lease_until=until))
+            for d in batch
+            if d.delivery.id in kept
+        ]
 
     async def _deliver_one(self, due: DueDelivery) -> None:
         async with self._slots:
-            if not await self._still_ours([due]):
+            renewed = await self._still_ours([due])
+            if not renewed:
                 return
+            due = renewed[0]
             started = time.perf_counter()
             try:
                 await asyncio.wait_for(self._send(due), timeout=self._lease.total_seconds() * 0.8)
@@ -249,7 +271,7 @@ class DeliveryWorker:
         deadline = time.monotonic() + self._lease.total_seconds() / 2
         while True:
             now = self._clock.now()
-            if await self._store.deliveries.acquire_lease(
+            if await self._store.leases.acquire(
                 SHEETS_LEASE, self.worker_id, now + self._lease, now
             ):
                 break
@@ -264,7 +286,7 @@ class DeliveryWorker:
             if batch:
                 await self._upsert_sheets(batch)
         finally:
-            await self._store.deliveries.release_lease(SHEETS_LEASE, self.worker_id)
+            await self._store.leases.release(SHEETS_LEASE, self.worker_id)
 
     async def _upsert_sheets(self, batch: list[DueDelivery]) -> None:
         started = time.perf_counter()
@@ -294,7 +316,10 @@ class DeliveryWorker:
         duration = self._elapsed_ms(started)
         now = self._clock.now()
         for due in batch:
-            await self._store.deliveries.complete(due.delivery.id, self.worker_id, now, duration)
+            after = delivered(due.delivery, now)
+            await self._store.deliveries.transition(
+                due.delivery, after, attempt_of(after, now, duration)
+            )
             self._unfinished.discard(due.delivery.id)
             self._on_outcome(due.delivery.integration.value, "delivered")
 
@@ -310,8 +335,9 @@ class DeliveryWorker:
                 candidate = next_attempt(delivery.attempts + 1, now, retry_after)
                 if candidate - delivery.event_at <= self._max_age:
                     retry_at = candidate
-            await self._store.deliveries.fail(
-                delivery.id, self.worker_id, now, duration, error, retry_at
+            after = failed(delivery, error, retry_at)
+            await self._store.deliveries.transition(
+                delivery, after, attempt_of(after, now, duration)
             )
             self._unfinished.discard(delivery.id)
             self._on_outcome(delivery.integration.value, "failed" if retry_at else "dead")

@@ -7,6 +7,7 @@ from __future__ import annotations
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 from orderhub.kit.clock import Clock
+from orderhub.monitoring.figures import orders_by_status, outbox_backlog
 from orderhub.orders.domain import OrderStatus
 from orderhub.store.protocol import Store
 
@@ -63,11 +64,11 @@ class Metrics:
         self.deliveries.labels(integration, outcome).inc()
 
     async def render(self, store: Store, clock: Clock, limiter_failures: int = 0) -> bytes:
-        waiting, oldest = await store.monitoring.outbox_backlog(clock.now())
+        waiting, oldest = await outbox_backlog(store, clock.now())
         self.backlog.set(waiting)
         self.oldest.set(oldest)
         self.limiter_failures.set(limiter_failures)
-        counts = await store.monitoring.orders_by_status()
+        counts = await orders_by_status(store)
         for status in OrderStatus:  # every status, so one that empties reads 0
             self.orders.labels(status.value).set(counts.get(status.value, 0))
         return generate_latest(self.registry)

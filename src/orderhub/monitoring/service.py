@@ -15,6 +15,7 @@ from orderhub.delivery.model import Integration
 from orderhub.kit.clock import Clock, iso_ms
 from orderhub.kit.errors import ValidationFailed
 from orderhub.kit.money import json_number
+from orderhub.monitoring.figures import call_counts, order_buckets
 from orderhub.monitoring.health import (
     AWS_BACKENDS,
     HealthChecker,
@@ -113,7 +114,7 @@ class MonitoringService:
         summaries = {
             s.name: s for s in await self._store.monitoring.probe_summaries(now - UPTIME_WINDOW)
         }
-        recent = await self._store.monitoring.call_counts(now - RECENT_DELIVERIES, now)
+        recent = await call_counts(self._store, now - RECENT_DELIVERIES, now)
         names = self._checker.names
         failing_roles = {
             ROLE_OF_INTEGRATION[Integration(name)]
@@ -178,9 +179,9 @@ class MonitoringService:
         span = parse_time_range(time_range)
         end = self._clock.now()
         start = end - span
-        buckets = await self._store.monitoring.order_buckets(start, end)
-        calls = await self._store.monitoring.call_counts(start, end)
-        revenue = buckets.revenue_minor or {}
+        buckets = await order_buckets(self._store, start, end)
+        calls = await call_counts(self._store, start, end)
+        revenue = buckets.revenue_minor
         reporting = self._settings.reporting_currency
         names = self._checker.names
         integrations: dict[str, dict[str, int]] = {}

@@ -14,7 +14,6 @@ from orderhub.kit.errors import FieldProblem, NotFound, UpstreamError, Validatio
 from orderhub.kit.ids import parse_uuid
 from orderhub.kit.money import AmountError, to_minor
 from orderhub.monitoring.errors import ErrorRecorder, Service
-from orderhub.orders.changes import change_order
 from orderhub.orders.domain import (
     Amounts,
     EventSource,
@@ -33,6 +32,7 @@ from orderhub.orders.schemas import OrderCreateIn, OrderUpdateIn
 from orderhub.payments.provider import PaymentProvider, ProviderError
 from orderhub.payments.service import PaymentService, cancel_refund_id
 from orderhub.store.protocol import AlreadyExists, OrderFilter, Store, UnitOfWork
+from orderhub.store.unit_of_work import update_order
 
 log = structlog.get_logger(__name__)
 
@@ -146,14 +146,16 @@ class OrderService:
             payment_intent_id=intent.id,
             now=self._clock.now(),
         )
-        async with self._store.unit_of_work() as uow:
-            try:
+        try:
+            async with self._store.unit_of_work() as uow:
                 await uow.orders.add(order)
-            except AlreadyExists:
+                await uow.commit()
+        except AlreadyExists:
+            # a retry of a request whose order committed already: answer with that order
+            async with self._store.unit_of_work() as uow:
                 existing = await uow.orders.get(order_id)
-                assert existing is not None
-                return CreatedOrder(existing, intent.client_secret)
-            await uow.commit()
+            assert existing is not None
+            return CreatedOrder(existing, intent.client_secret)
         log.info("order_created", order_id=str(order.id), total_minor=order.total_minor)
         return CreatedOrder(order, intent.client_secret)
 
@@ -161,7 +163,7 @@ class OrderService:
 
     async def get(self, order_id: str) -> tuple[Order, list[OrderEvent]]:
         parsed = parse_uuid(order_id)
-        async with self._store.unit_of_work(read_only=True) as uow:
+        async with self._store.unit_of_work() as uow:
             order = await uow.orders.get(parsed) if parsed else None
             if order is None:
                 raise NotFound("Order not found")
@@ -178,7 +180,7 @@ class OrderService:
         order_filter = OrderFilter(status=status, customer_id=customer_id)
         scope = f"orders|{status or ''}|{customer_id or ''}"
         before = self._cursors.decode(last_key, scope) if last_key else None
-        async with self._store.unit_of_work(read_only=True) as uow:
+        async with self._store.unit_of_work() as uow:
             rows = await uow.orders.list_page(order_filter, before, limit + 1)
         has_more = len(rows) > limit
         orders = rows[:limit]
@@ -196,7 +198,7 @@ class OrderService:
         parsed = parse_uuid(order_id)
         if parsed is None:
             raise NotFound("Order not found")
-        return await change_order(self._store, self._clock, parsed, change)
+        return await update_order(self._store, self._clock, parsed, change)
 
     async def cancel(self, order_id: str) -> Order:
         """DELETE: cancel a pending payment at the provider (refund it if it turns out to
@@ -233,7 +235,7 @@ class OrderService:
                 refund = Refund(refund_id, left, "requested_by_customer", RefundStatus.PENDING, now)
                 current.record_refund(refund, now, EventSource.API)
 
-        cancelled = await change_order(self._store, self._clock, order.id, change)
+        cancelled = await update_order(self._store, self._clock, order.id, change)
         return await self._send_cancel_refund(cancelled, refund_id)
 
     async def _send_cancel_refund(self, order: Order, refund_id: str) -> Order:

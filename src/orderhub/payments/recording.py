@@ -9,6 +9,7 @@ from typing import TypeVar
 import structlog
 
 from orderhub.kit.clock import Clock
+from orderhub.kit.ids import new_id
 from orderhub.payments.provider import (
     CardDeclined,
     IntentNotFound,
@@ -18,7 +19,7 @@ from orderhub.payments.provider import (
     ProviderRefund,
     ProviderRejected,
 )
-from orderhub.store.protocol import MonitoringRepository, StoreError
+from orderhub.store.protocol import MonitoringRepository, ProviderCall, StoreError
 
 T = TypeVar("T")
 log = structlog.get_logger(__name__)
@@ -55,7 +56,9 @@ class RecordingPaymentProvider:
             duration = int((time.perf_counter() - started) * 1000)
             try:
                 await self._monitoring.record_provider_call(
-                    self.inner.name, operation, ok, duration, self._clock.now()
+                    ProviderCall(
+                        new_id(), self.inner.name, operation, ok, duration, self._clock.now()
+                    )
                 )
             except StoreError:
                 log.warning("provider_call_not_recorded", operation=operation)

@@ -29,7 +29,6 @@ from orderhub.kit.errors import (
 from orderhub.kit.ids import parse_uuid
 from orderhub.kit.money import AmountError, to_minor
 from orderhub.monitoring.errors import ErrorRecorder, Service
-from orderhub.orders.changes import change_order
 from orderhub.orders.domain import (
     EventSource,
     Order,
@@ -49,6 +48,7 @@ from orderhub.payments.provider import (
     ProviderRejected,
 )
 from orderhub.store.protocol import Store, StoreError, UnitOfWork
+from orderhub.store.unit_of_work import update_order
 
 log = structlog.get_logger(__name__)
 
@@ -160,7 +160,7 @@ class PaymentService:
     async def apply(self, outcome: PaymentOutcome, source: EventSource) -> Order:
         """Apply a provider's outcome to its order, idempotently. Raises OutcomeRejected
         when it does not fit the order (then nothing changes)."""
-        async with self._store.unit_of_work(read_only=True) as uow:
+        async with self._store.unit_of_work() as uow:
             order = await uow.orders.get_by_payment_intent(outcome.intent_id)
         if order is None:
             raise OutcomeRejected(f"no order has payment intent {outcome.intent_id}")
@@ -181,7 +181,7 @@ class PaymentService:
             else:
                 self._apply_refund(current, outcome, now, source)
 
-        updated = await change_order(self._store, self._clock, order.id, change)
+        updated = await update_order(self._store, self._clock, order.id, change)
         automatic = updated.find_refund(auto_refund_id(outcome.intent_id))
         if isinstance(outcome, IntentOutcome) and automatic is not None:
             # Sent here, by whoever applied the payment; if the provider cannot be reached
@@ -243,7 +243,7 @@ class PaymentService:
         refunds within what was paid), then ask the provider with the local refund id
         as its idempotency key, then apply what it answered."""
         parsed = parse_uuid(order_id)
-        async with self._store.unit_of_work(read_only=True) as uow:
+        async with self._store.unit_of_work() as uow:
             current = await uow.orders.get(parsed) if parsed else None
         if current is None:
             raise NotFound("Order not found")
@@ -267,7 +267,7 @@ class PaymentService:
                 Refund(local_id, amount_minor, reason, RefundStatus.PENDING, now), now, source
             )
 
-        order = await change_order(self._store, self._clock, current.id, reserve)
+        order = await update_order(self._store, self._clock, current.id, reserve)
         order = await self.submit_refund(order, local_id, source)
         final = order.find_refund(local_id)
         assert final is not None
@@ -330,7 +330,7 @@ class PaymentService:
         """Send refunds that were reserved but never acknowledged (the provider could not be
         reached and nobody retried). Their id is the provider's idempotency key, so a refund
         that did happen is only read back. Returns how many were acknowledged now."""
-        async with self._store.unit_of_work(read_only=True) as uow:
+        async with self._store.unit_of_work() as uow:
             orders = await uow.orders.with_unsent_refunds(self._clock.now() - quiet_for, limit)
         acknowledged = 0
         for order in orders:
@@ -389,7 +389,7 @@ class PaymentService:
         self, order_id: str, intent_id: str, payment_method: str | None
     ) -> ConfirmResult:
         parsed = parse_uuid(order_id)
-        async with self._store.unit_of_work(read_only=True) as uow:
+        async with self._store.unit_of_work() as uow:
             order = await uow.orders.get(parsed) if parsed else None
         if order is None:
             raise NotFound("Order not found")

@@ -1,17 +1,25 @@
 """What services may ask of a store. No SQL, no SQLAlchemy object, no boto3 type here.
 
-Every backend (SQLite and PostgreSQL through `store/sql`, DynamoDB later) implements
-these protocols; the contract tests in `tests/contract/` hold them all to one behaviour.
+Every backend (SQLite and PostgreSQL through `store/sql`, DynamoDB through
+`store/dynamodb`) implements these protocols; the contract tests in `tests/contract/`
+hold them all to one behaviour. Backends are plumbing: which deliveries an event gets
+(`delivery.model.fan_out`), what an order change adds to the counters
+(`monitoring.rollups`), how a lost lease is taken over (`delivery.model.claimed`) are
+decided by callers, or by the shared bases in `store/base.py`, and backends persist what
+they are handed.
 
 Shape, chosen so that DynamoDB can implement it with its own primitives:
 
-* Reads are by key (`get`) or by an ordered index with a keyset cursor (`list_page`),
-  never "scan and filter".
-* Writes inside a `UnitOfWork` are an order put/update *with its pending events*,
-  guarded by the order's version (a conditional write), committed together
-  (`TransactWriteItems` in DynamoDB, one transaction in SQL). Nothing is written unless
-  `commit()` is called.
-* Idempotency records and API keys are single-item operations with conditions.
+* Reads are by key (`get`) or by an index with a keyset cursor (`list_page`), never
+  "scan and filter"; each docstring names the index it reads.
+* Writes inside a `UnitOfWork` (an order added or saved, with its events, its
+  deliveries and its counters) are staged and written together by `commit()`
+  (`TransactWriteItems` in DynamoDB, one transaction in SQL), guarded by the order's
+  version. A conflict (`ConcurrencyConflict`, `AlreadyExists`) may surface at `add`,
+  `save` or `commit`, so callers retry the whole unit of work (`store.update_order`).
+* Single-item records (idempotency keys, webhook event ids, leases, API keys) are one
+  conditional write each, outside any unit of work.
+* No item is written by every order change: counters carry a shard.
 """
 
 from __future__ import annotations
@@ -23,7 +31,8 @@ from datetime import datetime
 from types import TracebackType
 from typing import Protocol, Self
 
-from orderhub.delivery.model import Delivery, DeliveryFilter, DueDelivery
+from orderhub.delivery.model import Delivery, DeliveryAttempt, DeliveryFilter, DueDelivery
+from orderhub.monitoring.rollups import CallRecord
 from orderhub.orders.domain import Order, OrderEvent, OrderStatus
 
 
@@ -46,29 +55,39 @@ class OrderFilter:
 
 
 class OrderRepository(Protocol):
-    async def get(self, order_id: uuid.UUID) -> Order | None: ...
+    """An order's reads and staged writes inside one unit of work."""
+
+    async def get(self, order_id: uuid.UUID) -> Order | None:
+        """By id (the primary key; strongly consistent)."""
 
     async def get_by_payment_intent(self, intent_id: str) -> Order | None:
-        """By the provider's payment intent id (an index, never a scan)."""
+        """By the provider's payment intent id, strongly consistent right after the
+        order's commit (SQL: unique index in the same table; DynamoDB: an item keyed by
+        the intent id, written in the order's transaction)."""
 
     async def add(self, order: Order) -> None:
-        """Insert a new order and its pending events. AlreadyExists if the id is taken."""
+        """Stage a new order with its pending events. AlreadyExists (here or at commit)
+        if the id is taken."""
 
     async def save(self, order: Order) -> None:
-        """Write a changed order and its pending events if its stored version is still
-        `order.version`; then bump `order.version`. ConcurrencyConflict otherwise."""
+        """Stage a changed order with its pending events, guarded by `order.version` (the
+        version it was read at, in this unit of work); the version is bumped. Raises
+        ConcurrencyConflict here or at commit when the stored version moved on."""
 
     async def list_page(
         self, order_filter: OrderFilter, before_id: uuid.UUID | None, limit: int
     ) -> list[Order]:
-        """Orders matching the filter with id < before_id, newest (highest id) first."""
+        """Up to `limit` orders matching the filter with id < before_id, newest (highest
+        id) first. Indexes: none -> all orders by id; `status` -> orders by status;
+        `customer_id` (with or without `status`) -> orders by customer, the status
+        applied after the read (the page is still filled to `limit`)."""
 
     async def history(self, order_id: uuid.UUID) -> list[OrderEvent]:
-        """The order's events, oldest first."""
+        """The order's events, oldest first (events by order)."""
 
     async def with_unsent_refunds(self, changed_before: datetime, limit: int) -> list[Order]:
         """Orders holding refunds the provider never acknowledged, unchanged since
-        `changed_before` (an index, never a scan)."""
+        `changed_before`, least recently changed first (a sparse index of such orders)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,43 +148,23 @@ class WebhookEventRepository(Protocol):
 
 
 class DeliveryRepository(Protocol):
-    """The outbox. Deliveries are written with their events (by `OrderRepository.add/save`);
-    these operations are the worker's and the operators'."""
+    """The outbox. Deliveries are written with their events (by the unit of work that
+    commits an order change); these operations are the worker's and the operators'.
+    Transitions are computed by `delivery.model` and written here conditionally."""
 
-    async def claim_due(
-        self,
-        now: datetime,
-        worker_id: str,
-        lease_until: datetime,
-        limit: int,
-        give_up_before: datetime | None = None,
-    ) -> list[DueDelivery]:
-        """Lease up to `limit` deliveries that are due (pending and due, or in flight with an
-        expired lease), oldest first. A delivery is leased by one worker at a time.
+    async def due(self, now: datetime, limit: int) -> list[Delivery]:
+        """Up to `limit` deliveries that are pending and due, or in flight with an
+        expired lease, earliest due first (index: waiting deliveries by due time)."""
 
-        Taking over an expired lease counts the lost attempt; one whose event is older than
-        `give_up_before` is made dead instead (a delivery that keeps killing its worker
-        must not be retried forever)."""
-
-    async def complete(
-        self, delivery_id: uuid.UUID, worker_id: str, now: datetime, duration_ms: int
+    async def transition(
+        self, before: Delivery, after: Delivery, attempt: DeliveryAttempt | None = None
     ) -> bool:
-        """Mark delivered and record the attempt; False if the lease was lost."""
+        """Write `after` if the stored delivery still has `before`'s status, lease owner
+        and lease expiry (a conditional write), with `attempt` recorded and the counters
+        it moves (backlog, calls/errors) in the same write. False if it changed."""
 
-    async def fail(
-        self,
-        delivery_id: uuid.UUID,
-        worker_id: str,
-        now: datetime,
-        duration_ms: int,
-        error: str,
-        retry_at: datetime | None,
-    ) -> bool:
-        """Record a failed attempt: back to pending until `retry_at`, or dead when `retry_at`
-        is None. False if the lease was lost."""
-
-    async def release(self, delivery_ids: list[uuid.UUID], worker_id: str) -> None:
-        """Give leased deliveries back untouched (graceful shutdown)."""
+    async def load(self, deliveries: list[Delivery]) -> list[DueDelivery]:
+        """Each delivery with its event and the order as of that event (by key)."""
 
     async def renew(
         self, delivery_ids: list[uuid.UUID], worker_id: str, lease_until: datetime
@@ -173,24 +172,38 @@ class DeliveryRepository(Protocol):
         """Extend the lease on those still leased by `worker_id`; returns them (the others
         were lost to an expired lease and must not be sent)."""
 
-    async def get(self, delivery_id: uuid.UUID) -> Delivery | None: ...
+    async def release(self, delivery_ids: list[uuid.UUID], worker_id: str) -> None:
+        """Give leased deliveries back untouched, pending and due as before (a graceful
+        shutdown)."""
+
+    async def get(self, delivery_id: uuid.UUID) -> Delivery | None:
+        """By id (primary key)."""
 
     async def list_page(
         self, delivery_filter: DeliveryFilter, before_id: uuid.UUID | None, limit: int
     ) -> list[Delivery]:
-        """Newest first (by id)."""
+        """Newest first (by id). Indexes: `order_id` -> deliveries by order; else
+        `status` -> deliveries by status; else all by id; the other filters are applied
+        after the read, the page still filled to `limit`."""
 
-    async def retry_dead(self, delivery_id: uuid.UUID, now: datetime) -> bool:
-        """Put a dead delivery back to pending, due now; False unless it was dead."""
+    async def attempts(self, delivery_id: uuid.UUID) -> list[DeliveryAttempt]:
+        """A delivery's attempts, oldest first."""
 
     async def next_due_at(self) -> datetime | None:
         """When the earliest pending delivery is due (for the worker's sleep)."""
 
-    async def acquire_lease(self, name: str, owner: str, until: datetime, now: datetime) -> bool:
+    async def oldest_waiting_at(self) -> datetime | None:
+        """Creation time of the oldest delivery pending or in flight (backlog age)."""
+
+
+class LeaseRepository(Protocol):
+    """Named leases: one holder at a time across every process on the store."""
+
+    async def acquire(self, name: str, owner: str, until: datetime, now: datetime) -> bool:
         """Hold the named lease until `until` unless another owner holds an unexpired one
         (a conditional write). Re-acquiring one's own lease extends it."""
 
-    async def release_lease(self, name: str, owner: str) -> None: ...
+    async def release(self, name: str, owner: str) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -212,54 +225,56 @@ class ProbeSummary:
 
 
 @dataclass(frozen=True, slots=True)
-class OrderBuckets:
-    """Orders created in a time range, each in exactly one bucket (SPEC §11)."""
-
-    successful: int = 0
-    failed: int = 0
-    pending: int = 0
-    cancelled: int = 0
-    # paid minus refunded, in minor units, per currency (orders paid among them)
-    revenue_minor: dict[str, int] | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class CallCounts:
-    calls: int
-    errors: int
+class ProviderCall:
+    id: uuid.UUID
+    provider: str
+    operation: str
+    ok: bool
+    duration_ms: int
+    at: datetime
 
 
 class MonitoringRepository(Protocol):
+    """What monitoring reads. Sums over time come from the hourly counters; the raw rows
+    answer only for the partial hours at the ends of a range (`monitoring.rollups`)."""
+
     async def record_probes(self, results: list[ProbeResult]) -> None: ...
 
-    async def probe_summaries(self, since: datetime) -> list[ProbeSummary]: ...
+    async def probe_summaries(self, since: datetime) -> list[ProbeSummary]:
+        """Per probe name since `since` (probe results by name and time)."""
 
-    async def record_provider_call(
-        self, provider: str, operation: str, ok: bool, duration_ms: int, at: datetime
-    ) -> None: ...
+    async def record_provider_call(self, call: ProviderCall) -> None:
+        """Keep the call and count it in its hour (same write)."""
 
-    async def order_buckets(self, start: datetime, end: datetime) -> OrderBuckets: ...
+    async def hourly_totals(
+        self, start_hour_ms: int, end_hour_ms: int, prefixes: tuple[str, ...]
+    ) -> dict[str, int]:
+        """Hourly counters of the whole hours in [start, end) whose metric starts with one
+        of `prefixes`, summed over hours and shards (counters by hour)."""
 
-    async def call_counts(self, start: datetime, end: datetime) -> dict[str, CallCounts]:
-        """Provider calls (by provider name) and delivery attempts (by integration)."""
+    async def gauges(self) -> dict[str, int]:
+        """Every gauge (orders by status, backlog), summed over shards."""
 
-    async def orders_by_status(self) -> dict[str, int]: ...
+    async def orders_created(self, start_ms: int, end_ms: int) -> list[Order]:
+        """Orders created in [start, end) (orders by creation hour); used for the partial
+        hours at a range's ends only."""
 
-    async def outbox_backlog(self, now: datetime) -> tuple[int, float]:
-        """Deliveries waiting (pending or in flight) and the age in seconds of the oldest."""
+    async def calls_between(self, start_ms: int, end_ms: int) -> list[CallRecord]:
+        """Provider calls and delivery attempts made in [start, end) (by hour of the
+        attempt); partial hours only."""
 
     async def prune(self, probes_before: datetime, errors_before: datetime) -> None:
-        """Drop probe results and error-log rows older than the given times."""
+        """Drop probe results and error-log rows older than the given times (a no-op where
+        the backend expires them itself, e.g. DynamoDB's TTL)."""
 
 
 class UnitOfWork(Protocol):
     @property
     def orders(self) -> OrderRepository: ...
 
-    @property
-    def api_keys(self) -> ApiKeyRepository: ...
-
-    async def commit(self) -> None: ...
+    async def commit(self) -> None:
+        """Write everything staged, all or nothing. ConcurrencyConflict / AlreadyExists
+        when a guarded write lost a race (nothing is written then)."""
 
     async def rollback(self) -> None: ...
 
@@ -271,7 +286,7 @@ class UnitOfWork(Protocol):
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        """Roll back unless `commit()` was called."""
+        """Discard what was staged unless `commit()` was called."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -311,6 +326,9 @@ class Store(Protocol):
     def idempotency(self) -> IdempotencyRepository: ...
 
     @property
+    def api_keys(self) -> ApiKeyRepository: ...
+
+    @property
     def errors(self) -> ErrorLogRepository: ...
 
     @property
@@ -320,13 +338,16 @@ class Store(Protocol):
     def deliveries(self) -> DeliveryRepository: ...
 
     @property
+    def leases(self) -> LeaseRepository: ...
+
+    @property
     def monitoring(self) -> MonitoringRepository: ...
 
     @property
     def outbox_signal(self) -> asyncio.Event:
         """Set after a commit in this process wrote deliveries (wakes the local worker)."""
 
-    def unit_of_work(self, *, read_only: bool = False) -> UnitOfWork: ...
+    def unit_of_work(self) -> UnitOfWork: ...
 
     async def server_secret(self, name: str) -> bytes:
         """A random secret shared by every instance on this store, created on first use."""

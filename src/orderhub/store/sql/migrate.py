@@ -7,7 +7,7 @@ from pathlib import Path
 from alembic import command
 from alembic.config import Config
 
-from orderhub.store.sql.store import sync_url
+from orderhub.store.sql.engine import sync_url
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 

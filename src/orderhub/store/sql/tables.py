@@ -146,6 +146,7 @@ deliveries = Table(
     Index("ix_deliveries_due", "status", "next_attempt_at"),
     Index("ix_deliveries_order", "order_id", "id"),
     Index("ix_deliveries_status_id", "status", "id"),
+    Index("ix_deliveries_waiting", "status", "created_at"),
 )
 
 delivery_attempts = Table(
@@ -186,13 +187,23 @@ provider_calls = Table(
     Index("ix_provider_calls_at", "at"),
 )
 
-# Hourly rollups written with every order change, delivery attempt and provider call:
-# metrics: "orders:<bucket>:<currency>", "revenue:<currency>", "calls:<name>", "errors:<name>".
-hourly_stats = Table(
-    "hourly_stats",
+# Counters written with every order change, delivery transition and provider call
+# (`monitoring.rollups`), one row per shard: hourly "orders:<bucket>:<currency>",
+# "revenue:<currency>", "calls:<name>", "errors:<name>"; gauges "status:<status>", "backlog".
+hourly_counters = Table(
+    "hourly_counters",
     metadata,
     Column("hour", BigInteger, primary_key=True),
     Column("metric", String(80), primary_key=True),
+    Column("shard", Integer, primary_key=True),
+    Column("value", BigInteger, nullable=False),
+)
+
+gauge_counters = Table(
+    "gauge_counters",
+    metadata,
+    Column("metric", String(80), primary_key=True),
+    Column("shard", Integer, primary_key=True),
     Column("value", BigInteger, nullable=False),
 )
 

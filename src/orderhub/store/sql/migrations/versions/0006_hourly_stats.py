@@ -13,8 +13,6 @@ down_revision = "0005"
 branch_labels = None
 depends_on = None
 
-HOUR = 3_600_000
-
 
 def upgrade() -> None:
     op.create_table(
@@ -23,47 +21,7 @@ def upgrade() -> None:
         sa.Column("metric", sa.String(80), primary_key=True),
         sa.Column("value", sa.BigInteger, nullable=False),
     )
-    # what is already stored counts too
-    op.execute(
-        f"""
-        INSERT INTO hourly_stats (hour, metric, value)
-        SELECT created_at - created_at % {HOUR},
-               'orders:' || CASE WHEN paid_at IS NOT NULL THEN 'successful'
-                                 WHEN status = 'cancelled' THEN 'cancelled'
-                                 WHEN payment_status = 'failed' THEN 'failed'
-                                 ELSE 'pending' END || ':' || currency,
-               COUNT(*)
-        FROM orders
-        GROUP BY 1, 2
-        """
-    )
-    op.execute(
-        f"""
-        INSERT INTO hourly_stats (hour, metric, value)
-        SELECT created_at - created_at % {HOUR}, 'revenue:' || currency,
-               SUM(total_minor - refunded_minor)
-        FROM orders WHERE paid_at IS NOT NULL
-        GROUP BY 1, 2
-        """
-    )
-    for table, name, failed in (
-        ("delivery_attempts", "integration", "outcome <> 'delivered'"),
-        ("provider_calls", "provider", "NOT ok"),
-    ):
-        op.execute(
-            f"""
-            INSERT INTO hourly_stats (hour, metric, value)
-            SELECT at - at % {HOUR}, 'calls:' || {name}, COUNT(*)
-            FROM {table} GROUP BY 1, 2
-            """
-        )
-        op.execute(
-            f"""
-            INSERT INTO hourly_stats (hour, metric, value)
-            SELECT at - at % {HOUR}, 'errors:' || {name}, COUNT(*)
-            FROM {table} WHERE {failed} GROUP BY 1, 2
-            """
-        )
+    # (filled from the stored rows by 0008, with the rules of monitoring.rollups)
 
 
 def downgrade() -> None:

@@ -1,0 +1,53 @@
+"""The shared part of the repositories whose writes move counters: a delivery's
+transitions and the provider calls. The rules come from `delivery.model` and
+`monitoring.rollups`; a backend writes the counters it is handed with the write itself."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+
+from orderhub.delivery.model import Delivery, DeliveryAttempt, backlog_change
+from orderhub.monitoring.rollups import BACKLOG, Counters, call_counters, shard_of
+from orderhub.store.protocol import ProviderCall
+
+
+def transition_counters(
+    before: Delivery, after: Delivery, attempt: DeliveryAttempt | None
+) -> Counters:
+    counters = (
+        call_counters(after.id, after.integration.value, attempt.outcome == "delivered", attempt.at)
+        if attempt is not None
+        else Counters(shard_of(after.id))
+    )
+    backlog = backlog_change(before, after)
+    if backlog:
+        counters.gauges[BACKLOG] = backlog
+    return counters
+
+
+class DeliveryTransitions(ABC):
+    async def transition(
+        self, before: Delivery, after: Delivery, attempt: DeliveryAttempt | None = None
+    ) -> bool:
+        return await self._transition(
+            before, after, attempt, transition_counters(before, after, attempt)
+        )
+
+    @abstractmethod
+    async def _transition(
+        self,
+        before: Delivery,
+        after: Delivery,
+        attempt: DeliveryAttempt | None,
+        counters: Counters,
+    ) -> bool: ...
+
+
+class ProviderCallCounting(ABC):
+    async def record_provider_call(self, call: ProviderCall) -> None:
+        await self._record_provider_call(
+            call, call_counters(call.id, call.provider, call.ok, call.at)
+        )
+
+    @abstractmethod
+    async def _record_provider_call(self, call: ProviderCall, counters: Counters) -> None: ...

@@ -1,0 +1,86 @@
+"""Counters in SQL: one row per (hour, metric, shard) and per (metric, shard), added to
+with an upsert in the transaction of the write they describe. A shard is the writer's
+(an order's or a delivery's), so no row is written by every change."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Table, func, or_, select
+from sqlalchemy.dialects.postgresql import insert as insert_pg
+from sqlalchemy.dialects.sqlite import insert as insert_sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from orderhub.monitoring.rollups import Counters
+from orderhub.store.sql import tables as t
+
+
+async def _upsert(
+    conn: AsyncConnection, table: Table, keys: list[str], rows: list[dict[str, Any]]
+) -> None:
+    if not rows:
+        return
+    insert = insert_pg if conn.dialect.name == "postgresql" else insert_sqlite
+    statement: Any = insert(table).values(rows)
+    statement = statement.on_conflict_do_update(
+        index_elements=keys, set_={"value": table.c.value + statement.excluded.value}
+    )
+    await conn.execute(statement)
+
+
+async def add_counters(conn: AsyncConnection, counters: list[Counters]) -> None:
+    """Add every delta, merged per row and in a fixed order (concurrent writers lock rows
+    in the same order, so they never deadlock)."""
+    hourly: dict[tuple[int, str, int], int] = {}
+    gauges: dict[tuple[str, int], int] = {}
+    for c in counters:
+        for (hour, metric), value in c.hourly.items():
+            hourly[(hour, metric, c.shard)] = hourly.get((hour, metric, c.shard), 0) + value
+        for metric, value in c.gauges.items():
+            gauges[(metric, c.shard)] = gauges.get((metric, c.shard), 0) + value
+    await _upsert(
+        conn,
+        t.hourly_counters,
+        ["hour", "metric", "shard"],
+        [
+            {"hour": hour, "metric": metric, "shard": shard, "value": value}
+            for (hour, metric, shard), value in sorted(hourly.items())
+            if value
+        ],
+    )
+    await _upsert(
+        conn,
+        t.gauge_counters,
+        ["metric", "shard"],
+        [
+            {"metric": metric, "shard": shard, "value": value}
+            for (metric, shard), value in sorted(gauges.items())
+            if value
+        ],
+    )
+
+
+async def hourly_totals(
+    conn: AsyncConnection, start_hour_ms: int, end_hour_ms: int, prefixes: tuple[str, ...]
+) -> dict[str, int]:
+    h = t.hourly_counters.c
+    rows = (
+        await conn.execute(
+            select(h.metric, func.sum(h.value).label("value"))
+            .where(
+                h.hour >= start_hour_ms,
+                h.hour < end_hour_ms,
+                or_(*(h.metric.startswith(p) for p in prefixes)),
+            )
+            .group_by(h.metric)
+        )
+    ).all()
+    return {row.metric: int(row.value) for row in rows}
+
+
+async def gauges(conn: AsyncConnection) -> dict[str, int]:
+    g = t.gauge_counters.c
+    rows = (
+        await conn.execute(select(g.metric, func.sum(g.value).label("value")).group_by(g.metric))
+    ).all()
+    return {row.metric: int(row.value) for row in rows}

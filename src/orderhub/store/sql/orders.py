@@ -1,0 +1,122 @@
+"""Orders in SQL: reads on the orders table's indexes, and the unit of work that writes
+an order change with its events, deliveries and counters in one transaction."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import datetime
+
+from sqlalchemy import insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from orderhub.delivery.model import DeliveryTargets
+from orderhub.kit.clock import epoch_ms
+from orderhub.orders.domain import Order, OrderEvent
+from orderhub.store.documents import order_to_document
+from orderhub.store.protocol import AlreadyExists, ConcurrencyConflict, OrderFilter
+from orderhub.store.sql import tables as t
+from orderhub.store.sql.counters import add_counters
+from orderhub.store.sql.engine import SqlEngine
+from orderhub.store.sql.mappers import delivery_row, event_of, event_row, order_of, order_row
+from orderhub.store.unit_of_work import OrderRepositoryBase, OrderWrite, UnitOfWorkBase
+
+_ORDER = (t.orders.c.document, t.orders.c.version)
+
+
+class SqlOrderRepository(OrderRepositoryBase):
+    def __init__(self, db: SqlEngine, targets: DeliveryTargets) -> None:
+        super().__init__(targets)
+        self._db = db
+
+    async def _one(self, *conditions: object) -> Order | None:
+        async with self._db.read() as conn:
+            row = (await conn.execute(select(*_ORDER).where(*conditions))).first()  # type: ignore[arg-type]
+        return order_of(row) if row else None
+
+    async def _get(self, order_id: uuid.UUID) -> Order | None:
+        return await self._one(t.orders.c.id == str(order_id))
+
+    async def _get_by_payment_intent(self, intent_id: str) -> Order | None:
+        return await self._one(t.orders.c.payment_intent_id == intent_id)
+
+    async def list_page(
+        self, order_filter: OrderFilter, before_id: uuid.UUID | None, limit: int
+    ) -> list[Order]:
+        o = t.orders.c
+        query = select(*_ORDER)
+        if order_filter.status is not None:
+            query = query.where(o.status == order_filter.status.value)
+        if order_filter.customer_id is not None:
+            query = query.where(o.customer_id == order_filter.customer_id)
+        if before_id is not None:
+            query = query.where(o.id < str(before_id))
+        query = query.order_by(o.id.desc()).limit(limit)
+        async with self._db.read() as conn:
+            rows = (await conn.execute(query)).all()
+        return [order_of(row) for row in rows]
+
+    async def history(self, order_id: uuid.UUID) -> list[OrderEvent]:
+        e = t.order_events.c
+        async with self._db.read() as conn:
+            rows = (
+                await conn.execute(
+                    select(t.order_events)
+                    .where(e.order_id == str(order_id))
+                    .order_by(e.order_version, e.id)
+                )
+            ).all()
+        return [event_of(row) for row in rows]
+
+    async def with_unsent_refunds(self, changed_before: datetime, limit: int) -> list[Order]:
+        o = t.orders.c
+        async with self._db.read() as conn:
+            rows = (
+                await conn.execute(
+                    select(*_ORDER)
+                    .where(o.unsent_refunds > 0, o.updated_at < epoch_ms(changed_before))
+                    .order_by(o.updated_at)
+                    .limit(limit)
+                )
+            ).all()
+        return [order_of(row) for row in rows]
+
+
+class SqlUnitOfWork(UnitOfWorkBase):
+    def __init__(self, db: SqlEngine, targets: DeliveryTargets, signal: asyncio.Event) -> None:
+        super().__init__(signal)
+        self._db = db
+        self.orders = SqlOrderRepository(db, targets)
+
+    async def _write(self, writes: list[OrderWrite]) -> None:
+        async with self._db.write() as conn:
+            for write in writes:
+                row = order_row(write.order)
+                if write.expected_version is None:
+                    try:
+                        async with conn.begin_nested():
+                            await conn.execute(insert(t.orders).values(row))
+                    except IntegrityError:
+                        raise AlreadyExists(str(write.order.id)) from None
+                else:
+                    result = await conn.execute(
+                        update(t.orders)
+                        .where(
+                            t.orders.c.id == row["id"],
+                            t.orders.c.version == write.expected_version,
+                        )
+                        .values(row)
+                    )
+                    if result.rowcount != 1:
+                        raise ConcurrencyConflict(str(write.order.id))
+                if write.events:
+                    document = order_to_document(write.order)
+                    await conn.execute(
+                        insert(t.order_events),
+                        [event_row(e, write.order, document) for e in write.events],
+                    )
+                if write.deliveries:
+                    await conn.execute(
+                        insert(t.deliveries), [delivery_row(d) for d in write.deliveries]
+                    )
+            await add_counters(conn, [w.counters for w in writes])
