@@ -62,6 +62,8 @@ def migrate(settings: Settings) -> None:
 # How long a refund stays unacknowledged before the worker sends it again (well beyond a
 # provider call with its retries, so a request still waiting on it is never overtaken).
 REFUND_RESEND_SECONDS = 120
+# How often the worker folds the store's counter journal (DynamoDB; nothing to do on SQL).
+COMPACT_SECONDS = 5.0
 
 
 @dataclass
@@ -114,6 +116,7 @@ class Container:
                 self.monitoring.run_probes(stop, self.settings.probe_interval_seconds)
             ),
             asyncio.create_task(self.payment_service.run_resender(stop, REFUND_RESEND_SECONDS)),
+            asyncio.create_task(self.monitoring.run_compaction(stop, COMPACT_SECONDS)),
         ]
         try:
             await self.worker.run(stop)

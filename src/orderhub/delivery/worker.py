@@ -32,13 +32,11 @@ from orderhub.delivery.integrations.base import (
     TransientDeliveryError,
     sheet_row,
 )
+from orderhub.delivery.leasing import lease_due
 from orderhub.delivery.model import (
-    Delivery,
-    DeliveryStatus,
     DueDelivery,
     Integration,
     attempt_of,
-    claimed,
     delivered,
     failed,
     next_attempt,
@@ -188,16 +186,9 @@ class DeliveryWorker:
     async def run_once(self) -> int:
         """Lease and deliver one batch of due deliveries; returns how many."""
         now = self._clock.now()
-        leased: list[Delivery] = []
-        for candidate in await self._store.deliveries.due(now, self._batch):
-            after = claimed(candidate, self.worker_id, now + self._lease, now - self._max_age)
-            # conditional on what was read: another worker that got there first wins
-            if (
-                await self._store.deliveries.transition(candidate, after)
-                and after.status == DeliveryStatus.IN_FLIGHT
-            ):
-                leased.append(after)
-        due = await self._store.deliveries.load(leased)
+        due = await lease_due(
+            self._store, now, self.worker_id, now + self._lease, self._batch, now - self._max_age
+        )
         if not due:
             return 0
         self._unfinished.update(d.delivery.id for d in due)

@@ -107,6 +107,16 @@ class MonitoringService:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), interval)
 
+    async def run_compaction(self, stop: asyncio.Event, interval: float) -> None:
+        """The worker's pass folding the store's counter journal (where it keeps one)."""
+        while not stop.is_set():
+            try:
+                await self._store.monitoring.compact(self._clock.now())
+            except StoreError as exc:
+                log.warning("compaction_skipped", error=str(exc))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), interval)
+
     # -- integrations -------------------------------------------------------------------
 
     async def integrations(self) -> dict[str, Any]:
