@@ -50,7 +50,9 @@ def _worker(h: Harness, rec: Recorders, clock: FrozenClock, **options: Any) -> D
     """Another worker on the harness's store, with the test's recording senders."""
     c = h.container
     defaults: dict[str, Any] = {"lease_seconds": 60, "poll_seconds": 1, "max_age_hours": 24}
-    return DeliveryWorker(c.store, rec.integrations(), clock, c.errors, **{**defaults, **options})
+    return DeliveryWorker(
+        c.store, rec.integrations(), clock, c.error_log, **{**defaults, **options}
+    )
 
 
 async def _drain(worker: DeliveryWorker) -> int:
@@ -89,15 +91,7 @@ async def test_every_event_reaches_exactly_its_integrations(
 ) -> None:
     h, rec, _clock = await _setup(make_harness)
     order = (await h.create_order()).json()["data"]["order"]
-    confirm = await h.client.post(
-        "/api/payments/confirm",
-        json={
-            "orderId": order["id"],
-            "paymentIntentId": order["paymentIntentId"],
-            "paymentMethod": "pm_card_visa",
-        },
-        headers=AUTH,
-    )
+    confirm = await h.confirm(order)
     assert confirm.status_code == 200
     for change in (
         {"status": "processing"},
@@ -380,7 +374,7 @@ async def test_payment_events_from_webhooks_reach_integrations(
 ) -> None:
     h, rec, _clock = await _setup(make_harness)
     order = (await h.create_order()).json()["data"]["order"]
-    from orderhub.payments.service import IntentOutcome, PaymentResult
+    from orderhub.payments.outcomes import IntentOutcome, PaymentResult
 
     await h.container.payment_service.apply(
         IntentOutcome(order["paymentIntentId"], PaymentResult.FAILED, 10997, "usd"),
