@@ -15,6 +15,7 @@ pytest_plugins = [
     "tests.fixtures.stripe_server",
     "tests.fixtures.payments",
     "tests.fixtures.peers",
+    "tests.fixtures.dynamodb",
 ]
 
 
