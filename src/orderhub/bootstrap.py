@@ -39,7 +39,11 @@ def open_store(settings: Settings, targets: DeliveryTargets | None = None) -> St
         targets = delivery_targets(make_integrations(settings).enabled())
     if settings.database_url.startswith(("sqlite:///", "postgresql://")):
         return SqlStore(settings.database_url, targets)
-    raise SettingsError("DATABASE_URL: the dynamodb store is not available in this version")
+    if settings.database_url.startswith("dynamodb://"):
+        from orderhub.store.dynamodb.store import DynamoStore
+
+        return DynamoStore(settings.database_url, settings.aws_region, targets)
+    raise SettingsError("DATABASE_URL: must start with sqlite:///, postgresql:// or dynamodb://")
 
 
 def make_payment_provider(settings: Settings, clock: Clock) -> PaymentProvider:
@@ -57,7 +61,12 @@ def migrate(settings: Settings) -> None:
 
         upgrade_to_head(settings.database_url)
         return
-    raise SettingsError("DATABASE_URL: the dynamodb store is not available in this version")
+    if settings.database_url.startswith("dynamodb://"):
+        from orderhub.store.dynamodb.migrate import create_tables
+
+        create_tables(settings.database_url, settings.aws_region)
+        return
+    raise SettingsError("DATABASE_URL: must start with sqlite:///, postgresql:// or dynamodb://")
 
 
 # How long a refund stays unacknowledged before the worker sends it again (well beyond a

@@ -63,6 +63,7 @@ class Settings(BaseSettings):
     port: int = Field(default=3000, ge=1, le=65535)
     data_dir: Path = Path("./data")
     database_url: str = ""
+    aws_region: str = "us-east-1"  # AWS_REGION: the DynamoDB store's region
 
     api_keys: Annotated[list[str], NoDecode] = Field(default_factory=list)
     jwt_secret: str = ""

@@ -1,0 +1,1 @@
+"""The DynamoDB store: one table per `dynamodb://PREFIX`, aioboto3, no Scan."""

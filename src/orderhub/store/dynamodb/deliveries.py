@@ -1,0 +1,309 @@
+"""The outbox in DynamoDB: due deliveries from the sparse `deliveries_waiting` index,
+conditional transitions (one transaction with the attempt and the counter journal
+entry), and each delivery's event with the order as of the event, by key."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from datetime import datetime
+from typing import Any
+
+from orderhub.delivery.model import (
+    Delivery,
+    DeliveryAttempt,
+    DeliveryFilter,
+    DeliveryStatus,
+    DueDelivery,
+)
+from orderhub.kit.clock import epoch_ms, from_epoch_ms
+from orderhub.monitoring.rollups import Counters
+from orderhub.store.counting import DeliveryTransitions
+from orderhub.store.dynamodb import tables as t
+from orderhub.store.dynamodb.counters import journal_put
+from orderhub.store.dynamodb.engine import ConditionFailed, DynamoEngine, TransactionCancelled
+from orderhub.store.dynamodb.mappers import (
+    Item,
+    attempt_item,
+    attempt_of,
+    av,
+    delivery_of,
+    delivery_state,
+    event_of,
+    order_as_of_event,
+    update_of,
+)
+from orderhub.store.protocol import StoreError
+
+BATCH_GET_KEYS = 100
+
+
+def _guard(before: Delivery) -> tuple[str, dict[str, str], dict[str, Any]]:
+    """The condition that the stored delivery still has `before`'s status, lease owner
+    and lease expiry."""
+    names = {"#st": "status", "#lo": "lease_owner", "#lu": "lease_until"}
+    vals: dict[str, Any] = {":st": av(before.status.value)}
+    parts = ["#st = :st"]
+    if before.lease_owner is None:
+        parts.append("attribute_not_exists(#lo)")
+    else:
+        parts.append("#lo = :lo")
+        vals[":lo"] = av(before.lease_owner)
+    if before.lease_until is None:
+        parts.append("attribute_not_exists(#lu)")
+    else:
+        parts.append("#lu = :lu")
+        vals[":lu"] = av(epoch_ms(before.lease_until))
+    return " AND ".join(parts), names, vals
+
+
+class DynamoDeliveryRepository(DeliveryTransitions):
+    def __init__(self, db: DynamoEngine) -> None:
+        self._db = db
+
+    def _key(self, delivery_id: uuid.UUID | str) -> dict[str, Any]:
+        return t.Table.key(t.delivery_pk(delivery_id), t.DELIVERY_SK)
+
+    async def _waiting(
+        self, status: DeliveryStatus, until_ms: int | None, limit: int
+    ) -> list[Item]:
+        condition = "dw_pk = :w" + (" AND dw_sk <= :now" if until_ms is not None else "")
+        vals: dict[str, Any] = {":w": {"S": f"WAITING#{status.value}"}}
+        if until_ms is not None:
+            vals[":now"] = {"N": str(until_ms)}
+        items: list[Item] = []
+        if limit <= 0:
+            return items
+        async for item in self._db.query(
+            condition, {}, vals, index="deliveries_waiting", page_size=limit
+        ):
+            items.append(item)
+            if len(items) >= limit:
+                break
+        return items
+
+    async def due(self, now: datetime, limit: int) -> list[Delivery]:
+        """Pending ones by next attempt and in-flight ones by lease expiry, both up to now
+        (the two partitions of `deliveries_waiting`), earliest due first."""
+        now_ms = epoch_ms(now)
+        pending = await self._waiting(DeliveryStatus.PENDING, now_ms, limit)
+        lost = await self._waiting(DeliveryStatus.IN_FLIGHT, now_ms, limit)
+        found = sorted(
+            (delivery_of(item) for item in pending + lost),
+            key=lambda d: (d.next_attempt_at, str(d.id)),
+        )
+        return found[:limit]
+
+    async def _transition(
+        self,
+        before: Delivery,
+        after: Delivery,
+        attempt: DeliveryAttempt | None,
+        counters: Counters,
+    ) -> bool:
+        condition, names, vals = _guard(before)
+        expression, set_names, set_vals = update_of(
+            delivery_state(after, await self._db.month_of(after.id))
+        )
+        update = {
+            "TableName": self._db.name,
+            "Key": self._key(before.id),
+            "UpdateExpression": expression,
+            "ConditionExpression": f"attribute_exists(pk) AND {condition}",
+            "ExpressionAttributeNames": {**names, **set_names},
+            "ExpressionAttributeValues": {**vals, **set_vals},
+        }
+        actions: list[dict[str, Any]] = [{"Update": update}]
+        if attempt is not None:
+            actions.append({"Put": {"TableName": self._db.name, "Item": attempt_item(attempt)}})
+        if counters:
+            actions.append(journal_put(self._db.name, counters))
+        try:
+            await self._db.transact(actions)
+        except TransactionCancelled as cancelled:
+            if cancelled.reasons and cancelled.reasons[0] in (
+                "ConditionalCheckFailed",
+                "TransactionConflict",
+            ):
+                return False
+            raise StoreError("store error: the delivery change was refused") from None
+        return True
+
+    async def load(self, deliveries: list[Delivery]) -> list[DueDelivery]:
+        """Each delivery's event item (it carries the order as of the event), by key."""
+        if not deliveries:
+            return []
+        keys = await self._event_keys(deliveries)
+        events: dict[str, Item] = {}
+        wanted = [
+            t.Table.key(t.order_pk(d.order_id), keys[d.id]) for d in deliveries if d.id in keys
+        ]
+        unique = list({(k["pk"]["S"], k["sk"]["S"]): k for k in wanted}.values())
+        for start in range(0, len(unique), BATCH_GET_KEYS):
+            pending: dict[str, Any] = {
+                self._db.name: {
+                    "Keys": unique[start : start + BATCH_GET_KEYS],
+                    "ConsistentRead": True,
+                }
+            }
+            for _attempt in range(10):
+                result = await self._db.call("batch_get_item", RequestItems=pending)
+                for item in result.get("Responses", {}).get(self._db.name, []):
+                    events[item["id"]["S"]] = item
+                pending = result.get("UnprocessedKeys") or {}
+                if not pending:
+                    break
+                await asyncio.sleep(0.05)
+        loaded = []
+        for delivery in deliveries:
+            item = events.get(str(delivery.event_id))
+            if item is not None:
+                loaded.append(
+                    DueDelivery(
+                        delivery=delivery, event=event_of(item), order=order_as_of_event(item)
+                    )
+                )
+        return loaded
+
+    async def _event_keys(self, deliveries: list[Delivery]) -> dict[uuid.UUID, str]:
+        """The sort key of each delivery's event (kept on the delivery item)."""
+        keys: dict[uuid.UUID, str] = {}
+        unique = list({d.id: self._key(d.id) for d in deliveries}.values())
+        for start in range(0, len(unique), BATCH_GET_KEYS):
+            pending: dict[str, Any] = {
+                self._db.name: {
+                    "Keys": unique[start : start + BATCH_GET_KEYS],
+                    "ConsistentRead": True,
+                    "ProjectionExpression": "id, event_sk",
+                }
+            }
+            for _attempt in range(10):
+                result = await self._db.call("batch_get_item", RequestItems=pending)
+                for item in result.get("Responses", {}).get(self._db.name, []):
+                    keys[uuid.UUID(item["id"]["S"])] = item["event_sk"]["S"]
+                pending = result.get("UnprocessedKeys") or {}
+                if not pending:
+                    break
+                await asyncio.sleep(0.05)
+        return keys
+
+    async def _leased_update(
+        self, delivery_id: uuid.UUID, worker_id: str, state: dict[str, Any]
+    ) -> bool:
+        expression, names, vals = update_of(state)
+        try:
+            await self._db.call(
+                "update_item",
+                TableName=self._db.name,
+                Key=self._key(delivery_id),
+                UpdateExpression=expression,
+                ConditionExpression="attribute_exists(pk) AND #st = :inflight AND #lo = :w",
+                ExpressionAttributeNames={**names, "#st": "status", "#lo": "lease_owner"},
+                ExpressionAttributeValues={
+                    **vals,
+                    ":inflight": av(DeliveryStatus.IN_FLIGHT.value),
+                    ":w": av(worker_id),
+                },
+            )
+        except ConditionFailed:
+            return False
+        return True
+
+    async def release(self, delivery_ids: list[uuid.UUID], worker_id: str) -> None:
+        """Back to pending, due as before: one conditional update each, moving the item
+        from the in-flight partition of the waiting index to the pending one (its sort
+        key becomes the next attempt again); the backlog does not move."""
+
+        async def give_back(delivery_id: uuid.UUID) -> None:
+            month = await self._db.month_of(delivery_id)
+            with contextlib.suppress(ConditionFailed):  # no longer ours: nothing to give back
+                await self._db.call(
+                    "update_item",
+                    TableName=self._db.name,
+                    Key=self._key(delivery_id),
+                    UpdateExpression=(
+                        "SET #st = :pending, dw_pk = :w, dw_sk = next_attempt_at, ds_pk = :ds "
+                        "REMOVE #lo, lease_until"
+                    ),
+                    ConditionExpression="attribute_exists(pk) AND #st = :inflight AND #lo = :me",
+                    ExpressionAttributeNames={"#st": "status", "#lo": "lease_owner"},
+                    ExpressionAttributeValues={
+                        ":pending": av(DeliveryStatus.PENDING.value),
+                        ":w": av(f"WAITING#{DeliveryStatus.PENDING.value}"),
+                        ":ds": av(f"DELIVERIES#{DeliveryStatus.PENDING.value}#{month}"),
+                        ":inflight": av(DeliveryStatus.IN_FLIGHT.value),
+                        ":me": av(worker_id),
+                    },
+                )
+
+        await asyncio.gather(*(give_back(i) for i in delivery_ids))
+
+    async def renew(
+        self, delivery_ids: list[uuid.UUID], worker_id: str, lease_until: datetime
+    ) -> set[uuid.UUID]:
+        until = epoch_ms(lease_until)
+        kept = await asyncio.gather(
+            *(
+                self._leased_update(i, worker_id, {"lease_until": until, "dw_sk": until})
+                for i in delivery_ids
+            )
+        )
+        return {i for i, ok in zip(delivery_ids, kept, strict=True) if ok}
+
+    async def get(self, delivery_id: uuid.UUID) -> Delivery | None:
+        found = await self._db.call(
+            "get_item", TableName=self._db.name, Key=self._key(delivery_id), ConsistentRead=True
+        )
+        item = found.get("Item")
+        return delivery_of(item) if item else None
+
+    async def list_page(
+        self, delivery_filter: DeliveryFilter, before_id: uuid.UUID | None, limit: int
+    ) -> list[Delivery]:
+        status = delivery_filter.status.value if delivery_filter.status else None
+        integration = delivery_filter.integration.value if delivery_filter.integration else None
+
+        def keep(item: Item) -> bool:
+            return (status is None or item["status"]["S"] == status) and (
+                integration is None or item["integration"]["S"] == integration
+            )
+
+        if delivery_filter.order_id is not None:
+            index, partitions = "deliveries_by_order", [f"ORDER#{delivery_filter.order_id}"]
+        elif status is not None:
+            months = await self._db.months_back(before_id)
+            index, partitions = "deliveries_by_status", [f"DELIVERIES#{status}#{m}" for m in months]
+        else:
+            months = await self._db.months_back(before_id)
+            index, partitions = "deliveries_by_month", [f"DELIVERIES#{m}" for m in months]
+        items = await self._db.newest_first(index, partitions, before_id, limit, keep)
+        return [delivery_of(item) for item in items]
+
+    async def attempts(self, delivery_id: uuid.UUID) -> list[DeliveryAttempt]:
+        found = [
+            attempt_of(item)
+            async for item in self._db.query(
+                "pk = :pk AND begins_with(sk, :a)",
+                {},
+                {":pk": {"S": t.delivery_pk(delivery_id)}, ":a": {"S": t.ATTEMPT_PREFIX}},
+                consistent=True,
+            )
+        ]
+        return sorted(found, key=lambda a: (a.at, str(a.id)))
+
+    async def next_due_at(self) -> datetime | None:
+        first = await self._waiting(DeliveryStatus.PENDING, None, 1)
+        return from_epoch_ms(int(first[0]["dw_sk"]["N"])) if first else None
+
+    async def oldest_waiting_at(self) -> datetime | None:
+        page = await self._db.call(
+            "query",
+            TableName=self._db.name,
+            IndexName="deliveries_backlog",
+            KeyConditionExpression="db_pk = :b",
+            ExpressionAttributeValues={":b": {"S": "BACKLOG"}},
+            Limit=1,
+        )
+        items = page.get("Items", [])
+        return from_epoch_ms(int(items[0]["created_at"]["N"])) if items else None
