@@ -20,7 +20,7 @@ from orderhub.monitoring.health import HealthChecker
 from orderhub.monitoring.prometheus import Metrics
 from orderhub.monitoring.service import MonitoringService
 from orderhub.orders.service import OrderService
-from orderhub.payments.provider import PaymentProvider
+from orderhub.payments.provider import PaymentProvider, PaymentProviders
 from orderhub.payments.recording import RecordingPaymentProvider
 from orderhub.payments.sandbox import SandboxPaymentProvider
 from orderhub.payments.service import PaymentService
@@ -47,11 +47,31 @@ def open_store(settings: Settings, targets: DeliveryTargets | None = None) -> St
 
 
 def make_payment_provider(settings: Settings, clock: Clock) -> PaymentProvider:
+    """The configured provider (the one new orders use)."""
     if settings.provider_name == "sandbox":
         return SandboxPaymentProvider(clock)
+    return _stripe(settings)
+
+
+def _stripe(settings: Settings) -> StripePaymentProvider:
     return StripePaymentProvider(
         settings.stripe_secret_key, settings.stripe_api_base, settings.stripe_timeout_seconds
     )
+
+
+def make_payment_providers(
+    settings: Settings, clock: Clock, configured: PaymentProvider | None = None
+) -> dict[str, PaymentProvider]:
+    """Every provider this process can reach, by name: the configured one, Stripe when
+    its key is set, and the in-process sandbox (always available). Orders made with a
+    provider that was configured before keep going to it."""
+    configured = configured or make_payment_provider(settings, clock)
+    providers: dict[str, PaymentProvider] = {configured.name: configured}
+    if "stripe" not in providers and settings.stripe_secret_key:
+        providers["stripe"] = _stripe(settings)
+    if "sandbox" not in providers:
+        providers["sandbox"] = SandboxPaymentProvider(clock)
+    return providers
 
 
 def migrate(settings: Settings) -> None:
@@ -83,6 +103,7 @@ class Container:
     store: Store
     payments: PaymentProvider  # the provider itself (tests reach the sandbox through it)
     recorded_payments: PaymentProvider  # the same, with every call recorded for monitoring
+    other_payments: list[PaymentProvider]  # providers of older orders (closed at the end)
     authenticator: Authenticator
     api_keys: ApiKeyService
     limiter: RateLimiter
@@ -135,9 +156,10 @@ class Container:
                 await task
         finally:
             await self.worker.integrations.aclose()
-            close_payments = getattr(self.payments, "aclose", None)
-            if close_payments is not None:
-                await close_payments()
+            for provider in (self.payments, *self.other_payments):
+                close_payments = getattr(provider, "aclose", None)
+                if close_payments is not None:
+                    await close_payments()
             await self.store.close()
         self._started = False
 
@@ -159,18 +181,26 @@ def build_container(
     store = store or open_store(settings, delivery_targets(integrations.enabled()))
     authenticator = Authenticator(settings, store, clock)
     payments = payments or make_payment_provider(settings, clock)
-    recorded = RecordingPaymentProvider(payments, store.monitoring, clock)
+    by_name = make_payment_providers(settings, clock, payments)
+    recorded_by_name: dict[str, PaymentProvider] = {
+        name: RecordingPaymentProvider(provider, store.monitoring, clock)
+        for name, provider in by_name.items()
+    }
+    recorded = recorded_by_name[payments.name]
     limiter = RateLimiter(settings)
     metrics = Metrics()
     error_log = ErrorLog(store, clock)
     cursors = Cursors(lambda: store.server_secret("pagination"))
-    payment_service = PaymentService(store, recorded, clock, error_log)
+    payment_service = PaymentService(
+        store, PaymentProviders(recorded, recorded_by_name), clock, error_log
+    )
     return Container(
         settings=settings,
         clock=clock,
         store=store,
         payments=payments,
         recorded_payments=recorded,
+        other_payments=[p for name, p in by_name.items() if name != payments.name],
         error_log=error_log,
         cursors=cursors,
         payment_service=payment_service,

@@ -356,27 +356,41 @@ async def test_bad_refund_amount_is_400_whatever_the_order_state(payments: Payme
     assert response.json()["error"]["message"].startswith("Validation error: amount")
 
 
-async def test_delete_with_the_provider_down_is_502_and_a_retry_sends_the_refund(
-    stripe_payments: Payments,
+async def test_delete_with_the_provider_down_is_200_and_the_worker_sends_the_refund(
+    make_harness: Any, fake_stripe: Any
 ) -> None:
-    p = stripe_payments
-    fake = p.fake
-    assert fake is not None
+    from datetime import timedelta
+
+    from orderhub.kit.clock import FrozenClock, SystemClock
+
+    clock = FrozenClock(SystemClock().now())
+    harness = await make_harness(
+        clock=clock,
+        payment_provider="stripe",
+        stripe_secret_key=fake_stripe.api_key,
+        stripe_api_base=fake_stripe.url,
+    )
+    p = Payments(harness, "stripe", fake_stripe)
     order = await p.paid_order()
-    fake.fail_next(status=500, count=10, path_prefix="/v1/refunds")
-    failed = await p.client.delete(f"/api/orders/{order['id']}", headers=AUTH)
-    assert failed.status_code == 502
-    pending = await p.get_order(order["id"])
-    assert pending["status"] == "cancelled"
-    assert [r["status"] for r in pending["refunds"]] == ["pending"]
-    assert fake.refunds_for(order["paymentIntentId"]) == []
-    fake.clear_faults()
-    retried = await p.client.delete(f"/api/orders/{order['id']}", headers=AUTH)
-    assert retried.status_code == 200, retried.text
-    assert [r["amount"] for r in fake.refunds_for(order["paymentIntentId"])] == [10997]
+    fake_stripe.fail_next(status=500, count=10, path_prefix="/v1/refunds")
+    cancelled = await p.client.delete(f"/api/orders/{order['id']}", headers=AUTH)
+    assert cancelled.status_code == 200, cancelled.text
+    data = cancelled.json()["data"]
+    assert (data["status"], data["paymentStatus"]) == ("cancelled", "completed")
+    assert [(r["status"], r["amount"]) for r in data["refunds"]] == [("requested", 109.97)]
+    assert data["refundedAmount"] == 0.0
+    assert fake_stripe.refunds_for(order["paymentIntentId"]) == []
+    # cancelled once: a second DELETE is a conflict, not a second refund
+    assert (await p.client.delete(f"/api/orders/{order['id']}", headers=AUTH)).status_code == 409
+    fake_stripe.clear_faults()
+    clock.advance(minutes=3)
+    service = harness.container.payment_service
+    assert await service.resend_unsent_refunds(quiet_for=timedelta(minutes=2)) == 1
+    assert await service.resend_unsent_refunds(quiet_for=timedelta(minutes=2)) == 0
+    assert [r["amount"] for r in fake_stripe.refunds_for(order["paymentIntentId"])] == [10997]
     final = await p.get_order(order["id"])
     assert (final["status"], final["paymentStatus"]) == ("cancelled", "refunded")
-    assert (await p.client.delete(f"/api/orders/{order['id']}", headers=AUTH)).status_code == 409
+    assert [h["type"] for h in final["history"]][-2:] == ["order.cancelled", "order.refunded"]
 
 
 async def test_unacknowledged_refunds_are_sent_by_the_worker_later(
@@ -399,7 +413,7 @@ async def test_unacknowledged_refunds_are_sent_by_the_worker_later(
     fake_stripe.fail_next(status=500, count=20, path_prefix="/v1/refunds")
     assert (
         await p.client.delete(f"/api/orders/{cancelled['id']}", headers=AUTH)
-    ).status_code == 502
+    ).status_code == 200
     assert (await p.refund(partly["id"], amount=5)).status_code == 502
     service = harness.container.payment_service
     # too recent: a request may still be waiting on the provider

@@ -41,6 +41,7 @@ LAYERS: list[tuple[str, list[str]]] = [
             "payments.sandbox",
             "payments.recording",
             "payments.outcomes",
+            "payments.units",
             "payments.stripe_events",
             "delivery.integrations.*",
             "delivery.registry",

@@ -251,8 +251,17 @@ def test_too_many_decimals_names_every_field() -> None:
 
 
 def test_three_decimal_currency_request() -> None:
-    draft = draft_from_request(request(currency="kwd", items=items(1.234), totalAmount=1.234))
-    assert draft.total_minor == 1234
+    draft = draft_from_request(request(currency="kwd", items=items(1.23), totalAmount=1.23))
+    assert draft.total_minor == 1230
+
+
+@pytest.mark.parametrize(
+    ("currency", "total"), [("kwd", 1.234), ("bhd", 0.505), ("mga", 500.5), ("mga", 0.01)]
+)
+def test_total_the_provider_cannot_charge_exactly_is_400(currency: str, total: Any) -> None:
+    with pytest.raises(ValidationFailed) as caught:
+        draft_from_request(request(currency=currency, items=items(total), totalAmount=total))
+    assert caught.value.message.startswith("Validation error: totalAmount cannot be charged")
 
 
 @pytest.mark.parametrize(

@@ -56,6 +56,7 @@ class EventSource(StrEnum):
 
 
 class RefundStatus(StrEnum):
+    REQUESTED = "requested"  # saved here; the provider has not answered yet
     PENDING = "pending"
     SUCCEEDED = "succeeded"
     FAILED = "failed"
@@ -83,6 +84,12 @@ UNPAID = frozenset({PaymentStatus.PENDING, PaymentStatus.FAILED})
 
 class InvalidTransition(Conflict):
     code = "invalid_transition"
+
+
+class RefundBeyondPayment(InvalidTransition):
+    """A refund reported by the provider would take the refunded total past what was paid."""
+
+    code = "refund_beyond_payment"
 
 
 def check_patch_move(current: OrderStatus, target: OrderStatus) -> None:
@@ -134,13 +141,26 @@ class Refund:
 
     @property
     def counts(self) -> bool:
-        """Succeeded and pending refunds count against what was paid (SPEC §7)."""
-        return self.status in (RefundStatus.SUCCEEDED, RefundStatus.PENDING)
+        """Refunds the provider accepted (succeeded, pending): they are what is reported
+        as refunded."""
+        return self.status in ACCEPTED_REFUNDS
 
+    @property
+    def reserved(self) -> bool:
+        """Accepted refunds and those still waiting for the provider's answer: together
+        they may never exceed what was paid (nothing is refunded twice)."""
+        return self.status in RESERVED_REFUNDS
+
+
+ACCEPTED_REFUNDS = frozenset({RefundStatus.SUCCEEDED, RefundStatus.PENDING})
+RESERVED_REFUNDS = ACCEPTED_REFUNDS | {RefundStatus.REQUESTED}
 
 # A refund's status only moves forward; a succeeded refund can still fail later
 # (`charge.refund.updated`), which puts its amount back.
 REFUND_MOVES: dict[RefundStatus, frozenset[RefundStatus]] = {
+    RefundStatus.REQUESTED: frozenset(
+        {RefundStatus.PENDING, RefundStatus.SUCCEEDED, RefundStatus.FAILED, RefundStatus.CANCELED}
+    ),
     RefundStatus.PENDING: frozenset(
         {RefundStatus.SUCCEEDED, RefundStatus.FAILED, RefundStatus.CANCELED}
     ),
@@ -329,14 +349,22 @@ class Order:
 
     @property
     def refunded_minor(self) -> int:
-        """Succeeded and pending refunds (SPEC §7)."""
+        """Refunds the provider accepted (succeeded and pending): never `requested` ones."""
         return sum(r.amount_minor for r in self.refunds if r.counts)
 
     @property
+    def reserved_minor(self) -> int:
+        """Accepted refunds plus those waiting for the provider's answer."""
+        return sum(r.amount_minor for r in self.refunds if r.reserved)
+
+    @property
     def unsent_refunds(self) -> list[Refund]:
-        """Refunds reserved here that the provider has not acknowledged yet."""
+        """Refunds saved here that the provider has not answered yet (`requested`; a
+        `pending` one without a provider id is how older versions saved them)."""
         return [
-            r for r in self.refunds if r.provider_id is None and r.status == RefundStatus.PENDING
+            r
+            for r in self.refunds
+            if r.provider_id is None and r.status in (RefundStatus.REQUESTED, RefundStatus.PENDING)
         ]
 
     def find_refund(self, refund_id: str) -> Refund | None:
@@ -345,9 +373,10 @@ class Order:
 
     @property
     def refundable_minor(self) -> int:
+        """What a new refund may still take: requested refunds hold their amount."""
         if self.paid_at is None:
             return 0
-        return self.total_minor - self.refunded_minor
+        return self.total_minor - self.reserved_minor
 
     # -- PATCH ----------------------------------------------------------------------
 
@@ -467,8 +496,10 @@ class Order:
         """Add a refund, or move a known one (matched by either id) forward; then derive the
         payment state from the refunded total. Returns whether anything changed.
 
-        `enforce_limit` refuses a new refund larger than what is left; refunds the provider
-        reports (webhooks) are facts and are recorded regardless."""
+        `enforce_limit` refuses a new refund larger than what is left (requested refunds
+        included). Refunds the provider reports (webhooks) are checked only against what
+        the provider accepted: one that would refund more than was paid raises
+        RefundBeyondPayment (and nothing changes)."""
         if self.paid_at is None:
             raise InvalidTransition("Cannot refund an order that has not been paid")
         before = (self.payment_status, self.refunded_minor)
@@ -485,8 +516,13 @@ class Order:
             None,
         )
         if index is None:
-            if enforce_limit and refund.counts and refund.amount_minor > self.refundable_minor:
+            if enforce_limit and refund.reserved and refund.amount_minor > self.refundable_minor:
                 raise InvalidTransition("Refund amount exceeds the amount left to refund")
+            if refund.counts and self.refunded_minor + refund.amount_minor > self.total_minor:
+                raise RefundBeyondPayment(
+                    f"refund {refund.public_id} of {refund.amount_minor} would refund more than "
+                    f"was paid ({self.refunded_minor} of {self.total_minor} refunded already)"
+                )
             self.refunds.append(refund)
         else:
             known = self.refunds[index]
@@ -496,6 +532,15 @@ class Order:
             )
             if merged == known:
                 return False
+            if (
+                merged.counts
+                and not known.counts
+                and self.refunded_minor + merged.amount_minor > self.total_minor
+            ):
+                raise RefundBeyondPayment(
+                    f"refund {merged.public_id} of {merged.amount_minor} would refund more than "
+                    f"was paid ({self.refunded_minor} of {self.total_minor} refunded already)"
+                )
             self.refunds[index] = merged
         self._settle_refunds(before, now, source)
         return True

@@ -10,7 +10,13 @@ import structlog
 
 from orderhub.kit.clock import Clock
 from orderhub.kit.cursor import Cursors
-from orderhub.kit.errors import FieldProblem, NotFound, UpstreamError, ValidationFailed
+from orderhub.kit.errors import (
+    Conflict,
+    FieldProblem,
+    NotFound,
+    UpstreamError,
+    ValidationFailed,
+)
 from orderhub.kit.ids import parse_uuid
 from orderhub.kit.money import AmountError, to_minor
 from orderhub.monitoring.error_log import Component, ErrorLog
@@ -23,7 +29,6 @@ from orderhub.orders.domain import (
     OrderDraft,
     OrderEvent,
     OrderStatus,
-    PaymentStatus,
     Refund,
     RefundStatus,
     cancel_refund_id,
@@ -32,6 +37,7 @@ from orderhub.orders.domain import (
 from orderhub.orders.schemas import OrderCreateIn, OrderUpdateIn
 from orderhub.payments.provider import PaymentProvider, ProviderError
 from orderhub.payments.service import PaymentService
+from orderhub.payments.units import UnitsError, to_provider
 from orderhub.store.protocol import AlreadyExists, OrderFilter, Store, UnitOfWork
 from orderhub.store.unit_of_work import update_order
 
@@ -65,6 +71,12 @@ def draft_from_request(request: OrderCreateIn) -> OrderDraft:
     if problems:
         raise ValidationFailed(problems)
     check_total(amounts, stated_total)
+    try:
+        to_provider(amounts.computed_total_minor, currency)
+    except UnitsError as exc:
+        raise ValidationFailed.one(
+            "totalAmount", f"cannot be charged exactly by the payment provider: {exc}"
+        ) from None
     return OrderDraft(
         customer_id=request.customerId,
         customer_email=request.customerEmail,
@@ -124,7 +136,7 @@ class OrderService:
         draft = draft_from_request(request)
         try:
             intent = await self._payments.create_intent(
-                amount=draft.total_minor,
+                amount=to_provider(draft.total_minor, draft.amounts.currency),
                 currency=draft.amounts.currency,
                 order_id=str(order_id),
                 idempotency_key=f"order:{order_id}",
@@ -206,46 +218,46 @@ class OrderService:
         """DELETE: cancel a pending payment at the provider (refund it if it turns out to
         have succeeded), or refund what is left of a completed one; then cancel.
 
-        The order is cancelled and its refund reserved in one commit, then the refund is
-        sent. If the provider cannot be reached the answer is 502 and the refund stays
-        pending; DELETE again sends it (the provider's idempotency key is the refund id)."""
+        The cancellation and its full refund (`requested`) commit together, guarded by the
+        order's version: of several DELETEs at once exactly one cancels, the others see
+        `cancelled` and get 409. Then the refund is sent; if the provider cannot be reached
+        the answer is still 200 (the order shows the refund `requested`) and the worker's
+        re-send delivers it with the same provider idempotency key."""
         order, _ = await self.get(order_id)
-        refund_id = cancel_refund_id(order.id)
-        unsent = order.find_refund(refund_id)
-        if (
-            order.status == OrderStatus.CANCELLED
-            and unsent is not None
-            and unsent.provider_id is None
-            and unsent.status == RefundStatus.PENDING
-        ):
-            # cancelled earlier, but its refund never reached the provider: send it now
-            return await self._send_cancel_refund(order, refund_id)
         order.check_cancellable()
+        await self._payment_service.provider_for(order)
         await self._payment_service.settle_for_cancel(order)
+        refund_id = cancel_refund_id(order.id)
 
         async def change(current: Order, _uow: UnitOfWork, now: datetime) -> None:
-            if (
-                current.status == OrderStatus.CANCELLED
-                and current.payment_status == PaymentStatus.CANCELLED
-            ):
-                return  # the provider's own cancellation got here first: done
-            current.check_cancellable()
+            current.check_cancellable()  # another DELETE (or the provider) got here first
             left = current.refundable_minor
             # Cancel first: a refund of a cancelled order leaves its status `cancelled`.
             current.cancel(now, EventSource.API)
             if left > 0:
-                refund = Refund(refund_id, left, "requested_by_customer", RefundStatus.PENDING, now)
+                refund = Refund(
+                    refund_id, left, "requested_by_customer", RefundStatus.REQUESTED, now
+                )
                 current.record_refund(refund, now, EventSource.API)
 
         cancelled = await update_order(self._store, self._clock, order.id, change)
-        return await self._send_cancel_refund(cancelled, refund_id)
-
-    async def _send_cancel_refund(self, order: Order, refund_id: str) -> Order:
-        order = await self._payment_service.submit_refund(order, refund_id, EventSource.API)
-        refund = order.find_refund(refund_id)
-        if refund is not None and refund.status in (RefundStatus.FAILED, RefundStatus.CANCELED):
-            raise UpstreamError(
-                "The order is cancelled, but the payment provider refused the refund",
+        try:
+            sent = await self._payment_service.send_refund(cancelled, refund_id, EventSource.API)
+        except UpstreamError:
+            # recorded already; the refund stays `requested` and the worker sends it
+            log.warning("cancel_refund_unsent", order_id=str(cancelled.id))
+            return await self._reread(cancelled.id)
+        if sent.refused is not None:
+            raise Conflict(
+                f"The order is cancelled, but the payment provider refused the refund: "
+                f"{sent.refused}",
                 code="refund_failed",
             )
+        return sent.order
+
+    async def _reread(self, order_id: uuid.UUID) -> Order:
+        async with self._store.unit_of_work() as uow:
+            order = await uow.orders.get(order_id)
+        if order is None:
+            raise NotFound("Order not found")
         return order

@@ -28,6 +28,7 @@ from orderhub.payments.schemas import (
     RefundOut,
     WebhookReceivedOut,
 )
+from orderhub.payments.units import to_provider
 
 router = APIRouter(prefix="/api/payments", tags=["payments"])
 
@@ -90,7 +91,8 @@ async def refund_payment(
         refund = result.refund
         data = RefundOut(
             id=refund.public_id,
-            amount=refund.amount_minor,
+            # the seed's minor units are the provider's (e.g. ISK in hundredths)
+            amount=to_provider(refund.amount_minor, result.order.currency),
             status=refund.status.value,
             created=int(refund.created_at.timestamp()),
         )

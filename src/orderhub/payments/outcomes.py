@@ -62,8 +62,9 @@ def intent_outcome(intent: PaymentIntent, *, failed: bool = False) -> IntentOutc
 
 
 def refund_status(value: str) -> RefundStatus:
-    known = {status.value: status for status in RefundStatus}
-    # Stripe's `requires_action` refunds are still under way: pending.
+    known = {status.value: status for status in RefundStatus if status != RefundStatus.REQUESTED}
+    # Stripe's `requires_action` refunds are still under way: pending. (`requested` is
+    # orderhub's own word for "not answered yet"; a provider's answer is never that.)
     return known.get(value, RefundStatus.PENDING)
 
 

@@ -108,3 +108,21 @@ class PaymentProvider(Protocol):
 
     async def probe(self) -> None:
         """A cheap authenticated call (health); raises ProviderError when it fails."""
+
+
+@dataclass(frozen=True, slots=True)
+class PaymentProviders:
+    """The providers this process can reach, by name, and the one new orders use.
+
+    An order's payment calls go to the provider recorded on it, so changing
+    `PAYMENT_PROVIDER` never sends an old order's refund to another provider."""
+
+    configured: PaymentProvider
+    by_name: dict[str, PaymentProvider]
+
+    @classmethod
+    def single(cls, provider: PaymentProvider) -> PaymentProviders:
+        return cls(provider, {provider.name: provider})
+
+    def get(self, name: str) -> PaymentProvider | None:
+        return self.by_name.get(name)

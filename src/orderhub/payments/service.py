@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
 
@@ -18,6 +18,7 @@ import structlog
 
 from orderhub.kit.clock import Clock
 from orderhub.kit.errors import (
+    AppError,
     BadRequest,
     Conflict,
     NotFound,
@@ -34,6 +35,7 @@ from orderhub.orders.domain import (
     OrderStatus,
     PaymentStatus,
     Refund,
+    RefundBeyondPayment,
     RefundStatus,
     auto_refund_id,
 )
@@ -52,9 +54,11 @@ from orderhub.payments.provider import (
     IntentStatus,
     PaymentIntent,
     PaymentProvider,
+    PaymentProviders,
     ProviderError,
     ProviderRejected,
 )
+from orderhub.payments.units import UnitsError, from_provider, to_provider
 from orderhub.store.protocol import Store, StoreError, UnitOfWork
 from orderhub.store.unit_of_work import update_order
 
@@ -74,14 +78,54 @@ class RefundResult:
     order: Order
 
 
+@dataclass(frozen=True, slots=True)
+class RefundSent:
+    """A refund after it was sent: `refused` holds the provider's reason when it said no."""
+
+    order: Order
+    refused: str | None = None
+
+
+class ProviderUnavailable(Conflict):
+    """The order's provider is not configured in this process (PAYMENT_PROVIDER changed)."""
+
+    code = "payment_provider_unavailable"
+
+
 class PaymentService:
     def __init__(
-        self, store: Store, payments: PaymentProvider, clock: Clock, error_log: ErrorLog
+        self,
+        store: Store,
+        payments: PaymentProvider | PaymentProviders,
+        clock: Clock,
+        error_log: ErrorLog,
     ) -> None:
         self._store = store
-        self._payments = payments
+        self._providers = (
+            payments
+            if isinstance(payments, PaymentProviders)
+            else PaymentProviders.single(payments)
+        )
         self._clock = clock
         self._error_log = error_log
+
+    # -- the order's own provider ---------------------------------------------------
+
+    async def provider_for(self, order: Order) -> PaymentProvider:
+        """The provider the order was created with; 409 (recorded) if it is not configured
+        here: an order's payment never goes to another provider."""
+        provider = self._providers.get(order.payment_provider)
+        if provider is None:
+            await self._error_log.record(
+                Component.PAYMENTS,
+                "The order's payment provider is not configured",
+                error=f"provider {order.payment_provider!r} is not configured",
+                order_id=order.id,
+            )
+            raise ProviderUnavailable(
+                f"The order's payment provider ({order.payment_provider}) is not configured",
+            )
+        return provider
 
     # -- the one way to apply an outcome --------------------------------------------
 
@@ -97,11 +141,17 @@ class PaymentService:
                 f"{outcome.intent_id}: currency {outcome.currency} differs from the order's "
                 f"{order.currency}"
             )
-        if isinstance(outcome, IntentOutcome) and outcome.amount != order.total_minor:
+        # Outcomes carry the provider's units; the order holds ISO 4217 minor units.
+        try:
+            amount = from_provider(outcome.amount, order.currency)
+        except UnitsError as exc:
+            raise OutcomeRejected(f"{outcome.intent_id}: {exc}") from None
+        if isinstance(outcome, IntentOutcome) and amount != order.total_minor:
             raise OutcomeRejected(
                 f"{outcome.intent_id}: amount {outcome.amount} differs from the order's "
-                f"{order.total_minor}"
+                f"{to_provider(order.total_minor, order.currency)}"
             )
+        outcome = replace(outcome, amount=amount)
 
         async def change(current: Order, _uow: UnitOfWork, now: datetime) -> None:
             if isinstance(outcome, IntentOutcome):
@@ -128,7 +178,7 @@ class PaymentService:
                 # the id is derived from the intent, so the refund is reserved only once.
                 order.record_refund(
                     Refund(
-                        auto_refund_id(outcome.intent_id), left, None, RefundStatus.PENDING, now
+                        auto_refund_id(outcome.intent_id), left, None, RefundStatus.REQUESTED, now
                     ),
                     now,
                     EventSource.SYSTEM,
@@ -155,7 +205,10 @@ class PaymentService:
             created_at=outcome.created,
             provider_id=outcome.provider_refund_id,
         )
-        order.record_refund(refund, now, source, enforce_limit=False)
+        try:
+            order.record_refund(refund, now, source, enforce_limit=False)
+        except RefundBeyondPayment as exc:
+            raise OutcomeRejected(f"{outcome.intent_id}: {exc.message}") from None
 
     # -- refunds --------------------------------------------------------------------
 
@@ -177,6 +230,7 @@ class PaymentService:
             raise NotFound("Order not found")
         # the amount is checked before the order's state: a bad amount is always a 400
         requested = None if amount is None else _minor(amount, current)
+        await self.provider_for(current)
         local_id = str(refund_id)
 
         async def reserve(order: Order, _uow: UnitOfWork, now: datetime) -> None:
@@ -192,38 +246,49 @@ class PaymentService:
                     "Refund amount exceeds the amount left to refund", code="refund_too_large"
                 )
             order.record_refund(
-                Refund(local_id, amount_minor, reason, RefundStatus.PENDING, now), now, source
+                Refund(local_id, amount_minor, reason, RefundStatus.REQUESTED, now), now, source
             )
 
         order = await update_order(self._store, self._clock, current.id, reserve)
-        order = await self.submit_refund(order, local_id, source)
+        sent = await self.send_refund(order, local_id, source)
+        order = sent.order
         final = order.find_refund(local_id)
         assert final is not None
         if final.status in (RefundStatus.FAILED, RefundStatus.CANCELED):
-            raise Conflict("The payment provider refused the refund", code="refund_failed")
+            raise Conflict(
+                f"The payment provider refused the refund: {sent.refused or final.status}",
+                code="refund_failed",
+            )
         return RefundResult(final, order)
 
     async def submit_refund(
         self, order: Order, refund_id: str, source: EventSource = EventSource.SYSTEM
     ) -> Order:
-        """Send one reserved refund to the provider (once it has a provider id or a final
-        status there is nothing to send)."""
+        """Send one saved refund to the provider and apply its answer."""
+        return (await self.send_refund(order, refund_id, source)).order
+
+    async def send_refund(
+        self, order: Order, refund_id: str, source: EventSource = EventSource.SYSTEM
+    ) -> RefundSent:
+        """Send one saved refund to the provider (once the provider answered for it there
+        is nothing to send). 502 if the provider cannot be reached; the refund stays
+        `requested`."""
         refund = order.find_refund(refund_id)
-        if refund is None or refund.provider_id is not None:
-            return order
-        if refund.status != RefundStatus.PENDING:
-            return order
+        if refund is None or refund not in order.unsent_refunds:
+            return RefundSent(order)
         return await self._submit(order, refund, source)
 
-    async def _submit(self, order: Order, refund: Refund, source: EventSource) -> Order:
-        """Send a reserved refund to the provider and apply the answer. A provider that
+    async def _submit(self, order: Order, refund: Refund, source: EventSource) -> RefundSent:
+        """Send a saved refund to the order's provider and apply the answer. A provider that
         refuses marks the refund failed (its amount is free again); a provider that cannot
-        be reached leaves it pending (it may have happened) and answers 502."""
+        be reached leaves it `requested` (it may have happened) and answers 502."""
         assert order.payment_intent_id is not None
+        provider = await self.provider_for(order)
+        provider_amount = to_provider(refund.amount_minor, order.currency)
         try:
-            answer = await self._payments.refund(
+            answer = await provider.refund(
                 intent_id=order.payment_intent_id,
-                amount=refund.amount_minor,
+                amount=provider_amount,
                 reason=refund.reason,
                 idempotency_key=refund.id,
             )
@@ -238,13 +303,13 @@ class PaymentService:
                 order.payment_intent_id,
                 None,
                 refund.id,
-                refund.amount_minor,
+                provider_amount,
                 order.currency,
                 RefundStatus.FAILED,
                 refund.reason,
                 refund.created_at,
             )
-            return await self.apply(failed, source)
+            return RefundSent(await self.apply(failed, source), str(exc) or "refused")
         except ProviderError as exc:
             raise await self._provider_failed(
                 "Refund could not reach the payment provider",
@@ -252,7 +317,8 @@ class PaymentService:
                 exc,
                 order.id,
             ) from exc
-        return await self.apply(refund_outcome(answer, order.payment_intent_id, refund.id), source)
+        outcome = refund_outcome(answer, order.payment_intent_id, refund.id)
+        return RefundSent(await self.apply(outcome, source))
 
     async def resend_unsent_refunds(self, quiet_for: timedelta, limit: int = 50) -> int:
         """Send refunds that were reserved but never acknowledged (the provider could not be
@@ -265,8 +331,8 @@ class PaymentService:
             for refund in order.unsent_refunds:
                 try:
                     order = await self.submit_refund(order, refund.id)
-                except UpstreamError:
-                    continue  # still unreachable: next pass
+                except AppError:
+                    continue  # still unreachable (or its provider is gone): next pass
                 acknowledged += 1
         return acknowledged
 
@@ -301,8 +367,9 @@ class PaymentService:
             PaymentStatus.FAILED,
         ):
             return
+        provider = await self.provider_for(order)
         try:
-            intent = await self._payments.cancel_intent(order.payment_intent_id)
+            intent = await provider.cancel_intent(order.payment_intent_id)
         except IntentNotFound:
             log.warning("cancel_unknown_intent", order_id=str(order.id))
             return
@@ -325,20 +392,24 @@ class PaymentService:
             raise NotFound("Order not found")
         if order.payment_intent_id != intent_id:
             raise ValidationFailed.one("paymentIntentId", "does not belong to this order")
+        provider = await self.provider_for(order)
         try:
             if payment_method is None:
-                intent = await self._payments.retrieve_intent(intent_id)
+                intent = await provider.retrieve_intent(intent_id)
             else:
-                intent = await self._payments.confirm_intent(intent_id, payment_method)
+                intent = await provider.confirm_intent(intent_id, payment_method)
         except CardDeclined as declined:
             failed = IntentOutcome(
-                intent_id, PaymentResult.FAILED, order.total_minor, order.currency
+                intent_id,
+                PaymentResult.FAILED,
+                to_provider(order.total_minor, order.currency),
+                order.currency,
             )
             await self.apply(failed, EventSource.PROVIDER)
             raise PaymentDeclined(str(declined) or "Your card was declined.") from declined
         except ProviderRejected as exc:
             if exc.code == "payment_intent_unexpected_state":
-                intent = await self._retrieve(intent_id)
+                intent = await self._retrieve(provider, intent_id)
             else:
                 raise BadRequest(str(exc), code=exc.code or "payment_rejected") from exc
         except IntentNotFound as exc:
@@ -350,9 +421,9 @@ class PaymentService:
         order = await self._apply_checked(intent_outcome(intent), EventSource.PROVIDER)
         return ConfirmResult(intent.status.value, intent.next_action, order)
 
-    async def _retrieve(self, intent_id: str) -> PaymentIntent:
+    async def _retrieve(self, provider: PaymentProvider, intent_id: str) -> PaymentIntent:
         try:
-            return await self._payments.retrieve_intent(intent_id)
+            return await provider.retrieve_intent(intent_id)
         except IntentNotFound as exc:
             raise NotFound("Payment intent not found") from exc
         except ProviderError as exc:
@@ -370,14 +441,22 @@ class PaymentService:
             )
             raise Conflict("The payment does not match the order", code="payment_mismatch") from exc
 
+    async def _provider_of_intent(self, intent_id: str) -> PaymentProvider:
+        """The provider of the order holding this intent (the configured one if none does)."""
+        async with self._store.unit_of_work() as uow:
+            order = await uow.orders.get_by_payment_intent(intent_id)
+        if order is None:
+            return self._providers.configured
+        return await self.provider_for(order)
+
     async def provider_refunds(self, intent_id: str) -> list[RefundOutcome]:
         """The intent's refunds as the provider knows them (ProviderError if unreachable)."""
-        return [
-            refund_outcome(r, intent_id, None) for r in await self._payments.list_refunds(intent_id)
-        ]
+        provider = await self._provider_of_intent(intent_id)
+        return [refund_outcome(r, intent_id, None) for r in await provider.list_refunds(intent_id)]
 
     async def get_intent(self, intent_id: str) -> PaymentIntent:
-        return await self._retrieve(intent_id)
+        """The intent from its order's provider; amounts in the provider's units."""
+        return await self._retrieve(await self._provider_of_intent(intent_id), intent_id)
 
 
 def _minor(amount: Decimal, order: Order) -> int:
@@ -387,4 +466,8 @@ def _minor(amount: Decimal, order: Order) -> int:
         raise ValidationFailed.one("amount", str(exc)) from None
     if minor <= 0:
         raise ValidationFailed.one("amount", "must be greater than 0")
+    try:
+        to_provider(minor, order.currency)
+    except UnitsError as exc:
+        raise ValidationFailed.one("amount", f"cannot be refunded exactly: {exc}") from None
     return minor

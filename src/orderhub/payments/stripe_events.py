@@ -3,6 +3,8 @@ into the payment outcomes it reports. Pure (no I/O)."""
 
 from __future__ import annotations
 
+import time
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -34,12 +36,39 @@ class WebhookRejected(BadRequest):
     code = "webhook_rejected"
 
 
-def verify(payload: bytes, signature: str | None, secret: str) -> dict[str, Any]:
-    """The Stripe SDK's verification on the raw body (several `v1` values allowed)."""
+@dataclass(frozen=True, slots=True)
+class Unapplicable:
+    """Something a verified event reports that orderhub must not apply (e.g. a refund of
+    another payment inside a charge): recorded as an error, never applied."""
+
+    reason: str
+
+
+def _signed_at(signature: str) -> int | None:
+    for part in signature.split(","):
+        key, _, value = part.strip().partition("=")
+        if key == "t":
+            try:
+                return int(value)
+            except ValueError:
+                return None
+    return None
+
+
+def verify(
+    payload: bytes, signature: str | None, secret: str, now: float | None = None
+) -> dict[str, Any]:
+    """The Stripe SDK's verification on the raw body (several `v1` values allowed). A
+    timestamp more than the tolerance in the future is as stale as one in the past (the
+    SDK only checks the past)."""
     if not secret:
         raise WebhookRejected("Webhook endpoint is not configured (no signing secret)")
     if not signature:
         raise WebhookRejected("Missing Stripe-Signature header")
+    signed_at = _signed_at(signature)
+    current = time.time() if now is None else now
+    if signed_at is not None and signed_at > current + SIGNATURE_TOLERANCE_SECONDS:
+        raise WebhookRejected("Invalid Stripe signature (timestamp outside the tolerance zone)")
     try:
         text = payload.decode("utf-8")
         stripe.WebhookSignature.verify_header(
@@ -100,10 +129,11 @@ def _refund_outcome(refund: dict[str, Any], intent_id: str | None) -> RefundOutc
     )
 
 
-def outcomes_of(event: dict[str, Any]) -> list[PaymentOutcome] | None:
+def outcomes_of(event: dict[str, Any]) -> list[PaymentOutcome | Unapplicable] | None:
     """The payment outcomes an event reports ([] for types orderhub does not handle). None
     for a `charge.refunded` that does not embed its refunds (current API versions): the
-    caller asks the provider for them."""
+    caller asks the provider for them. A refund inside a charge applies to the charge's
+    payment intent only: one naming another intent is Unapplicable."""
     kind, obj = event["type"], event["data"]["object"]
     if kind in INTENT_RESULTS:
         return [
@@ -124,10 +154,19 @@ def outcomes_of(event: dict[str, Any]) -> list[PaymentOutcome] | None:
             return None
         if embedded.get("has_more"):
             return None  # only part of them: ask for all
-        outcomes: list[PaymentOutcome] = []
+        outcomes: list[PaymentOutcome | Unapplicable] = []
         for refund in embedded["data"]:
             if isinstance(refund, dict):
                 refund = {"currency": obj.get("currency"), **refund}
+                named = refund.get("payment_intent")
+                if named is not None and named != intent_id:
+                    outcomes.append(
+                        Unapplicable(
+                            f"refund {refund.get('id')!r} names payment intent {named!r}, "
+                            f"but its charge belongs to {intent_id!r}"
+                        )
+                    )
+                    continue
             outcome = _refund_outcome(refund, intent_id if isinstance(intent_id, str) else None)
             if outcome is not None:
                 outcomes.append(outcome)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import structlog
@@ -13,7 +14,7 @@ from orderhub.orders.domain import EventSource
 from orderhub.payments.outcomes import OutcomeRejected, PaymentOutcome
 from orderhub.payments.provider import ProviderError
 from orderhub.payments.service import PaymentService
-from orderhub.payments.stripe_events import outcomes_of, text_field, verify
+from orderhub.payments.stripe_events import Unapplicable, outcomes_of, text_field, verify
 from orderhub.store.protocol import Store
 
 log = structlog.get_logger(__name__)
@@ -36,14 +37,18 @@ class WebhookService:
 
     async def receive(self, payload: bytes, signature: str | None) -> dict[str, Any]:
         """Verify a delivery as Stripe signed it (400 if not), apply it, and return it."""
-        event = verify(payload, signature, self._signing_secret)
+        event = verify(payload, signature, self._signing_secret, time.time())
         outcome = await self.handle(event)
         log.info("stripe_event", event_id=event["id"], type=event["type"], outcome=outcome)
         return event
 
     async def handle(self, event: dict[str, Any]) -> str:
         """Apply a verified event once. Returns its outcome; raises if applying failed
-        (the event stays unfinished, and the 5xx makes Stripe send it again)."""
+        (the event stays unfinished, and the 5xx makes Stripe send it again).
+
+        Each outcome is applied on its own: one that does not fit its order (a refund of
+        another payment, a refund beyond what was paid) is recorded as an error and not
+        applied, and the others still are; the event is then finished as `rejected`."""
         event_id, kind = event["id"], event["type"]
         if not await self._store.webhook_events.begin(event_id, kind, self._clock.now()):
             return "duplicate"
@@ -56,11 +61,15 @@ class WebhookService:
         if not outcomes:
             await self._store.webhook_events.finish(event_id, "ignored", None, self._clock.now())
             return "ignored"
+        rejected: list[str] = []
         for outcome in outcomes:
+            if isinstance(outcome, Unapplicable):
+                rejected.append(outcome.reason)
+                continue
             try:
                 await self._payments.apply(outcome, EventSource.WEBHOOK)
             except OutcomeRejected as exc:
-                return await self._reject(event_id, kind, str(exc))
+                rejected.append(str(exc))
             except AppError as exc:
                 # a conflict that outlasted the retries, a provider that is down: try later
                 log.warning("webhook_apply_failed", event_id=event_id, error=exc.message)
@@ -68,10 +77,14 @@ class WebhookService:
                     "The event could not be applied now; it will be retried",
                     code="webhook_apply_failed",
                 ) from exc
+        if rejected:
+            return await self._reject(event_id, kind, "; ".join(rejected))
         await self._store.webhook_events.finish(event_id, "applied", None, self._clock.now())
         return "applied"
 
-    async def _refunds_from_provider(self, charge: dict[str, Any]) -> list[PaymentOutcome]:
+    async def _refunds_from_provider(
+        self, charge: dict[str, Any]
+    ) -> list[PaymentOutcome | Unapplicable]:
         intent_id = text_field(charge, "payment_intent")
         try:
             return list(await self._payments.provider_refunds(intent_id))

@@ -46,6 +46,8 @@ EMAIL_EVENTS: frozenset[str] = frozenset(event.value for event in ROUTED_EMAIL_E
 assert frozenset(EVENT_TEMPLATES) == EMAIL_EVENTS, "a mailed event without a template"
 
 _COUNTED_REFUNDS = ("succeeded", "pending")
+# asked of the provider (or accepted) but not yet completed: "on its way"
+_UNDER_WAY_REFUNDS = ("requested", "pending")
 
 
 def format_amount(value: object, currency: str) -> str:
@@ -89,6 +91,16 @@ def _latest_refund(order: Mapping[str, Any]) -> Mapping[str, Any] | None:
     return latest
 
 
+def _refund_under_way(order: Mapping[str, Any], currency: str) -> str | None:
+    """The refunds not completed yet (None without any): what a cancellation promises."""
+    amounts = [
+        Decimal(format_amount(r["amount"], currency))
+        for r in order.get("refunds") or ()
+        if r.get("status") in _UNDER_WAY_REFUNDS
+    ]
+    return format_amount(sum(amounts, Decimal(0)), currency) if amounts else None
+
+
 def template_context(message: DeliveryMessage) -> dict[str, Any]:
     """What every template sees. Amounts are strings already formatted for the currency."""
     order = message.order
@@ -124,6 +136,8 @@ def template_context(message: DeliveryMessage) -> dict[str, Any]:
         "refund_amount": format_amount(refund["amount"] if refund else refunded, currency),
         "refund_reason": refund.get("reason") if refund else None,
         "fully_refunded": message.event_type == "order.refunded",
+        # the refund a cancellation started (None for an order that was never paid)
+        "refund_under_way": _refund_under_way(order, currency),
     }
 
 
