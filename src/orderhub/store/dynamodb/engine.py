@@ -140,9 +140,9 @@ class DynamoEngine:
                     r.get("Code", "None") for r in exc.response.get("CancellationReasons", [])
                 ]
                 raise TransactionCancelled(reasons) from None
-            raise StoreError(f"store error: {type(exc).__name__}") from exc
+            raise StoreError("store error: the request was refused") from exc
         except (BotoCoreError, OSError, TimeoutError) as exc:
-            raise StoreError(f"store error: {type(exc).__name__}") from exc
+            raise StoreError("store error: the store did not answer") from exc
 
     async def transact(self, actions: list[dict[str, Any]], attempts: int = 6) -> None:
         """TransactWriteItems, tried again (with jitter) while another transaction held one
