@@ -1,7 +1,7 @@
 """Latency of `GET /api/monitoring/metrics` (SPEC §11) at 1,000 and 100,000 orders.
 
 Per size: a fresh store (Alembic head), orders bulk-inserted straight into `orders` with
-the row shape the store itself writes (`_order_row`), created uniformly over the last 90
+the row shape the store itself writes (`order_row`), created uniformly over the last 90
 days; then the real ASGI app answers `timeRange=24h` and `timeRange=90d` through httpx,
 beside a bare baseline (`GET /health`, the HTTP stack alone) measured in the same run.
 Results are ratios to that baseline, so they compare across machines (SPEC: performance
@@ -62,8 +62,9 @@ from orderhub.orders.domain import (
 )
 from orderhub.settings import Settings
 from orderhub.store.sql import tables
+from orderhub.store.sql.engine import sync_url
+from orderhub.store.sql.mappers import order_row
 from orderhub.store.sql.migrate import alembic_config, upgrade_to_head
-from orderhub.store.sql.store import _order_row, sync_url
 
 API_KEY = "bench-key-0123456789abcdef"
 AUTH = {"X-API-Key": API_KEY}
@@ -287,7 +288,7 @@ def seed_orders(
     for offset in offsets:
         order, events = make_order(rng, oldest + timedelta(milliseconds=offset), now)
         expected.add(order)
-        rows[tables.orders].append(_order_row(order, order.version))
+        rows[tables.orders].append(order_row(order))
         if with_calls:
             attempts, provider = call_rows(rng, order, events, now)
             rows[tables.delivery_attempts] += attempts
@@ -305,7 +306,7 @@ def rebuild_rollups(url: str) -> None:
     """The orders went in as raw rows, past the store's rollup writes: rebuild the hourly
     rollups with the migration that creates them from what is stored (its backfill)."""
     config = alembic_config(url)
-    command.downgrade(config, "0005")
+    command.downgrade(config, "0007")
     command.upgrade(config, "head")
 
 

@@ -14,8 +14,8 @@ from starlette.responses import Response
 from starlette.routing import Match
 
 from orderhub import __version__
-from orderhub.auth.dependency import require_caller
 from orderhub.bootstrap import Container, build_container
+from orderhub.http.dependencies import require_caller
 from orderhub.http.middleware import (
     BodyLimitMiddleware,
     EnvelopeCORSMiddleware,
@@ -34,7 +34,7 @@ from orderhub.monitoring.endpoints import router as monitoring_router
 from orderhub.monitoring.prometheus import CONTENT_TYPE
 from orderhub.orders.endpoints import router as orders_router
 from orderhub.payments.endpoints import router as payments_router
-from orderhub.payments.webhooks import router as webhooks_router
+from orderhub.payments.endpoints import webhooks_router
 from orderhub.ratelimit.middleware import RateLimitMiddleware
 from orderhub.settings import Settings
 from orderhub.store.protocol import StoreError
@@ -78,7 +78,7 @@ def create_app(
         openapi_url="/openapi.json",
         redirect_slashes=False,
     )
-    app.state.container = container
+    app.state.services = container  # read by http/dependencies.py, on each request
     app.include_router(orders_router)
     app.include_router(payments_router)
     app.include_router(monitoring_router)
@@ -120,7 +120,9 @@ def create_app(
             ],
             max_age=600,
         )
-    app.add_middleware(RequestContextMiddleware, metrics=container.metrics, errors=container.errors)
+    app.add_middleware(
+        RequestContextMiddleware, metrics=container.metrics, error_log=container.error_log
+    )
     return app
 
 

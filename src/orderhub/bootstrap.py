@@ -8,13 +8,14 @@ from dataclasses import dataclass, field
 from orderhub.auth.keys import ApiKeyService
 from orderhub.auth.service import Authenticator
 from orderhub.delivery.model import DeliveryTargets, delivery_targets
+from orderhub.delivery.registry import Integrations
 from orderhub.delivery.service import DeliveryService
 from orderhub.delivery.setup import make_integrations
-from orderhub.delivery.worker import DeliveryWorker, Integrations
+from orderhub.delivery.worker import DeliveryWorker
 from orderhub.idempotency.service import IdempotencyService
 from orderhub.kit.clock import Clock, SystemClock
-from orderhub.kit.cursor import CursorCodec
-from orderhub.monitoring.errors import ErrorRecorder
+from orderhub.kit.cursor import Cursors
+from orderhub.monitoring.error_log import ErrorLog
 from orderhub.monitoring.health import HealthChecker
 from orderhub.monitoring.prometheus import Metrics
 from orderhub.monitoring.service import MonitoringService
@@ -24,7 +25,7 @@ from orderhub.payments.recording import RecordingPaymentProvider
 from orderhub.payments.sandbox import SandboxPaymentProvider
 from orderhub.payments.service import PaymentService
 from orderhub.payments.stripe import StripePaymentProvider
-from orderhub.payments.webhooks import WebhookService
+from orderhub.payments.webhook_service import WebhookService
 from orderhub.ratelimit.limiter import RateLimiter
 from orderhub.settings import Settings, SettingsError
 from orderhub.store.protocol import Store
@@ -71,6 +72,8 @@ def migrate(settings: Settings) -> None:
 # How long a refund stays unacknowledged before the worker sends it again (well beyond a
 # provider call with its retries, so a request still waiting on it is never overtaken).
 REFUND_RESEND_SECONDS = 120
+# How often the worker folds the store's counter journal (DynamoDB; nothing to do on SQL).
+COMPACT_SECONDS = 5.0
 
 
 @dataclass
@@ -84,33 +87,26 @@ class Container:
     api_keys: ApiKeyService
     limiter: RateLimiter
     idempotency: IdempotencyService
-    errors: ErrorRecorder
+    error_log: ErrorLog
+    cursors: Cursors
     payment_service: PaymentService
+    orders: OrderService
+    deliveries: DeliveryService
     webhooks: WebhookService
     worker: DeliveryWorker
     monitoring: MonitoringService
     metrics: Metrics
-    orders: OrderService = field(init=False)
-    deliveries: DeliveryService = field(init=False)
     _started: bool = field(default=False, init=False)
     _worker_task: asyncio.Task[None] | None = field(default=None, init=False)
     _worker_stop: asyncio.Event = field(default_factory=asyncio.Event, init=False)
 
     async def start(self, *, with_worker: bool = False) -> None:
-        """Things that need the event loop: secrets from the store, the in-process worker."""
+        """Things that need the event loop: the store's pagination secret (read now, so a
+        store that does not answer stops the start), expired keys, the in-process worker."""
         if self._started:
             return
-        cursors = CursorCodec(await self.store.server_secret("pagination"))
+        await self.cursors.codec()
         await self.store.idempotency.purge_expired(self.clock.now())
-        self.orders = OrderService(
-            self.store,
-            self.recorded_payments,
-            self.payment_service,
-            self.clock,
-            cursors,
-            self.errors,
-        )
-        self.deliveries = DeliveryService(self.store, self.clock, cursors)
         if with_worker:
             self._worker_stop.clear()
             self._worker_task = asyncio.create_task(self.run_worker(self._worker_stop))
@@ -123,6 +119,7 @@ class Container:
                 self.monitoring.run_probes(stop, self.settings.probe_interval_seconds)
             ),
             asyncio.create_task(self.payment_service.run_resender(stop, REFUND_RESEND_SECONDS)),
+            asyncio.create_task(self.monitoring.run_compaction(stop, COMPACT_SECONDS)),
         ]
         try:
             await self.worker.run(stop)
@@ -165,17 +162,23 @@ def build_container(
     recorded = RecordingPaymentProvider(payments, store.monitoring, clock)
     limiter = RateLimiter(settings)
     metrics = Metrics()
-    errors = ErrorRecorder(store, clock)
-    payment_service = PaymentService(store, recorded, clock, errors)
+    error_log = ErrorLog(store, clock)
+    cursors = Cursors(lambda: store.server_secret("pagination"))
+    payment_service = PaymentService(store, recorded, clock, error_log)
     return Container(
         settings=settings,
         clock=clock,
         store=store,
         payments=payments,
         recorded_payments=recorded,
-        errors=errors,
+        error_log=error_log,
+        cursors=cursors,
         payment_service=payment_service,
-        webhooks=WebhookService(store, payment_service, clock, errors),
+        orders=OrderService(store, recorded, payment_service, clock, cursors, error_log),
+        deliveries=DeliveryService(store, clock, cursors),
+        webhooks=WebhookService(
+            store, payment_service, clock, error_log, settings.stripe_webhook_secret
+        ),
         monitoring=MonitoringService(
             settings,
             store,
@@ -187,7 +190,7 @@ def build_container(
             store,
             integrations,
             clock,
-            errors,
+            error_log,
             lease_seconds=settings.worker_lease_seconds,
             poll_seconds=settings.worker_poll_seconds,
             max_age_hours=settings.delivery_max_age_hours,

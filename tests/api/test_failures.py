@@ -38,11 +38,10 @@ async def test_store_down_is_503_and_not_ready(harness: Harness) -> None:
     assert ready.status_code == 503
     assert ready.json() == {"status": "unavailable"}
 
-    class DownStore:
-        def unit_of_work(self, **_kwargs: Any) -> Any:
-            raise StoreError("store did not answer")
+    def no_unit_of_work(**_kwargs: Any) -> Any:
+        raise StoreError("store did not answer")
 
-    harness.container.orders._store = DownStore()  # type: ignore[attr-defined]
+    harness.container.store.unit_of_work = no_unit_of_work  # type: ignore[method-assign]
     response = await harness.client.get("/api/orders", headers=AUTH)
     assert response.status_code == 503
     assert response.json()["success"] is False

@@ -16,6 +16,7 @@ from orderhub.kit.clock import FrozenClock, SystemClock
 from orderhub.kit.envelope import ok
 from orderhub.kit.errors import Conflict
 from orderhub.payments.provider import ProviderError
+from orderhub.payments.sandbox import SandboxPaymentProvider
 from tests.fixtures.app import AUTH, Harness
 from tests.fixtures.orders import order_body
 
@@ -107,10 +108,10 @@ class FailingOnceProvider:
 
 
 async def test_provider_failure_is_502_not_remembered_and_retry_reuses_the_order_id(
-    harness: Harness,
+    make_harness: Callable[..., Any],
 ) -> None:
-    provider = FailingOnceProvider(harness.container.payments)
-    harness.container.orders._payments = provider  # type: ignore[attr-defined]
+    provider = FailingOnceProvider(SandboxPaymentProvider(SystemClock()))
+    harness: Harness = await make_harness(payments=provider)
     failed = await harness.create_order(**{"Idempotency-Key": "k5"})
     assert failed.status_code == 502
     assert failed.json()["success"] is False

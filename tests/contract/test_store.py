@@ -1,17 +1,33 @@
-"""One contract, every store: what services rely on (SPEC §12)."""
+"""One contract, every store: what services rely on (SQLite, PostgreSQL, DynamoDB).
+
+Every test goes through the `Store` protocol only; backend set-up lives in
+`tests/fixtures/stores.py`."""
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
+import random
 import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from orderhub.delivery.leasing import lease_due
+from orderhub.delivery.model import (
+    DeliveryFilter,
+    DeliveryStatus,
+    Integration,
+    attempt_of,
+    delivered,
+    delivery_targets,
+    failed,
+    retried,
+)
 from orderhub.kit.clock import FrozenClock
 from orderhub.kit.ids import new_id
-from orderhub.orders.changes import Change, change_order
+from orderhub.monitoring import figures
+from orderhub.monitoring.rollups import CallCounts, OrderBuckets, buckets_from, contributions
 from orderhub.orders.domain import (
     Address,
     Amounts,
@@ -22,24 +38,29 @@ from orderhub.orders.domain import (
     OrderChanges,
     OrderDraft,
     OrderStatus,
+    PaymentStatus,
     Refund,
     RefundStatus,
 )
 from orderhub.store.protocol import (
     AlreadyExists,
     ApiKeyRecord,
-    CallCounts,
     ConcurrencyConflict,
     IdempotencyRecord,
     OrderFilter,
+    ProviderCall,
+    Store,
+    UnitOfWork,
 )
-from orderhub.store.sql.store import SqlStore
+from orderhub.store.unit_of_work import Change, update_order
+from tests.fixtures.stores import open_test_store
 
 NOW = datetime(2026, 1, 2, 3, 4, 5, 678000, tzinfo=UTC)
 ADDRESS = Address("1 Main St", "Springfield", "", "12345", "USA")
+EVERYWHERE = delivery_targets(list(Integration))
 
 
-def make_order(customer_id: str = "cust_1", **draft_changes: object) -> Order:
+def make_order(customer_id: str = "cust_1", at: datetime = NOW, intent: str | None = None) -> Order:
     draft = OrderDraft(
         customer_id=customer_id,
         customer_email="a@example.com",
@@ -49,26 +70,52 @@ def make_order(customer_id: str = "cust_1", **draft_changes: object) -> Order:
         billing_address=None,
         metadata={"k": "v"},
     )
-    draft = dataclasses.replace(draft, **draft_changes)  # type: ignore[arg-type]
     return Order.create(
-        new_id(), draft, payment_provider="sandbox", payment_intent_id="pi_1", now=NOW
+        new_id(),
+        draft,
+        payment_provider="sandbox",
+        payment_intent_id=intent or f"pi_{uuid.uuid4().hex}",
+        now=at,
     )
 
 
-async def _add(store: SqlStore, order: Order) -> None:
+async def _add(store: Store, order: Order) -> None:
     async with store.unit_of_work() as uow:
         await uow.orders.add(order)
         await uow.commit()
 
 
-async def test_order_round_trips_with_its_events(store: SqlStore) -> None:
+async def _get(store: Store, order_id: uuid.UUID) -> Order:
+    async with store.unit_of_work() as uow:
+        order = await uow.orders.get(order_id)
+    assert order is not None
+    return order
+
+
+def _change(mutate: object) -> Change:
+    async def change(order: Order, _uow: UnitOfWork, now: datetime) -> None:
+        mutate(order, now)  # type: ignore[operator]
+
+    return change
+
+
+async def _provider_call(store: Store, ok: bool, at: datetime) -> None:
+    await store.monitoring.record_provider_call(
+        ProviderCall(new_id(), "stripe", "refund", ok, 5, at)
+    )
+
+
+# -- orders -------------------------------------------------------------------------------
+
+
+async def test_order_round_trips_with_its_events(store: Store) -> None:
     order = make_order()
     order.record_payment_succeeded(NOW + timedelta(seconds=1), EventSource.WEBHOOK)
     order.record_refund(
         Refund("re_1", 100, "duplicate", RefundStatus.SUCCEEDED, NOW), NOW, EventSource.API
     )
     await _add(store, order)
-    async with store.unit_of_work(read_only=True) as uow:
+    async with store.unit_of_work() as uow:
         loaded = await uow.orders.get(order.id)
         history = await uow.orders.history(order.id)
     assert loaded is not None
@@ -78,91 +125,191 @@ async def test_order_round_trips_with_its_events(store: SqlStore) -> None:
         EventType.PAID,
         EventType.PARTIALLY_REFUNDED,
     ]
-    assert history[1].source == EventSource.WEBHOOK
-    assert history[0].at == NOW
 
 
-async def test_nothing_is_written_without_commit(store: SqlStore) -> None:
+async def test_nothing_is_written_without_commit(store: Store) -> None:
     order = make_order()
     async with store.unit_of_work() as uow:
         await uow.orders.add(order)
-    async with store.unit_of_work(read_only=True) as uow:
+    async with store.unit_of_work() as uow:
         assert await uow.orders.get(order.id) is None
+        assert await uow.orders.get_by_payment_intent(order.payment_intent_id or "") is None
         assert await uow.orders.history(order.id) == []
 
 
-async def test_duplicate_add_is_already_exists_and_writes_no_events(store: SqlStore) -> None:
+async def test_duplicate_add_is_already_exists_and_writes_nothing(store: Store) -> None:
     order = make_order()
     await _add(store, order)
     twin = make_order()
     twin.id = order.id
     twin.pending_events = [dataclasses.replace(e, order_id=order.id) for e in twin.pending_events]
-    async with store.unit_of_work() as uow:
-        with pytest.raises(AlreadyExists):
+    with pytest.raises(AlreadyExists):
+        async with store.unit_of_work() as uow:
             await uow.orders.add(twin)
-        await uow.commit()
-    async with store.unit_of_work(read_only=True) as uow:
+            await uow.commit()
+    async with store.unit_of_work() as uow:
         assert len(await uow.orders.history(order.id)) == 1
+        assert await uow.orders.get_by_payment_intent(twin.payment_intent_id or "") is None
 
 
-async def test_stale_version_is_a_conflict_and_changes_nothing(store: SqlStore) -> None:
+async def test_stale_version_is_a_conflict_and_changes_nothing(store: Store) -> None:
     order = make_order()
     await _add(store, order)
-    async with store.unit_of_work(read_only=True) as uow:
-        stale = await uow.orders.get(order.id)
-    assert stale is not None
+    async with store.unit_of_work() as stale_uow:
+        stale = await stale_uow.orders.get(order.id)
+        assert stale is not None
+        async with store.unit_of_work() as uow:
+            fresh = await uow.orders.get(order.id)
+            assert fresh is not None
+            fresh.cancel(NOW, EventSource.API)
+            await uow.orders.save(fresh)
+            await uow.commit()
+        assert fresh.version == 2
+        stale.record_payment_succeeded(NOW, EventSource.WEBHOOK)
+        with pytest.raises(ConcurrencyConflict):  # at save or at commit
+            await stale_uow.orders.save(stale)
+            await stale_uow.commit()
     async with store.unit_of_work() as uow:
-        fresh = await uow.orders.get(order.id)
-        assert fresh is not None
-        fresh.cancel(NOW, EventSource.API)
-        await uow.orders.save(fresh)
-        await uow.commit()
-    assert fresh.version == 2
-    stale.record_payment_succeeded(NOW, EventSource.WEBHOOK)
-    async with store.unit_of_work() as uow:
-        with pytest.raises(ConcurrencyConflict):
-            await uow.orders.save(stale)
-    async with store.unit_of_work(read_only=True) as uow:
         current = await uow.orders.get(order.id)
         history = await uow.orders.history(order.id)
     assert current is not None and current.status == OrderStatus.CANCELLED
     assert current.version == 2
     assert [e.type for e in history] == [EventType.CREATED, EventType.CANCELLED]
+    assert await figures.orders_by_status(store) == {"cancelled": 1}
 
 
-async def test_list_page_newest_first_with_filters_and_keyset(store: SqlStore) -> None:
+async def test_an_order_is_found_by_its_intent_right_after_commit(store: Store) -> None:
+    for _ in range(5):
+        order = make_order()
+        await _add(store, order)
+        async with store.unit_of_work() as uow:
+            found = await uow.orders.get_by_payment_intent(order.payment_intent_id or "")
+        assert found is not None and found.id == order.id
+
+
+async def test_list_page_newest_first_with_filters_and_keyset(store: Store) -> None:
     orders = [make_order("alice" if n % 2 else "bob") for n in range(6)]
     for order in orders:
         await _add(store, order)
-    async with store.unit_of_work(read_only=True) as uow:
+    await update_order(
+        store,
+        FrozenClock(NOW),
+        orders[3].id,
+        _change(lambda o, now: o.record_payment_succeeded(now, EventSource.WEBHOOK)),
+    )
+    async with store.unit_of_work() as uow:
         everything = await uow.orders.list_page(OrderFilter(), None, 100)
         alice = await uow.orders.list_page(OrderFilter(customer_id="alice"), None, 100)
         after = await uow.orders.list_page(OrderFilter(), orders[3].id, 2)
-        none = await uow.orders.list_page(OrderFilter(status=OrderStatus.PAID), None, 100)
+        paid = await uow.orders.list_page(OrderFilter(status=OrderStatus.PAID), None, 100)
+        alice_pending = await uow.orders.list_page(
+            OrderFilter(status=OrderStatus.PENDING, customer_id="alice"), None, 1
+        )
+        alice_pending_next = await uow.orders.list_page(
+            OrderFilter(status=OrderStatus.PENDING, customer_id="alice"), orders[5].id, 5
+        )
+        none = await uow.orders.list_page(OrderFilter(status=OrderStatus.SHIPPED), None, 100)
     assert [o.id for o in everything] == [o.id for o in reversed(orders)]
     assert [o.id for o in alice] == [orders[5].id, orders[3].id, orders[1].id]
     assert [o.id for o in after] == [orders[2].id, orders[1].id]
+    assert [o.id for o in paid] == [orders[3].id]
+    # a filter applied after the read still fills the page
+    assert [o.id for o in alice_pending] == [orders[5].id]
+    assert [o.id for o in alice_pending_next] == [orders[1].id]
     assert none == []
 
 
-async def test_api_keys(store: SqlStore) -> None:
+async def test_pagination_under_concurrent_inserts_repeats_and_skips_nothing(
+    store: Store,
+) -> None:
+    first = [make_order() for _ in range(15)]
+    for order in first:
+        await _add(store, order)
+    seen: list[uuid.UUID] = []
+    before: uuid.UUID | None = None
+
+    async def insert_more() -> None:
+        for _ in range(10):
+            await _add(store, make_order())
+
+    inserting = asyncio.create_task(insert_more())
+    while True:
+        async with store.unit_of_work() as uow:
+            page = await uow.orders.list_page(OrderFilter(), before, 4)
+        seen.extend(o.id for o in page)
+        if len(page) < 4:
+            break
+        before = page[-1].id
+        await asyncio.sleep(0)
+    await inserting
+    assert len(seen) == len(set(seen))
+    old = [o.id for o in first]
+    assert [i for i in seen if i in set(old)] == list(reversed(old))
+
+
+async def test_concurrent_changes_to_one_order_all_apply(store: Store) -> None:
+    """Optimistic versions with retry: 20 concurrent edits, none lost, none failed."""
+    order = make_order()
+    await _add(store, order)
+    clock = FrozenClock(NOW)
+
+    def edit(n: int) -> Change:
+        return _change(
+            lambda current, now: current.apply_changes(
+                OrderChanges(metadata={"n": str(n)}), now, EventSource.API
+            )
+        )
+
+    await asyncio.gather(*(update_order(store, clock, order.id, edit(n)) for n in range(20)))
+    async with store.unit_of_work() as uow:
+        final = await uow.orders.get(order.id)
+        history = await uow.orders.history(order.id)
+    assert final is not None and final.version == 21
+    assert [e.type for e in history].count(EventType.UPDATED) == 20
+
+
+async def test_thirty_concurrent_refunds_never_exceed_what_was_paid(store: Store) -> None:
+    order = make_order()
+    order.record_payment_succeeded(NOW, EventSource.WEBHOOK)
+    await _add(store, order)
+    share = order.total_minor // 30
+    clock = FrozenClock(NOW)
+    refused: list[str] = []
+
+    def refund(n: int) -> Change:
+        async def change(current: Order, _uow: UnitOfWork, now: datetime) -> None:
+            if current.refundable_minor < share + 1:
+                refused.append(str(n))
+                return
+            current.record_refund(
+                Refund(f"r{n}", share + 1, None, RefundStatus.PENDING, now), now, EventSource.API
+            )
+
+        return change
+
+    await asyncio.gather(*(update_order(store, clock, order.id, refund(n)) for n in range(30)))
+    final = await _get(store, order.id)
+    fits = order.total_minor // (share + 1)
+    assert len(final.refunds) == fits and len(refused) == 30 - fits
+    assert final.refunded_minor <= order.total_minor
+
+
+# -- single records -----------------------------------------------------------------------
+
+
+async def test_api_keys(store: Store) -> None:
     record = ApiKeyRecord(new_id(), "ci", "oh_abcdef", "a" * 64, NOW, None, None)
-    async with store.unit_of_work() as uow:
-        await uow.api_keys.add(record)
-        await uow.commit()
-    async with store.unit_of_work() as uow:
-        assert await uow.api_keys.find_active_by_hash("a" * 64) == record
-        assert await uow.api_keys.find_active_by_hash("b" * 64) is None
-        assert await uow.api_keys.count_active() == 1
-        await uow.api_keys.touch(record.id, NOW + timedelta(minutes=5))
-        assert await uow.api_keys.revoke(record.id, NOW)
-        assert not await uow.api_keys.revoke(record.id, NOW)
-        assert not await uow.api_keys.revoke(uuid.uuid4(), NOW)
-        await uow.commit()
-    async with store.unit_of_work(read_only=True) as uow:
-        assert await uow.api_keys.find_active_by_hash("a" * 64) is None
-        assert await uow.api_keys.count_active() == 0
-        (listed,) = await uow.api_keys.list_all()
+    await store.api_keys.add(record)
+    assert await store.api_keys.find_active_by_hash("a" * 64) == record
+    assert await store.api_keys.find_active_by_hash("b" * 64) is None
+    assert await store.api_keys.count_active() == 1
+    await store.api_keys.touch(record.id, NOW + timedelta(minutes=5))
+    assert await store.api_keys.revoke(record.id, NOW)
+    assert not await store.api_keys.revoke(record.id, NOW)
+    assert not await store.api_keys.revoke(uuid.uuid4(), NOW)
+    assert await store.api_keys.find_active_by_hash("a" * 64) is None
+    assert await store.api_keys.count_active() == 0
+    (listed,) = await store.api_keys.list_all()
     assert listed.revoked_at == NOW and listed.last_used_at == NOW + timedelta(minutes=5)
 
 
@@ -179,7 +326,7 @@ def _candidate(fingerprint: str = "f1", lock_seconds: int = 60) -> IdempotencyRe
     )
 
 
-async def test_idempotency_claim_complete_release_and_expiry(store: SqlStore) -> None:
+async def test_idempotency_claim_complete_release_and_expiry(store: Store) -> None:
     repo = store.idempotency
     first = _candidate()
     claimed, record = await repo.claim(first, NOW)
@@ -210,15 +357,15 @@ async def test_idempotency_claim_complete_release_and_expiry(store: SqlStore) ->
     assert claimed and record.fingerprint == "f3"
 
 
-async def test_concurrent_claims_let_exactly_one_through(store: SqlStore) -> None:
+async def test_concurrent_claims_let_exactly_one_through(store: Store) -> None:
     results = await asyncio.gather(*(store.idempotency.claim(_candidate(), NOW) for _ in range(20)))
     assert sum(1 for claimed, _ in results if claimed) == 1
     assert len({record.resource_id for _, record in results}) == 1
 
 
-async def test_server_secret_is_stable_and_shared(store: SqlStore, database_url: str) -> None:
+async def test_server_secret_is_stable_and_shared(store: Store, database_url: str) -> None:
     first = await store.server_secret("pagination")
-    other = SqlStore(database_url)
+    other = open_test_store(database_url)
     try:
         assert await other.server_secret("pagination") == first
     finally:
@@ -227,43 +374,47 @@ async def test_server_secret_is_stable_and_shared(store: SqlStore, database_url:
     assert len(first) == 32
 
 
-async def test_concurrent_changes_to_one_order_all_apply(store: SqlStore) -> None:
-    """Optimistic versions with retry: 20 concurrent edits, none lost, none failed."""
-    order = make_order()
-    await _add(store, order)
-    clock = FrozenClock(NOW)
-
-    def edit(n: int) -> Change:
-        async def change(current: Order, _uow: object, now: datetime) -> None:
-            current.apply_changes(OrderChanges(metadata={"n": str(n)}), now, EventSource.API)
-
-        return change
-
-    await asyncio.gather(*(change_order(store, clock, order.id, edit(n)) for n in range(20)))
-    async with store.unit_of_work(read_only=True) as uow:
-        final = await uow.orders.get(order.id)
-        history = await uow.orders.history(order.id)
-    assert final is not None and final.version == 21
-    assert [e.type for e in history].count(EventType.UPDATED) == 20
-
-
-async def test_ping(store: SqlStore) -> None:
+async def test_ping(store: Store) -> None:
     await store.ping()
 
 
-# -- outbox -----------------------------------------------------------------------------
+async def test_webhook_events_begin_once_until_finished(store: Store) -> None:
+    assert await store.webhook_events.begin("evt_1", "payment_intent.succeeded", NOW)
+    # not finished (applying failed): a retry handles it again
+    assert await store.webhook_events.begin("evt_1", "payment_intent.succeeded", NOW)
+    await store.webhook_events.finish("evt_1", "applied", None, NOW)
+    assert not await store.webhook_events.begin("evt_1", "payment_intent.succeeded", NOW)
+    duplicates = await asyncio.gather(
+        *(store.webhook_events.begin("evt_2", "charge.refunded", NOW) for _ in range(10))
+    )
+    assert duplicates.count(True) >= 1  # unfinished: each may apply, handlers are idempotent
+    await store.webhook_events.finish("evt_2", "applied", None, NOW)
+    assert not await store.webhook_events.begin("evt_2", "charge.refunded", NOW)
 
 
-async def _store_with_targets(database_url: str) -> SqlStore:
-    from orderhub.delivery.model import Integration, delivery_targets
+async def test_named_leases_have_one_holder(store: Store) -> None:
+    later = NOW + timedelta(minutes=1)
+    leases = store.leases
+    assert await leases.acquire("sheets", "a", later, NOW)
+    assert not await leases.acquire("sheets", "b", later, NOW)
+    assert await leases.acquire("sheets", "a", later, NOW)  # extends its own
+    # expired: anyone may take it
+    assert await leases.acquire("sheets", "b", later + timedelta(minutes=1), later)
+    await leases.release("sheets", "a")  # not a's any more: no effect
+    assert not await leases.acquire("sheets", "a", later, NOW)
+    await leases.release("sheets", "b")
+    assert await leases.acquire("sheets", "a", later, NOW)
+    results = await asyncio.gather(
+        *(leases.acquire("other", f"w{n}", later, NOW) for n in range(10))
+    )
+    assert results.count(True) == 1
 
-    return SqlStore(database_url, delivery_targets(list(Integration)))
+
+# -- outbox -------------------------------------------------------------------------------
 
 
 async def test_events_write_their_deliveries_in_the_same_commit(database_url: str) -> None:
-    from orderhub.delivery.model import DeliveryFilter, DeliveryStatus
-
-    store = await _store_with_targets(database_url)
+    store = open_test_store(database_url, EVERYWHERE)
     try:
         order = make_order()
         async with store.unit_of_work() as uow:
@@ -275,208 +426,92 @@ async def test_events_write_their_deliveries_in_the_same_commit(database_url: st
         assert sorted(d.integration.value for d in rows) == ["email", "notifications", "sheets"]
         assert {d.status for d in rows} == {DeliveryStatus.PENDING}
         assert store.outbox_signal.is_set()
+        backlog, age = await figures.outbox_backlog(store, NOW + timedelta(seconds=30))
+        assert backlog == 3 and 29 <= age <= 31
     finally:
         await store.close()
 
 
-async def test_concurrent_claims_lease_each_delivery_once(database_url: str) -> None:
-    store = await _store_with_targets(database_url)
+async def test_two_workers_lease_each_delivery_once(database_url: str) -> None:
+    store = open_test_store(database_url, EVERYWHERE)
     try:
         for _ in range(10):
             await _add(store, make_order())
         lease = NOW + timedelta(minutes=1)
         batches = await asyncio.gather(
-            *(store.deliveries.claim_due(NOW, f"w{n}", lease, 7) for n in range(6))
+            *(lease_due(store, NOW, f"w{n}", lease, 7) for n in range(6))
         )
         claimed = [d.delivery.id for batch in batches for d in batch]
-        assert len(claimed) == len(set(claimed)) == 30
+        assert len(claimed) == len(set(claimed))
+        rest = await lease_due(store, NOW, "w7", lease, 50)
+        assert len(claimed) + len(rest) == 30
         # the due one carries its event and the order as of the event
-        sample = batches[0][0] if batches[0] else next(b[0] for b in batches if b)
+        sample = next(d for batch in batches for d in batch)
         assert sample.event.type == EventType.CREATED
-        assert sample.order_document["id"] == str(sample.delivery.order_id)
+        assert sample.order.id == sample.delivery.order_id
         # leased: nobody gets them again until the lease runs out
-        assert await store.deliveries.claim_due(NOW, "late", lease, 50) == []
-        again = await store.deliveries.claim_due(lease + timedelta(seconds=1), "late", lease, 50)
+        assert await lease_due(store, NOW, "late", lease, 50) == []
+        again = await lease_due(store, lease + timedelta(seconds=1), "late", lease, 50)
         assert len(again) == 30
     finally:
         await store.close()
 
 
-async def test_complete_fail_and_retry_dead(database_url: str) -> None:
-    from orderhub.delivery.model import DeliveryStatus
-
-    store = await _store_with_targets(database_url)
+async def test_delivered_failed_dead_and_retried(database_url: str) -> None:
+    store = open_test_store(database_url, EVERYWHERE)
     try:
         await _add(store, make_order())
-        first, second, third = await store.deliveries.claim_due(
-            NOW, "w", NOW + timedelta(minutes=1), 10
-        )
-        assert await store.deliveries.complete(first.delivery.id, "w", NOW, 12)
-        assert not await store.deliveries.complete(first.delivery.id, "w", NOW, 12)
+        first, second, third = await lease_due(store, NOW, "w", NOW + timedelta(minutes=1), 10)
+        done = delivered(first.delivery, NOW)
+        assert await store.deliveries.transition(first.delivery, done, attempt_of(done, NOW, 12))
+        # the same transition again: the stored delivery moved on
+        assert not await store.deliveries.transition(first.delivery, done)
         retry_at = NOW + timedelta(seconds=2)
-        assert await store.deliveries.fail(second.delivery.id, "w", NOW, 5, "503", retry_at)
-        assert await store.deliveries.fail(third.delivery.id, "w", NOW, 5, "410", None)
-        got = {d.delivery.id: d for d in (first, second, third)}
-        states = {i: await store.deliveries.get(i) for i in got}
+        again = failed(second.delivery, "503", retry_at)
+        assert await store.deliveries.transition(second.delivery, again, attempt_of(again, NOW, 5))
+        dead = failed(third.delivery, "410", None)
+        assert await store.deliveries.transition(third.delivery, dead, attempt_of(dead, NOW, 5))
+        states = {
+            d.delivery.id: await store.deliveries.get(d.delivery.id) for d in (first, second, third)
+        }
         assert states[first.delivery.id].status == DeliveryStatus.DELIVERED  # type: ignore[union-attr]
         assert states[second.delivery.id].next_attempt_at == retry_at  # type: ignore[union-attr]
         assert states[third.delivery.id].status == DeliveryStatus.DEAD  # type: ignore[union-attr]
-        assert not await store.deliveries.retry_dead(second.delivery.id, NOW)
-        assert await store.deliveries.retry_dead(third.delivery.id, NOW)
+        assert (await figures.outbox_backlog(store, NOW))[0] == 1
+        stored_dead = states[third.delivery.id]
+        assert stored_dead is not None
+        assert await store.deliveries.transition(stored_dead, retried(stored_dead, NOW))
         assert await store.deliveries.next_due_at() == NOW
-        counts = await store.monitoring.call_counts(
-            NOW - timedelta(hours=1), NOW + timedelta(hours=1)
+        assert (await figures.outbox_backlog(store, NOW))[0] == 2
+        attempts = await store.deliveries.attempts(second.delivery.id)
+        assert [(a.outcome, a.error) for a in attempts] == [("failed", "503")]
+        counts = await figures.call_counts(
+            store, NOW - timedelta(hours=1), NOW + timedelta(hours=1)
         )
-        assert sum(c.calls for c in counts.values()) == 4  # every attempt, lease lost or not
+        assert sum(c.calls for c in counts.values()) == 3
         assert sum(c.errors for c in counts.values()) == 2
     finally:
         await store.close()
 
 
-async def test_webhook_events_begin_once_until_finished(store: SqlStore) -> None:
-    assert await store.webhook_events.begin("evt_1", "payment_intent.succeeded", NOW)
-    # not finished (applying failed): a retry handles it again
-    assert await store.webhook_events.begin("evt_1", "payment_intent.succeeded", NOW)
-    await store.webhook_events.finish("evt_1", "applied", None, NOW)
-    assert not await store.webhook_events.begin("evt_1", "payment_intent.succeeded", NOW)
-
-
-async def test_order_buckets_and_revenue(store: SqlStore) -> None:
-    paid = make_order()
-    paid.record_payment_succeeded(NOW, EventSource.WEBHOOK)
-    paid.record_refund(Refund("r", 999, None, RefundStatus.SUCCEEDED, NOW), NOW, EventSource.API)
-    failed = make_order()
-    failed.record_payment_failed(NOW, EventSource.WEBHOOK)
-    cancelled = make_order()
-    cancelled.cancel(NOW, EventSource.API)
-    for order in (paid, failed, cancelled, make_order()):
-        await _add(store, order)
-    buckets = await store.monitoring.order_buckets(
-        NOW - timedelta(hours=1), NOW + timedelta(hours=1)
-    )
-    assert (buckets.successful, buckets.failed, buckets.pending, buckets.cancelled) == (1, 1, 1, 1)
-    assert buckets.revenue_minor == {"usd": paid.total_minor - 999}
-    empty = await store.monitoring.order_buckets(NOW + timedelta(hours=1), NOW + timedelta(hours=2))
-    assert (empty.successful, empty.pending) == (0, 0)
-
-
-async def test_rollups_agree_with_the_orders_over_any_range(store: SqlStore) -> None:
-    """Metrics read whole hours from rollups kept with every write; over any range they
-    must say what counting the orders themselves says."""
-    import random
-
-    from orderhub.store.sql.store import _raw_call_stats, _raw_order_stats
-
-    rng = random.Random(7)
-    moments = [NOW - timedelta(minutes=rng.randrange(0, 6 * 60)) for _ in range(40)]
-    for n, at in enumerate(moments):
-        order = make_order()
-        order.created_at = order.updated_at = at
-        order.pending_events = [dataclasses.replace(e, at=at) for e in order.pending_events]
-        await _add(store, order)
-        async with store.unit_of_work() as uow:
-            current = await uow.orders.get(order.id)
-            assert current is not None
-            if n % 4 == 0:
-                current.record_payment_succeeded(at, EventSource.WEBHOOK)
-                if n % 8 == 0:
-                    current.record_refund(
-                        Refund(f"r{n}", 100, None, RefundStatus.SUCCEEDED, at), at, EventSource.API
-                    )
-            elif n % 4 == 1:
-                current.record_payment_failed(at, EventSource.WEBHOOK)
-            elif n % 4 == 2:
-                current.cancel(at, EventSource.API)
-            if current.dirty:
-                await uow.orders.save(current)
-                await uow.commit()
-        await store.monitoring.record_provider_call("stripe", "create_intent", n % 5 != 0, 3, at)
-    for _ in range(15):
-        start = NOW - timedelta(minutes=rng.randrange(0, 7 * 60))
-        end = start + timedelta(minutes=rng.randrange(1, 7 * 60))
-        buckets = await store.monitoring.order_buckets(start, end)
-        calls = await store.monitoring.call_counts(start, end)
-        async with store.unit_of_work(read_only=True) as uow:
-            from orderhub.kit.clock import epoch_ms
-
-            raw = await _raw_order_stats(uow.connection, epoch_ms(start), epoch_ms(end))
-            raw_calls = await _raw_call_stats(uow.connection, epoch_ms(start), epoch_ms(end))
-        for bucket in ("successful", "failed", "pending", "cancelled"):
-            expected = sum(v for k, v in raw.items() if k.startswith(f"orders:{bucket}:"))
-            assert getattr(buckets, bucket) == expected, (bucket, start, end)
-        expected_revenue = {k.split(":")[1]: v for k, v in raw.items() if k.startswith("revenue:")}
-        assert (buckets.revenue_minor or {}) == expected_revenue
-        assert calls.get("stripe", CallCounts(0, 0)) == CallCounts(
-            raw_calls.get("calls:stripe", 0), raw_calls.get("errors:stripe", 0)
-        )
-
-
-async def test_named_leases_have_one_holder(store: SqlStore) -> None:
-    later = NOW + timedelta(minutes=1)
-    assert await store.deliveries.acquire_lease("sheets", "a", later, NOW)
-    assert not await store.deliveries.acquire_lease("sheets", "b", later, NOW)
-    assert await store.deliveries.acquire_lease("sheets", "a", later, NOW)  # extends its own
-    # expired: anyone may take it
-    assert await store.deliveries.acquire_lease("sheets", "b", later + timedelta(minutes=1), later)
-    await store.deliveries.release_lease("sheets", "a")  # not a's any more: no effect
-    assert not await store.deliveries.acquire_lease("sheets", "a", later, NOW)
-    await store.deliveries.release_lease("sheets", "b")
-    assert await store.deliveries.acquire_lease("sheets", "a", later, NOW)
-    results = await asyncio.gather(
-        *(store.deliveries.acquire_lease("other", f"w{n}", later, NOW) for n in range(10))
-    )
-    assert results.count(True) == 1
-
-
-async def test_migration_backfills_rollups_from_stored_rows(database_url: str) -> None:
-    """Upgrading a store that already holds orders and attempts builds their rollups."""
-    from alembic import command
-
-    from orderhub.store.sql.migrate import alembic_config
-
-    store = SqlStore(database_url)
-    try:
-        paid = make_order()
-        paid.record_payment_succeeded(NOW, EventSource.WEBHOOK)
-        for order in (paid, make_order()):
-            await _add(store, order)
-        await store.monitoring.record_provider_call("stripe", "refund", False, 5, NOW)
-        window = (NOW - timedelta(hours=3), NOW + timedelta(hours=3))
-        before = await store.monitoring.order_buckets(*window)
-        calls_before = await store.monitoring.call_counts(*window)
-    finally:
-        await store.close()
-    config = alembic_config(database_url)
-    await asyncio.to_thread(command.downgrade, config, "0005")
-    await asyncio.to_thread(command.upgrade, config, "head")
-    store = SqlStore(database_url)
-    try:
-        assert await store.monitoring.order_buckets(*window) == before
-        assert await store.monitoring.call_counts(*window) == calls_before
-        assert (before.successful, before.pending) == (1, 1)
-    finally:
-        await store.close()
-
-
 async def test_lost_attempts_count_and_a_crash_loop_ends_dead(database_url: str) -> None:
-    from orderhub.delivery.model import DeliveryStatus
-
-    store = await _store_with_targets(database_url)
+    store = open_test_store(database_url, EVERYWHERE)
     try:
         await _add(store, make_order())
         lease = timedelta(minutes=1)
-        assert len(await store.deliveries.claim_due(NOW, "w1", NOW + lease, 10)) == 3
+        assert len(await lease_due(store, NOW, "w1", NOW + lease, 10)) == 3
         # w1 died; w2 takes over after the lease: the lost attempt is counted
         later = NOW + lease + timedelta(seconds=1)
-        taken = await store.deliveries.claim_due(
-            later, "w2", later + lease, 10, give_up_before=NOW - timedelta(hours=24)
+        taken = await lease_due(
+            store, later, "w2", later + lease, 10, give_up_before=NOW - timedelta(hours=24)
         )
         assert len(taken) == 3
         assert {d.delivery.attempts for d in taken} == {1}
-        # w2 died too, and the event is now too old: dead, not claimed
+        # w2 died too, and the event is now too old: dead, not leased
         much_later = NOW + timedelta(hours=25)
         assert (
-            await store.deliveries.claim_due(
+            await lease_due(
+                store,
                 much_later,
                 "w3",
                 much_later + lease,
@@ -490,5 +525,128 @@ async def test_lost_attempts_count_and_a_crash_loop_ends_dead(database_url: str)
             assert dead is not None and dead.status == DeliveryStatus.DEAD
             assert dead.attempts == 2
             assert "never finished" in (dead.last_error or "")
+        assert (await figures.outbox_backlog(store, much_later))[0] == 0
     finally:
         await store.close()
+
+
+# -- metrics ------------------------------------------------------------------------------
+
+
+async def test_order_buckets_and_revenue(store: Store) -> None:
+    paid = make_order()
+    paid.record_payment_succeeded(NOW, EventSource.WEBHOOK)
+    paid.record_refund(Refund("r", 999, None, RefundStatus.SUCCEEDED, NOW), NOW, EventSource.API)
+    failed_order = make_order()
+    failed_order.record_payment_failed(NOW, EventSource.WEBHOOK)
+    cancelled = make_order()
+    cancelled.cancel(NOW, EventSource.API)
+    for order in (paid, failed_order, cancelled, make_order()):
+        await _add(store, order)
+    window = (NOW - timedelta(hours=1), NOW + timedelta(hours=1))
+    buckets = await figures.order_buckets(store, *window)
+    assert buckets == OrderBuckets(1, 1, 1, 1, {"usd": paid.total_minor - 999})
+    empty = await figures.order_buckets(store, NOW + timedelta(hours=1), NOW + timedelta(hours=2))
+    assert empty.total == 0
+    assert await figures.orders_by_status(store) == {
+        "paid": 1,
+        "pending": 2,
+        "cancelled": 1,
+    }
+
+
+async def _mixed_history(store: Store, seed: int = 7, count: int = 40) -> list[uuid.UUID]:
+    """Orders over six hours, some paid (some refunded), failed or cancelled afterwards
+    through a second unit of work, and provider calls beside them. Deterministic."""
+    rng = random.Random(seed)
+    ids = []
+    for n in range(count):
+        at = NOW - timedelta(minutes=rng.randrange(0, 6 * 60), seconds=rng.randrange(60))
+        order = make_order(at=at)
+        await _add(store, order)
+        ids.append(order.id)
+
+        def mutate(current: Order, _now: datetime, n: int = n, at: datetime = at) -> None:
+            if n % 4 == 0:
+                current.record_payment_succeeded(at, EventSource.WEBHOOK)
+                if n % 8 == 0:
+                    current.record_refund(
+                        Refund(f"r{n}", 100, None, RefundStatus.SUCCEEDED, at),
+                        at,
+                        EventSource.API,
+                    )
+            elif n % 4 == 1:
+                current.record_payment_failed(at, EventSource.WEBHOOK)
+            elif n % 4 == 2:
+                current.cancel(at, EventSource.API)
+
+        await update_order(store, FrozenClock(at), order.id, _change(mutate))
+        await _provider_call(store, n % 5 != 0, at)
+    return ids
+
+
+async def test_counters_agree_with_the_orders_over_any_range(store: Store) -> None:
+    """Whole hours from counters kept with every write, partial hours from raw rows: over
+    any range they say what counting the orders themselves says."""
+    ids = await _mixed_history(store)
+    orders = [await _get(store, i) for i in ids]
+    rng = random.Random(11)
+    for _ in range(15):
+        start = NOW - timedelta(minutes=rng.randrange(0, 7 * 60))
+        end = start + timedelta(minutes=rng.randrange(1, 7 * 60))
+        inside = [o for o in orders if start <= o.created_at < end]
+        assert await figures.order_buckets(store, start, end) == buckets_from(
+            contributions(inside)
+        ), (start, end)
+
+
+async def test_metrics_of_the_same_data_are_the_same_on_every_store(store: Store) -> None:
+    """Fixed data, fixed figures: every backend must give exactly these."""
+    await _mixed_history(store, seed=3, count=24)
+    window = (NOW - timedelta(hours=5, minutes=30), NOW + timedelta(minutes=1))
+    buckets = await figures.order_buckets(store, *window)
+    calls = await figures.call_counts(store, *window)
+    reference = await _reference_figures(window)
+    assert (buckets, calls) == reference
+    assert sum((await figures.orders_by_status(store)).values()) == 24
+
+
+async def _reference_figures(
+    window: tuple[datetime, datetime],
+) -> tuple[OrderBuckets, dict[str, CallCounts]]:
+    """The same data on a throw-away SQLite store, computed from the orders themselves."""
+    import tempfile
+    from pathlib import Path
+
+    from orderhub.store.sql.migrate import upgrade_to_head
+
+    with tempfile.TemporaryDirectory() as folder:
+        url = f"sqlite:///{Path(folder) / 'reference.db'}"
+        await asyncio.to_thread(upgrade_to_head, url)
+        reference = open_test_store(url)
+        try:
+            ids = await _mixed_history(reference, seed=3, count=24)
+            orders = [await _get(reference, i) for i in ids]
+            inside = [o for o in orders if window[0] <= o.created_at < window[1]]
+            calls = await figures.call_counts(reference, *window)
+        finally:
+            await reference.close()
+    return buckets_from(contributions(inside)), calls
+
+
+async def test_status_gauges_follow_every_change(store: Store) -> None:
+    order = make_order()
+    await _add(store, order)
+    clock = FrozenClock(NOW)
+    await update_order(
+        store,
+        clock,
+        order.id,
+        _change(lambda o, now: o.record_payment_succeeded(now, EventSource.WEBHOOK)),
+    )
+    await update_order(
+        store, clock, order.id, _change(lambda o, now: o.cancel(now, EventSource.API))
+    )
+    assert await figures.orders_by_status(store) == {"cancelled": 1}
+    final = await _get(store, order.id)
+    assert final.payment_status == PaymentStatus.COMPLETED

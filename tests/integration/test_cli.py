@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import socket
 import subprocess
 import sys
 import time
@@ -14,59 +12,32 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.fixtures.cli import cli_env, free_port, run_cli, wait_healthy
 from tests.fixtures.orders import order_body
 
 
-def _env(data_dir: Path, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("ORDERHUB_", "PYTEST"))}
-    for name in ("API_KEYS", "DATABASE_URL", "REDIS_URL", "PAYMENT_PROVIDER", "HOST", "PORT"):
-        env.pop(name, None)
-    env["DATA_DIR"] = str(data_dir)
-    env.update(extra)
-    return env
-
-
-def _run(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "orderhub", *args],
-        env=env,
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 def test_migrate_is_idempotent(tmp_path: Path) -> None:
-    env = _env(tmp_path / "data")
+    env = cli_env(tmp_path / "data")
     for _ in range(2):
-        result = _run(["migrate"], env, tmp_path)
+        result = run_cli(["migrate"], env, tmp_path)
         assert result.returncode == 0, result.stderr
     assert (tmp_path / "data" / "orderhub.db").exists()
 
 
 def test_keys_create_list_revoke(tmp_path: Path) -> None:
-    env = _env(tmp_path / "data")
-    assert _run(["migrate"], env, tmp_path).returncode == 0
-    created = _run(["keys", "create", "--name", "shop"], env, tmp_path)
+    env = cli_env(tmp_path / "data")
+    assert run_cli(["migrate"], env, tmp_path).returncode == 0
+    created = run_cli(["keys", "create", "--name", "shop"], env, tmp_path)
     assert created.returncode == 0, created.stderr
     lines = dict(line.split(":", 1) for line in created.stdout.strip().splitlines())
     key_id, key = lines["id"].strip(), lines["key"].strip()
-    listed = _run(["keys", "list"], env, tmp_path)
+    listed = run_cli(["keys", "list"], env, tmp_path)
     assert key_id in listed.stdout and "shop" in listed.stdout and "active" in listed.stdout
     assert key not in listed.stdout  # never shown again
-    revoked = _run(["keys", "revoke", key_id], env, tmp_path)
+    revoked = run_cli(["keys", "revoke", key_id], env, tmp_path)
     assert revoked.returncode == 0
-    assert "revoked" in _run(["keys", "list"], env, tmp_path).stdout
-    assert _run(["keys", "revoke", key_id], env, tmp_path).returncode == 1
+    assert "revoked" in run_cli(["keys", "list"], env, tmp_path).stdout
+    assert run_cli(["keys", "revoke", key_id], env, tmp_path).returncode == 1
 
 
 @pytest.mark.parametrize(
@@ -76,7 +47,7 @@ def test_keys_create_list_revoke(tmp_path: Path) -> None:
 def test_bad_setting_stops_with_one_line_naming_it(
     tmp_path: Path, variable: str, value: str
 ) -> None:
-    result = _run(["serve"], _env(tmp_path / "data", **{variable: value}), tmp_path)
+    result = run_cli(["serve"], cli_env(tmp_path / "data", **{variable: value}), tmp_path)
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     expected = "STRIPE_SECRET_KEY" if variable == "PAYMENT_PROVIDER" else variable
@@ -85,8 +56,8 @@ def test_bad_setting_stops_with_one_line_naming_it(
 
 @pytest.fixture
 def served(tmp_path: Path) -> Iterator[tuple[str, subprocess.Popen[str], Path]]:
-    port = _free_port()
-    env = _env(tmp_path / "data", PORT=str(port))
+    port = free_port()
+    env = cli_env(tmp_path / "data", PORT=str(port))
     process = subprocess.Popen(
         [sys.executable, "-m", "orderhub", "serve"],
         env=env,
@@ -96,14 +67,7 @@ def served(tmp_path: Path) -> Iterator[tuple[str, subprocess.Popen[str], Path]]:
         text=True,
     )
     base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{base}/health", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            time.sleep(0.1)
-    else:
+    if not wait_healthy(base):
         process.kill()
         pytest.fail(f"serve did not start: {process.communicate()[1]}")
     try:
@@ -137,6 +101,6 @@ def test_first_serve_creates_a_key_prints_it_once_and_serves(
     assert any(r["path"] == "/api/orders" and r["status"] == 201 for r in requests)
     assert all("request_id" in r for r in requests)
     # exactly one key was created, and it is listed without its secret
-    env = _env(tmp_path / "data")
-    listed = _run(["keys", "list"], env, tmp_path)
+    env = cli_env(tmp_path / "data")
+    listed = run_cli(["keys", "list"], env, tmp_path)
     assert listed.stdout.count("default") == 1

@@ -6,11 +6,8 @@ from __future__ import annotations
 import asyncio
 import csv
 import json
-import os
 import signal
-import socket
 import subprocess
-import sys
 import time
 from collections import Counter
 from pathlib import Path
@@ -18,54 +15,29 @@ from typing import Any
 
 import httpx
 
+from tests.fixtures.cli import cli_env, free_port, start_cli, wait_healthy
 from tests.fixtures.orders import order_body
 
 KEY = "crash-test-key-123"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 def _env(data_dir: Path, port: int) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST")}
-    for name in ("DATABASE_URL", "REDIS_URL", "PAYMENT_PROVIDER", "HOST"):
-        env.pop(name, None)
-    env.update(
-        {
-            "DATA_DIR": str(data_dir),
-            "API_KEYS": KEY,
-            "PORT": str(port),
-            "RATE_LIMIT_MAX": "100000",
-            "WORKER_LEASE_SECONDS": "2",
-            "LOG_LEVEL": "warning",
-        }
+    return cli_env(
+        data_dir,
+        API_KEYS=KEY,
+        PORT=str(port),
+        RATE_LIMIT_MAX="100000",
+        WORKER_LEASE_SECONDS="2",
+        LOG_LEVEL="warning",
     )
-    return env
 
 
 def _start(args: list[str], data_dir: Path, port: int) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "orderhub", *args],
-        env=_env(data_dir, port),
-        cwd=data_dir.parent,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    return start_cli(args, _env(data_dir, port), data_dir.parent)
 
 
 def _wait_healthy(base: str) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{base}/health", timeout=1).status_code == 200:
-                return
-        except httpx.HTTPError:
-            time.sleep(0.1)
-    raise AssertionError("server did not start")
+    assert wait_healthy(base), "server did not start"
 
 
 async def _burst(
@@ -103,7 +75,7 @@ def _get(base: str, path: str) -> Any:
 
 def test_sigkill_mid_burst_loses_nothing_and_duplicates_nothing(tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
-    port = _free_port()
+    port = free_port()
     base = f"http://127.0.0.1:{port}"
     first = _start(["serve"], data_dir, port)
     try:
@@ -116,7 +88,7 @@ def test_sigkill_mid_burst_loses_nothing_and_duplicates_nothing(tmp_path: Path) 
     assert first.returncode == -signal.SIGKILL
     assert len(acknowledged) >= 30
 
-    port = _free_port()
+    port = free_port()
     base = f"http://127.0.0.1:{port}"
     second = _start(["serve"], data_dir, port)
     try:

@@ -5,10 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
-import os
 import signal
-import subprocess
-import sys
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -17,9 +14,10 @@ from typing import Any
 
 import httpx
 
+from tests.fixtures.cli import cli_env, free_port, run_cli, start_cli, wait_healthy
 from tests.fixtures.orders import order_body
-from tests.integration.test_crash import KEY, _free_port, _wait_healthy
 
+KEY = "cli-test-key-1234"
 SECRET = "whsec_" + base64.b64encode(b"0123456789abcdef0123456789abcdef").decode()
 
 
@@ -47,51 +45,27 @@ class Receiver:
 
 
 def _env(data_dir: Path, receiver: Receiver, port: int) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST")}
-    for name in ("DATABASE_URL", "REDIS_URL", "PAYMENT_PROVIDER", "HOST"):
-        env.pop(name, None)
-    env.update(
-        {
-            "DATA_DIR": str(data_dir),
-            "API_KEYS": KEY,
-            "PORT": str(port),
-            "NOTIFY_BACKEND": "webhook",
-            "NOTIFY_WEBHOOK_URL": receiver.url,
-            "NOTIFY_WEBHOOK_SECRET": SECRET,
-            "EMAIL_BACKEND": "none",
-            "SHEETS_BACKEND": "none",
-            "LOG_LEVEL": "warning",
-        }
-    )
-    return env
-
-
-def _cli(args: list[str], env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "orderhub", *args],
-        env=env,
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
+    return cli_env(
+        data_dir,
+        API_KEYS=KEY,
+        PORT=str(port),
+        NOTIFY_BACKEND="webhook",
+        NOTIFY_WEBHOOK_URL=receiver.url,
+        NOTIFY_WEBHOOK_SECRET=SECRET,
+        EMAIL_BACKEND="none",
+        SHEETS_BACKEND="none",
+        LOG_LEVEL="warning",
     )
 
 
 def test_dead_delivery_listed_and_retried_by_cli_then_delivered_by_worker(tmp_path: Path) -> None:
     receiver = Receiver()
-    port = _free_port()
+    port = free_port()
     env = _env(tmp_path / "data", receiver, port)
-    server = subprocess.Popen(
-        [sys.executable, "-m", "orderhub", "serve"],
-        env=env,
-        cwd=tmp_path,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    server = start_cli(["serve"], env, tmp_path)
     base = f"http://127.0.0.1:{port}"
     try:
-        _wait_healthy(base)
+        assert wait_healthy(base), "server did not start"
         created = httpx.post(f"{base}/api/orders", json=order_body(), headers={"X-API-Key": KEY})
         assert created.status_code == 201
         order_id = created.json()["data"]["order"]["id"]
@@ -109,24 +83,18 @@ def test_dead_delivery_listed_and_retried_by_cli_then_delivered_by_worker(tmp_pa
         server.send_signal(signal.SIGTERM)
         server.wait(timeout=15)
 
-    listed = _cli(["deliveries", "list", "--status", "dead"], env, tmp_path)
+    listed = run_cli(["deliveries", "list", "--status", "dead"], env, tmp_path)
     assert listed.returncode == 0, listed.stderr
     delivery_id = dead[0]["id"]
     assert delivery_id in listed.stdout and "HTTP 410" in listed.stdout
 
     receiver.status = 200
-    retried = _cli(["deliveries", "retry", delivery_id], env, tmp_path)
+    retried = run_cli(["deliveries", "retry", delivery_id], env, tmp_path)
     assert retried.returncode == 0, retried.stderr
-    again = _cli(["deliveries", "retry", delivery_id], env, tmp_path)
+    again = run_cli(["deliveries", "retry", delivery_id], env, tmp_path)
     assert again.returncode == 1 and "Only dead deliveries" in again.stderr
 
-    worker = subprocess.Popen(
-        [sys.executable, "-m", "orderhub", "worker"],
-        env=env,
-        cwd=tmp_path,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    worker = start_cli(["worker"], env, tmp_path)
     try:
         deadline = time.monotonic() + 20
         while not receiver.bodies and time.monotonic() < deadline:
@@ -137,6 +105,6 @@ def test_dead_delivery_listed_and_retried_by_cli_then_delivered_by_worker(tmp_pa
     assert [(b["type"], b["data"]["order"]["id"]) for b in receiver.bodies] == [
         ("order.created", order_id)
     ]
-    delivered = _cli(["deliveries", "list", "--order", order_id], env, tmp_path)
+    delivered = run_cli(["deliveries", "list", "--order", order_id], env, tmp_path)
     assert "delivered" in delivered.stdout
     receiver.server.shutdown()

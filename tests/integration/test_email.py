@@ -44,7 +44,7 @@ from orderhub.delivery.integrations.email.file import FileEmailSender
 from orderhub.delivery.integrations.email.render import EMAIL_EVENTS, EmailRenderer
 from orderhub.delivery.integrations.email.sendgrid import SendGridEmailSender
 from orderhub.delivery.integrations.email.smtp import SmtpEmailSender
-from orderhub.orders.schemas import OrderOut
+from tests.fixtures.orders import api_order
 
 SENDER = "Orderhub Shop <orders@shop.test>"
 NOW = dt.datetime(2025, 11, 29, 10, 30, tzinfo=dt.UTC)
@@ -85,9 +85,9 @@ def _address() -> dict[str, str]:
 
 
 def make_order(**overrides: Any) -> dict[str, Any]:
-    """An order exactly as the API presents it (validated through `OrderOut`)."""
+    """An order exactly as the API presents it: the shared `api_order`, with this file's
+    customer, items and address."""
     fields: dict[str, Any] = {
-        "id": "0192f0c4-5b7e-7cc3-9a40-4f1d2e3c4b5a",
         "customerId": "cust-1",
         "customerEmail": "ann@example.com",
         "customerName": "Ann Example",
@@ -95,27 +95,10 @@ def make_order(**overrides: Any) -> dict[str, Any]:
             {"id": "sku-1", "name": "Blue Widget", "quantity": 2, "price": 29.99},
             {"id": "sku-2", "name": "Red Gadget", "quantity": 1, "price": 49.99},
         ],
-        "totalAmount": 109.97,
-        "shippingAmount": 0,
-        "taxAmount": 0,
-        "discountAmount": 0,
-        "currency": "usd",
         "shippingAddress": _address(),
-        "billingAddress": None,
-        "metadata": None,
-        "status": "pending",
-        "paymentStatus": "pending",
-        "paymentIntentId": None,
-        "trackingNumber": None,
-        "refunds": [],
-        "refundedAmount": 0,
-        "paidAt": None,
-        "cancelledAt": None,
-        "createdAt": "2025-11-29T10:30:00.000Z",
-        "updatedAt": "2025-11-29T10:30:00.000Z",
+        **overrides,
     }
-    fields.update(overrides)
-    return OrderOut(**fields).model_dump(mode="json")
+    return api_order(str(fields.pop("id", "0192f0c4-5b7e-7cc3-9a40-4f1d2e3c4b5a")), **fields)
 
 
 def delivery(

@@ -152,15 +152,7 @@ async def test_sheet_and_refund_failures_name_their_services(
     h, rec, clock = await setup(make_harness)
     rec.sheets.script.failures = [PermanentDeliveryError("HTTP 400: bad range")]
     order = (await h.create_order()).json()["data"]["order"]
-    confirmed = await h.client.post(
-        "/api/payments/confirm",
-        json={
-            "orderId": order["id"],
-            "paymentIntentId": order["paymentIntentId"],
-            "paymentMethod": "pm_card_visa",
-        },
-        headers=AUTH,
-    )
+    confirmed = await h.confirm(order)
     assert confirmed.status_code == 200
     await h.container.worker.run_once()
     clock.advance(minutes=1)

@@ -364,8 +364,7 @@ async def test_ready_follows_the_store(harness: Harness) -> None:
     assert live.status_code == 200 and live.json() == {"status": "ok"}
 
     # take the SQLite file away for real: a directory where the database was
-    store: Any = harness.container.store
-    await store.engine.dispose()
+    await harness.container.store.close()  # drops pooled connections; reopened on use
     db = harness.settings.sqlite_path
     assert db is not None
     moved = db.with_name("moved.db")

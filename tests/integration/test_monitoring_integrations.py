@@ -7,14 +7,9 @@ port), moto's server is stopped. A frozen clock places every probe at a known ti
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
-
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
 
 from orderhub.delivery.integrations.base import TransientDeliveryError
 from orderhub.kit.clock import FrozenClock
@@ -248,28 +243,8 @@ async def test_sns_is_grouped_under_aws(make_harness: Callable[..., Any], moto: 
 
 
 async def test_seed_configuration_keys(
-    make_harness: Callable[..., Any], moto: Moto, fake_stripe: FakeStripe, tmp_path: Path
+    make_harness: Callable[..., Any], moto: Moto, fake_stripe: FakeStripe, google_credentials: str
 ) -> None:
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    pem = key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    ).decode()
-    credentials = tmp_path / "service-account.json"
-    credentials.write_text(
-        json.dumps(
-            {
-                "type": "service_account",
-                "project_id": "orderhub-test",
-                "private_key_id": "k1",
-                "private_key": pem,
-                "client_email": "orderhub@orderhub-test.iam.gserviceaccount.com",
-                "client_id": "1234567890",
-                "token_uri": f"http://127.0.0.1:{free_port()}/token",
-            }
-        )
-    )
     clock = FrozenClock(T0)
     h: Harness = await make_harness(
         clock=clock,
@@ -281,7 +256,7 @@ async def test_seed_configuration_keys(
         sendgrid_api_base=f"http://127.0.0.1:{free_port()}",
         sheets_backend="google",
         google_sheets_spreadsheet_id="1AbCdEfGhIjKlMnOpQrStUvWxYz0123456789",
-        google_application_credentials=str(credentials),
+        google_application_credentials=google_credentials,
         google_sheets_api_base=f"http://127.0.0.1:{free_port()}",
         notify_backend="sns",
         sns_topic_arn=moto.create_topic(),

@@ -118,15 +118,7 @@ class World:
         return order
 
     async def confirm(self, order: dict[str, Any], method: str, expected: int) -> None:
-        response = await self.client.post(
-            "/api/payments/confirm",
-            json={
-                "orderId": order["id"],
-                "paymentIntentId": order["paymentIntentId"],
-                "paymentMethod": method,
-            },
-            headers=AUTH,
-        )
+        response = await self.harness.confirm(order, method)
         assert response.status_code == expected, response.text
 
     async def paid(self, **changes: Any) -> dict[str, Any]:

@@ -6,15 +6,17 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from orderhub.delivery.integrations.base import PermanentDeliveryError, TransientDeliveryError
+from orderhub.delivery.leasing import lease_due
 from orderhub.delivery.model import (
     EMAIL_EVENTS,
     DeliveryFilter,
     DeliveryStatus,
     Integration,
+    delivered,
     delivery_targets,
 )
 from orderhub.delivery.worker import DeliveryWorker
@@ -48,7 +50,9 @@ def _worker(h: Harness, rec: Recorders, clock: FrozenClock, **options: Any) -> D
     """Another worker on the harness's store, with the test's recording senders."""
     c = h.container
     defaults: dict[str, Any] = {"lease_seconds": 60, "poll_seconds": 1, "max_age_hours": 24}
-    return DeliveryWorker(c.store, rec.integrations(), clock, c.errors, **{**defaults, **options})
+    return DeliveryWorker(
+        c.store, rec.integrations(), clock, c.error_log, **{**defaults, **options}
+    )
 
 
 async def _drain(worker: DeliveryWorker) -> int:
@@ -87,15 +91,7 @@ async def test_every_event_reaches_exactly_its_integrations(
 ) -> None:
     h, rec, _clock = await _setup(make_harness)
     order = (await h.create_order()).json()["data"]["order"]
-    confirm = await h.client.post(
-        "/api/payments/confirm",
-        json={
-            "orderId": order["id"],
-            "paymentIntentId": order["paymentIntentId"],
-            "paymentMethod": "pm_card_visa",
-        },
-        headers=AUTH,
-    )
+    confirm = await h.confirm(order)
     assert confirm.status_code == 200
     for change in (
         {"status": "processing"},
@@ -282,8 +278,8 @@ async def test_a_dead_workers_lease_expires_and_another_takes_over(
     await h.create_order()
     c = h.container
     # a worker leases everything, then dies without a word
-    claimed = await c.store.deliveries.claim_due(
-        clock.now(), "dead-worker", clock.now().replace(minute=1), 50
+    claimed = await lease_due(
+        c.store, clock.now(), "dead-worker", clock.now() + timedelta(seconds=60), 50
     )
     assert len(claimed) == 3
     assert await c.worker.run_once() == 0  # leased: nobody else touches them
@@ -291,9 +287,8 @@ async def test_a_dead_workers_lease_expires_and_another_takes_over(
     assert await c.worker.run_once() == 3
     assert len(rec.notifications.published) == 1 and len(rec.email.sent) == 1
     # the dead worker, waking up, cannot complete what is no longer its own
-    assert not await c.store.deliveries.complete(
-        claimed[0].delivery.id, "dead-worker", clock.now(), 1
-    )
+    late = claimed[0].delivery
+    assert not await c.store.deliveries.transition(late, delivered(late, clock.now()))
 
 
 async def test_the_request_does_not_wait_for_integrations(
@@ -379,7 +374,7 @@ async def test_payment_events_from_webhooks_reach_integrations(
 ) -> None:
     h, rec, _clock = await _setup(make_harness)
     order = (await h.create_order()).json()["data"]["order"]
-    from orderhub.payments.service import IntentOutcome, PaymentResult
+    from orderhub.payments.outcomes import IntentOutcome, PaymentResult
 
     await h.container.payment_service.apply(
         IntentOutcome(order["paymentIntentId"], PaymentResult.FAILED, 10997, "usd"),

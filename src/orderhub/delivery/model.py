@@ -14,9 +14,17 @@ from orderhub.orders.domain import EventType, Order, OrderEvent
 
 
 class Integration(StrEnum):
+    """The systems order events reach: the deliveries' integration, the health role, the
+    metrics key; the error log spells it as a service (SPEC §11)."""
+
     EMAIL = "email"
     SHEETS = "sheets"
     NOTIFICATIONS = "notifications"
+
+    @property
+    def error_service(self) -> str:
+        """The error log's name for it: emailService, sheetsService, notificationService."""
+        return "notificationService" if self is Integration.NOTIFICATIONS else f"{self}Service"
 
 
 class DeliveryStatus(StrEnum):

@@ -12,7 +12,7 @@ from orderhub.delivery.model import (
     retried,
 )
 from orderhub.kit.clock import Clock
-from orderhub.kit.cursor import CursorCodec
+from orderhub.kit.cursor import Cursors
 from orderhub.kit.errors import Conflict, NotFound
 from orderhub.kit.ids import parse_uuid
 from orderhub.store.protocol import Store
@@ -26,7 +26,7 @@ class DeliveryPage:
 
 
 class DeliveryService:
-    def __init__(self, store: Store, clock: Clock, cursors: CursorCodec) -> None:
+    def __init__(self, store: Store, clock: Clock, cursors: Cursors) -> None:
         self._store = store
         self._clock = clock
         self._cursors = cursors
@@ -44,7 +44,8 @@ class DeliveryService:
         if order_id and parsed_order is None:
             return DeliveryPage([], None, False)  # no delivery belongs to a non-order id
         scope = f"deliveries|{status or ''}|{order_id or ''}|{integration or ''}"
-        before = self._cursors.decode(last_key, scope) if last_key else None
+        cursors = await self._cursors.codec()
+        before = cursors.decode(last_key, scope) if last_key else None
         rows = await self._store.deliveries.list_page(
             DeliveryFilter(status=status, order_id=parsed_order, integration=integration),
             before,
@@ -52,7 +53,7 @@ class DeliveryService:
         )
         has_more = len(rows) > limit
         page = rows[:limit]
-        next_key = self._cursors.encode(page[-1].id, scope) if has_more and page else None
+        next_key = cursors.encode(page[-1].id, scope) if has_more and page else None
         return DeliveryPage(page, next_key, has_more)
 
     async def get(self, delivery_id: str) -> Delivery:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from orderhub.delivery.integrations.base import DeliveryMessage, EmailMessage
-from orderhub.delivery.worker import Integrations
+from orderhub.delivery.registry import Integrations
 from orderhub.settings import Settings
 
 

@@ -17,86 +17,30 @@ import socket
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import datetime, timedelta
 
 import structlog
 
-from orderhub.delivery.integrations.base import (
-    DeliveryMessage,
-    EmailMessage,
-    EmailSender,
-    Notifier,
-    PermanentDeliveryError,
-    SheetWriter,
-    TransientDeliveryError,
-    sheet_row,
-)
+from orderhub.delivery import dispatch
+from orderhub.delivery.integrations.base import PermanentDeliveryError, TransientDeliveryError
+from orderhub.delivery.leasing import lease_due
 from orderhub.delivery.model import (
-    Delivery,
-    DeliveryStatus,
     DueDelivery,
     Integration,
     attempt_of,
-    claimed,
     delivered,
     failed,
     next_attempt,
 )
+from orderhub.delivery.registry import Integrations
 from orderhub.kit.clock import Clock
-from orderhub.monitoring.errors import ErrorRecorder, Service
-from orderhub.orders.schemas import order_out
+from orderhub.monitoring.error_log import ErrorLog
 from orderhub.store.protocol import Store, StoreError
 
 log = structlog.get_logger(__name__)
 
-SERVICES = {
-    Integration.EMAIL: Service.EMAIL,
-    Integration.SHEETS: Service.SHEETS,
-    Integration.NOTIFICATIONS: Service.NOTIFICATIONS,
-}
-
-EmailRender = Callable[[DeliveryMessage], EmailMessage | None]
 SHEETS_LEASE = "sheets-writer"
-
-
-@dataclass
-class Integrations:
-    """The configured senders (None: that integration is off)."""
-
-    email_render: EmailRender | None = None
-    email: EmailSender | None = None
-    sheets: SheetWriter | None = None
-    notifications: Notifier | None = None
-
-    async def aclose(self) -> None:
-        """Close the senders' network clients (those that keep one open)."""
-        for sender in (self.email, self.sheets, self.notifications):
-            close = getattr(sender, "aclose", None)
-            if close is not None:
-                with contextlib.suppress(Exception):
-                    await close()
-
-    def enabled(self) -> list[Integration]:
-        on = []
-        if self.email is not None and self.email_render is not None:
-            on.append(Integration.EMAIL)
-        if self.sheets is not None:
-            on.append(Integration.SHEETS)
-        if self.notifications is not None:
-            on.append(Integration.NOTIFICATIONS)
-        return on
-
-
-def message_for(due: DueDelivery) -> DeliveryMessage:
-    return DeliveryMessage(
-        delivery_id=str(due.delivery.id),
-        event_id=str(due.event.id),
-        event_type=due.event.type.value,
-        occurred_at=due.event.at,
-        order=order_out(due.order).model_dump(mode="json"),
-        order_version=due.order.version,
-    )
 
 
 def new_worker_id() -> str:
@@ -109,7 +53,7 @@ class DeliveryWorker:
         store: Store,
         integrations: Integrations,
         clock: Clock,
-        errors: ErrorRecorder,
+        error_log: ErrorLog,
         *,
         lease_seconds: int,
         poll_seconds: float,
@@ -123,7 +67,7 @@ class DeliveryWorker:
         self._store = store
         self.integrations = integrations
         self._clock = clock
-        self._errors = errors
+        self._error_log = error_log
         self._lease = timedelta(seconds=lease_seconds)
         self._poll = poll_seconds
         self._max_age = timedelta(hours=max_age_hours)
@@ -188,16 +132,9 @@ class DeliveryWorker:
     async def run_once(self) -> int:
         """Lease and deliver one batch of due deliveries; returns how many."""
         now = self._clock.now()
-        leased: list[Delivery] = []
-        for candidate in await self._store.deliveries.due(now, self._batch):
-            after = claimed(candidate, self.worker_id, now + self._lease, now - self._max_age)
-            # conditional on what was read: another worker that got there first wins
-            if (
-                await self._store.deliveries.transition(candidate, after)
-                and after.status == DeliveryStatus.IN_FLIGHT
-            ):
-                leased.append(after)
-        due = await self._store.deliveries.load(leased)
+        due = await lease_due(
+            self._store, now, self.worker_id, now + self._lease, self._batch, now - self._max_age
+        )
         if not due:
             return 0
         self._unfinished.update(d.delivery.id for d in due)
@@ -247,22 +184,7 @@ class DeliveryWorker:
                 await self._delivered([due], started)
 
     async def _send(self, due: DueDelivery) -> None:
-        message = message_for(due)
-        integration = due.delivery.integration
-        if integration == Integration.EMAIL:
-            render, sender = self.integrations.email_render, self.integrations.email
-            if render is None or sender is None:
-                raise PermanentDeliveryError("email is not configured")
-            email = render(message)
-            if email is not None:
-                await sender.send(email)
-        elif integration == Integration.NOTIFICATIONS:
-            notifier = self.integrations.notifications
-            if notifier is None:
-                raise PermanentDeliveryError("notifications are not configured")
-            await notifier.publish(message)
-        else:  # pragma: no cover - sheets go through _deliver_sheets
-            raise PermanentDeliveryError(f"unknown integration {integration}")
+        await dispatch.send(self.integrations, due)
 
     async def _deliver_sheets(self, batch: list[DueDelivery]) -> None:
         """One upsert for the whole batch, each order's newest row only, and one batch at a
@@ -290,18 +212,11 @@ class DeliveryWorker:
 
     async def _upsert_sheets(self, batch: list[DueDelivery]) -> None:
         started = time.perf_counter()
-        writer = self.integrations.sheets
         try:
-            if writer is None:
-                raise PermanentDeliveryError("sheets are not configured")
-            newest: dict[str, DeliveryMessage] = {}
-            for due in batch:
-                message = message_for(due)
-                kept = newest.get(str(due.delivery.order_id))
-                if kept is None or kept.order_version < message.order_version:
-                    newest[str(due.delivery.order_id)] = message
-            rows = [sheet_row(message) for message in newest.values()]
-            await asyncio.wait_for(writer.upsert(rows), timeout=self._lease.total_seconds() * 0.8)
+            await asyncio.wait_for(
+                dispatch.write_sheet(self.integrations, batch),
+                timeout=self._lease.total_seconds() * 0.8,
+            )
         except Exception as exc:
             await self._failed(batch, exc, started)
         else:
@@ -342,8 +257,8 @@ class DeliveryWorker:
             self._unfinished.discard(delivery.id)
             self._on_outcome(delivery.integration.value, "failed" if retry_at else "dead")
             verb = "will retry" if retry_at else "gave up (dead)"
-            await self._errors.record(
-                SERVICES[delivery.integration],
+            await self._error_log.record(
+                delivery.integration,
                 f"Failed to deliver {due.event.type.value} to {delivery.integration.value}; {verb}",
                 error=error,
                 order_id=delivery.order_id,

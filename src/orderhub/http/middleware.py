@@ -13,7 +13,7 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from orderhub.kit.envelope import error_response
-from orderhub.monitoring.errors import ErrorRecorder, Service
+from orderhub.monitoring.error_log import Component, ErrorLog
 from orderhub.monitoring.prometheus import Metrics
 
 log = structlog.get_logger("orderhub.http")
@@ -26,10 +26,10 @@ class RequestContextMiddleware:
     (no headers, so no keys or tokens) and its Prometheus figures; an unhandled exception
     becomes the envelope's 500, never a stack trace, and is kept for operators."""
 
-    def __init__(self, app: ASGIApp, *, metrics: Metrics, errors: ErrorRecorder) -> None:
+    def __init__(self, app: ASGIApp, *, metrics: Metrics, error_log: ErrorLog) -> None:
         self.app = app
         self.metrics = metrics
-        self.errors = errors
+        self.error_log = error_log
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -55,8 +55,8 @@ class RequestContextMiddleware:
                 await self.app(scope, receive, send_with_id)
             except Exception as exc:
                 log.exception("unhandled_error", method=scope["method"], path=scope["path"])
-                await self.errors.record(
-                    Service.HTTP,
+                await self.error_log.record(
+                    Component.HTTP,
                     f"Unhandled error on {scope['method']} {_route(scope)}",
                     error=type(exc).__name__,
                 )

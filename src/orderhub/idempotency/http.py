@@ -10,8 +10,8 @@ from typing import Annotated
 from fastapi import Header, Request
 from starlette.responses import Response
 
-from orderhub.auth.dependency import container_of
 from orderhub.auth.service import Caller
+from orderhub.idempotency.service import IdempotencyService
 from orderhub.kit.jsonbody import canonical_json
 
 IdempotencyKey = Annotated[
@@ -26,6 +26,7 @@ IdempotencyKey = Annotated[
 
 
 async def run_idempotent(
+    idempotency: IdempotencyService,
     request: Request,
     caller: Caller,
     key: str | None,
@@ -33,7 +34,7 @@ async def run_idempotent(
     raw_body: bytes = b"",
 ) -> Response:
     """Run `work` (given the resource id reserved for this key) at most once per key."""
-    return await container_of(request).idempotency.run(
+    return await idempotency.run(
         caller=caller.identity,
         key=key,
         method=request.method,

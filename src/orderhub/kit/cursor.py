@@ -8,6 +8,7 @@ import hashlib
 import hmac
 import json
 import uuid
+from collections.abc import Awaitable, Callable
 
 from orderhub.kit.errors import ValidationFailed
 
@@ -43,3 +44,17 @@ class CursorCodec:
         except (binascii.Error, ValueError, TypeError, KeyError, UnicodeError):
             raise invalid from None
         return parsed
+
+
+class Cursors:
+    """A CursorCodec whose secret is fetched on first use (it lives in the store, which is
+    only reachable once the event loop runs)."""
+
+    def __init__(self, secret: Callable[[], Awaitable[bytes]]) -> None:
+        self._secret = secret
+        self._codec: CursorCodec | None = None
+
+    async def codec(self) -> CursorCodec:
+        if self._codec is None:
+            self._codec = CursorCodec(await self._secret())
+        return self._codec

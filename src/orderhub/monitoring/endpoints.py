@@ -1,30 +1,49 @@
-"""Monitoring API: deliveries (SPEC §10)."""
+"""Monitoring API: deliveries (SPEC §10), health, integrations, metrics, errors (§11)."""
 
 from __future__ import annotations
 
 import uuid
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
+from pydantic import BaseModel
 from starlette.responses import Response
 
-from orderhub.auth.dependency import CallerDep, container_of
 from orderhub.delivery.model import DeliveryStatus, Integration
+from orderhub.http.dependencies import (
+    CallerDep,
+    DeliveryServiceDep,
+    IdempotencyDep,
+    MonitoringServiceDep,
+)
 from orderhub.idempotency.http import IdempotencyKey, run_idempotent
 from orderhub.kit.clock import iso_ms
 from orderhub.kit.envelope import Envelope, EnvelopeResponse, error_responses, ok
+from orderhub.kit.money import json_number
+from orderhub.kit.wire import PaginationOut
 from orderhub.monitoring.health import HealthReport
 from orderhub.monitoring.schemas import (
+    CallsOut,
     DeliveryListOut,
     DeliveryOut,
+    ErrorItemOut,
     ErrorsOut,
     HealthOut,
+    IntegrationOut,
     IntegrationsOut,
     MetricsOut,
+    OrderCountsOut,
+    RevenueOut,
+    ServiceHealthOut,
     UnhealthyOut,
     delivery_out,
 )
-from orderhub.orders.schemas import PaginationOut
+from orderhub.monitoring.service import (
+    ErrorsPage,
+    IntegrationsReport,
+    IntegrationStatus,
+    MetricsReport,
+)
 
 router = APIRouter(prefix="/api/monitoring", tags=["monitoring"])
 
@@ -36,15 +55,15 @@ router = APIRouter(prefix="/api/monitoring", tags=["monitoring"])
     responses=error_responses(400, 401, 429),
 )
 async def list_deliveries(
-    request: Request,
     _caller: CallerDep,
+    deliveries: DeliveryServiceDep,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     lastKey: Annotated[str | None, Query(max_length=512)] = None,
     status: DeliveryStatus | None = None,
     orderId: Annotated[str | None, Query(max_length=100)] = None,
     integration: Integration | None = None,
 ) -> Response:
-    page = await container_of(request).deliveries.list(
+    page = await deliveries.list(
         limit=limit, last_key=lastKey, status=status, order_id=orderId, integration=integration
     )
     body = DeliveryListOut(
@@ -64,25 +83,94 @@ async def retry_delivery(
     request: Request,
     delivery_id: str,
     caller: CallerDep,
+    deliveries: DeliveryServiceDep,
+    idempotency: IdempotencyDep,
     idempotency_key: IdempotencyKey = None,
 ) -> Response:
-    container = container_of(request)
-
     async def handler(_resource_id: uuid.UUID) -> Response:
-        delivery = await container.deliveries.retry(delivery_id)
+        delivery = await deliveries.retry(delivery_id)
         return ok(delivery_out(delivery).model_dump(mode="json"), message="Delivery queued")
 
-    return await run_idempotent(request, caller, idempotency_key, handler)
+    return await run_idempotent(idempotency, request, caller, idempotency_key, handler)
 
 
-def health_body(report: HealthReport) -> dict[str, object]:
-    services: dict[str, dict[str, object]] = {}
-    for result in report.results:
-        item: dict[str, object] = {"status": result.status}
-        if result.latency_ms is not None:
-            item["latency"] = result.latency_ms
-        services[result.name] = item
-    return {"timestamp": iso_ms(report.timestamp), "status": report.status, "services": services}
+# -- services' results -> the wire ----------------------------------------------------
+
+
+def health_out(report: HealthReport) -> HealthOut:
+    services = {
+        r.name: (
+            ServiceHealthOut(status=r.status)
+            if r.latency_ms is None
+            else ServiceHealthOut(status=r.status, latency=r.latency_ms)
+        )
+        for r in report.results
+    }
+    return HealthOut(timestamp=iso_ms(report.timestamp), status=report.status, services=services)
+
+
+def integration_out(item: IntegrationStatus) -> IntegrationOut:
+    last_checked = iso_ms(item.last_checked) if item.last_checked else None
+    if item.services is not None:  # a group: its members' statuses, no uptime of its own
+        return IntegrationOut(
+            name=item.name, status=item.status, lastChecked=last_checked, services=item.services
+        )
+    return IntegrationOut(
+        name=item.name, status=item.status, lastChecked=last_checked, uptime=item.uptime
+    )
+
+
+def integrations_out(report: IntegrationsReport) -> IntegrationsOut:
+    return IntegrationsOut(
+        timestamp=iso_ms(report.timestamp),
+        integrations={key: integration_out(i) for key, i in report.integrations.items()},
+    )
+
+
+def metrics_out(report: MetricsReport) -> MetricsOut:
+    orders = report.orders
+    return MetricsOut(
+        timeRange={"start": iso_ms(report.start), "end": iso_ms(report.end)},
+        orders=OrderCountsOut(
+            total=orders.total,
+            successful=orders.successful,
+            failed=orders.failed,
+            pending=orders.pending,
+            cancelled=orders.cancelled,
+        ),
+        revenue=RevenueOut(
+            total=json_number(report.revenue_minor, report.currency),
+            currency=report.currency,
+            byCurrency={
+                currency: json_number(minor, currency)
+                for currency, minor in report.revenue_by_currency.items()
+            },
+        ),
+        integrations={
+            key: CallsOut(calls=c.calls, errors=c.errors) for key, c in report.integrations.items()
+        },
+    )
+
+
+def errors_out(page: ErrorsPage) -> ErrorsOut:
+    items = [
+        ErrorItemOut(
+            timestamp=iso_ms(e.at),
+            level=e.level,
+            message=e.message,
+            service=e.service,
+            orderId=str(e.order_id) if e.order_id else None,
+            error=e.error,
+        )
+        for e in page.errors
+    ]
+    return ErrorsOut(errors=items, count=len(items), period=page.period)
+
+
+def _wire(model: BaseModel) -> dict[str, Any]:
+    """The JSON of a response model; fields left unset (an absent latency, a group's
+    uptime) are absent, not null."""
+    return model.model_dump(mode="json", exclude_unset=True)
 
 
 @router.get(
@@ -94,9 +182,9 @@ def health_body(report: HealthReport) -> dict[str, object]:
         503: {"model": UnhealthyOut, "description": "The store or the payment provider is down"},
     },
 )
-async def health(request: Request, _caller: CallerDep) -> Response:
-    report = await container_of(request).monitoring.health()
-    body = health_body(report)
+async def health(_caller: CallerDep, monitoring: MonitoringServiceDep) -> Response:
+    report = await monitoring.health()
+    body = _wire(health_out(report))
     if report.status == "unhealthy":
         return EnvelopeResponse(
             {"success": False, "data": body, "error": {"message": "Service unhealthy"}},
@@ -111,8 +199,8 @@ async def health(request: Request, _caller: CallerDep) -> Response:
     response_model=Envelope[IntegrationsOut],
     responses=error_responses(401, 429),
 )
-async def integrations(request: Request, _caller: CallerDep) -> Response:
-    return ok(await container_of(request).monitoring.integrations())
+async def integrations(_caller: CallerDep, monitoring: MonitoringServiceDep) -> Response:
+    return ok(_wire(integrations_out(await monitoring.integrations())))
 
 
 @router.get(
@@ -122,11 +210,11 @@ async def integrations(request: Request, _caller: CallerDep) -> Response:
     responses=error_responses(400, 401, 429),
 )
 async def metrics(
-    request: Request,
     _caller: CallerDep,
+    monitoring: MonitoringServiceDep,
     timeRange: Annotated[str, Query(max_length=10, examples=["24h"])] = "24h",
 ) -> Response:
-    return ok(await container_of(request).monitoring.metrics(timeRange))
+    return ok(_wire(metrics_out(await monitoring.metrics(timeRange))))
 
 
 @router.get(
@@ -136,18 +224,8 @@ async def metrics(
     responses=error_responses(400, 401, 429),
 )
 async def errors(
-    request: Request, _caller: CallerDep, limit: Annotated[int, Query(ge=1, le=500)] = 50
+    _caller: CallerDep,
+    monitoring: MonitoringServiceDep,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> Response:
-    page = await container_of(request).monitoring.errors(limit)
-    items = [
-        {
-            "timestamp": iso_ms(e.at),
-            "level": e.level,
-            "message": e.message,
-            "service": e.service,
-            "orderId": str(e.order_id) if e.order_id else None,
-            "error": e.error,
-        }
-        for e in page.errors
-    ]
-    return ok({"errors": items, "count": len(items), "period": page.period})
+    return ok(_wire(errors_out(await monitoring.errors(limit))))

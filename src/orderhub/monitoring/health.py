@@ -10,7 +10,8 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from orderhub.delivery.worker import Integrations
+from orderhub.delivery.model import Integration
+from orderhub.delivery.registry import Integrations
 from orderhub.kit.clock import Clock
 from orderhub.payments.provider import PaymentProvider
 from orderhub.ratelimit.limiter import RateLimiter
@@ -20,16 +21,17 @@ from orderhub.store.protocol import ProbeResult, Store
 PROBE_TIMEOUT_SECONDS = 2.0
 
 
-class Role(StrEnum):
+class Backend(StrEnum):
+    """The backends probed beside the integrations."""
+
     STORE = "store"
     PAYMENTS = "payments"
-    EMAIL = "email"
-    SHEETS = "sheets"
-    NOTIFICATIONS = "notifications"
     REDIS = "redis"
 
 
-CRITICAL = frozenset({Role.STORE, Role.PAYMENTS})
+Role = Backend | Integration  # what a probed backend is for
+
+CRITICAL = frozenset({Backend.STORE, Backend.PAYMENTS})
 AWS_BACKENDS = frozenset({"dynamodb", "sns"})
 
 
@@ -60,20 +62,20 @@ def backend_names(settings: Settings) -> dict[Role, str]:
     """The health key of each configured backend (SPEC §11)."""
     store = settings.database_url.split(":", 1)[0]
     names: dict[Role, str] = {
-        Role.STORE: {"postgresql": "postgres", "dynamodb": "dynamodb"}.get(store, "sqlite"),
-        Role.PAYMENTS: settings.provider_name,
+        Backend.STORE: {"postgresql": "postgres", "dynamodb": "dynamodb"}.get(store, "sqlite"),
+        Backend.PAYMENTS: settings.provider_name,
     }
     email = {"smtp": "smtp", "sendgrid": "sendgrid", "file": "emailFile"}
     if settings.email_backend in email:
-        names[Role.EMAIL] = email[settings.email_backend]
+        names[Integration.EMAIL] = email[settings.email_backend]
     sheets = {"google": "googleSheets", "csv": "csv"}
     if settings.sheets_backend in sheets:
-        names[Role.SHEETS] = sheets[settings.sheets_backend]
+        names[Integration.SHEETS] = sheets[settings.sheets_backend]
     notify = {"sns": "sns", "webhook": "webhook", "file": "notificationsFile"}
     if settings.notify_backend in notify:
-        names[Role.NOTIFICATIONS] = notify[settings.notify_backend]
+        names[Integration.NOTIFICATIONS] = notify[settings.notify_backend]
     if settings.redis_url:
-        names[Role.REDIS] = "redis"
+        names[Backend.REDIS] = "redis"
     return names
 
 
@@ -93,22 +95,17 @@ class HealthChecker:
     ) -> None:
         self._clock = clock
         self.names = backend_names(settings)
-        senders: dict[Role, Any] = {
-            Role.EMAIL: integrations.email,
-            Role.SHEETS: integrations.sheets,
-            Role.NOTIFICATIONS: integrations.notifications,
-        }
         checks: list[Check] = [
-            Check(self.names[Role.STORE], Role.STORE, store.ping),
-            Check(self.names[Role.PAYMENTS], Role.PAYMENTS, payments.probe),
+            Check(self.names[Backend.STORE], Backend.STORE, store.ping),
+            Check(self.names[Backend.PAYMENTS], Backend.PAYMENTS, payments.probe),
         ]
-        for role in (Role.EMAIL, Role.SHEETS, Role.NOTIFICATIONS):
-            if role in self.names and senders[role] is not None:
-                name = self.names[role]
-                probe = None if name in CONFIGURED_ONLY else getattr(senders[role], "probe", None)
-                checks.append(Check(name, role, probe))
-        if Role.REDIS in self.names:
-            checks.append(Check("redis", Role.REDIS, self._redis(limiter)))
+        for integration, sender in integrations.senders().items():
+            if integration in self.names and sender is not None:
+                name = self.names[integration]
+                probe = None if name in CONFIGURED_ONLY else getattr(sender, "probe", None)
+                checks.append(Check(name, integration, probe))
+        if Backend.REDIS in self.names:
+            checks.append(Check("redis", Backend.REDIS, self._redis(limiter)))
         self.checks = checks
 
     @staticmethod

@@ -200,5 +200,5 @@ def status_counts(gauges: Mapping[str, int]) -> dict[str, int]:
     return {
         metric.removeprefix(STATUS_PREFIX): value
         for metric, value in gauges.items()
-        if metric.startswith(STATUS_PREFIX)
+        if metric.startswith(STATUS_PREFIX) and value
     }

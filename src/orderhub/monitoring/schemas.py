@@ -1,4 +1,4 @@
-"""Monitoring API on the wire."""
+"""Monitoring API on the wire: the response models of every monitoring route."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from pydantic import BaseModel, Field
 
 from orderhub.delivery.model import Delivery, DeliveryStatus, Integration
 from orderhub.kit.clock import iso_ms
-from orderhub.orders.schemas import PaginationOut
+from orderhub.kit.wire import JsonAmount, PaginationOut
 
 
 class DeliveryOut(BaseModel):
@@ -87,9 +87,9 @@ class OrderCountsOut(BaseModel):
 
 
 class RevenueOut(BaseModel):
-    total: float
+    total: JsonAmount
     currency: str
-    byCurrency: dict[str, float]
+    byCurrency: dict[str, JsonAmount]
 
 
 class CallsOut(BaseModel):

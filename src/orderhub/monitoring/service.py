@@ -6,18 +6,17 @@ import asyncio
 import contextlib
 import re
 from dataclasses import dataclass
-from datetime import timedelta
-from typing import Any
+from datetime import datetime, timedelta
 
 import structlog
 
 from orderhub.delivery.model import Integration
-from orderhub.kit.clock import Clock, iso_ms
+from orderhub.kit.clock import Clock
 from orderhub.kit.errors import ValidationFailed
-from orderhub.kit.money import json_number
 from orderhub.monitoring.figures import call_counts, order_buckets
 from orderhub.monitoring.health import (
     AWS_BACKENDS,
+    Backend,
     HealthChecker,
     HealthReport,
     Role,
@@ -53,11 +52,6 @@ DISPLAY_NAMES = {
     "dynamodb": "Amazon DynamoDB",
     "redis": "Redis",
 }
-ROLE_OF_INTEGRATION = {
-    Integration.EMAIL: Role.EMAIL,
-    Integration.SHEETS: Role.SHEETS,
-    Integration.NOTIFICATIONS: Role.NOTIFICATIONS,
-}
 
 
 def parse_time_range(value: str) -> timedelta:
@@ -74,6 +68,53 @@ def parse_time_range(value: str) -> timedelta:
 class ErrorsPage:
     errors: list[ErrorEntry]
     period: str
+
+
+@dataclass(frozen=True, slots=True)
+class IntegrationStatus:
+    """One entry of `/api/monitoring/integrations`; a group (AWS) has `services` and no
+    uptime of its own."""
+
+    name: str  # the display name
+    status: str  # operational, degraded, down, not_configured
+    last_checked: datetime | None
+    uptime: str | None = None
+    services: dict[str, str] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class IntegrationsReport:
+    timestamp: datetime
+    integrations: dict[str, IntegrationStatus]  # by health key (or integration, or "aws")
+
+
+@dataclass(frozen=True, slots=True)
+class Calls:
+    calls: int
+    errors: int
+
+
+@dataclass(frozen=True, slots=True)
+class OrderCounts:
+    successful: int
+    failed: int
+    pending: int
+    cancelled: int
+
+    @property
+    def total(self) -> int:
+        return self.successful + self.failed + self.pending + self.cancelled
+
+
+@dataclass(frozen=True, slots=True)
+class MetricsReport:
+    start: datetime
+    end: datetime
+    orders: OrderCounts
+    revenue_minor: int  # in the reporting currency
+    currency: str  # the reporting currency
+    revenue_by_currency: dict[str, int]  # minor units, by currency, sorted
+    integrations: dict[str, Calls]  # by health key
 
 
 class MonitoringService:
@@ -107,56 +148,62 @@ class MonitoringService:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), interval)
 
+    async def run_compaction(self, stop: asyncio.Event, interval: float) -> None:
+        """The worker's pass folding the store's counter journal (where it keeps one)."""
+        while not stop.is_set():
+            try:
+                await self._store.monitoring.compact(self._clock.now())
+            except StoreError as exc:
+                log.warning("compaction_skipped", error=str(exc))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), interval)
+
     # -- integrations -------------------------------------------------------------------
 
-    async def integrations(self) -> dict[str, Any]:
+    async def integrations(self) -> IntegrationsReport:
         now = self._clock.now()
         summaries = {
             s.name: s for s in await self._store.monitoring.probe_summaries(now - UPTIME_WINDOW)
         }
         recent = await call_counts(self._store, now - RECENT_DELIVERIES, now)
         names = self._checker.names
-        failing_roles = {
-            ROLE_OF_INTEGRATION[Integration(name)]
-            for name, counts in recent.items()
-            if name in Integration._value2member_map_ and counts.errors > 0
+        failing: set[Role] = {
+            integration
+            for integration in Integration
+            if (counts := recent.get(integration.value)) is not None and counts.errors > 0
         }
-        if recent.get(names[Role.PAYMENTS]) and recent[names[Role.PAYMENTS]].errors > 0:
-            failing_roles.add(Role.PAYMENTS)
+        payments = recent.get(names[Backend.PAYMENTS])
+        if payments is not None and payments.errors > 0:
+            failing.add(Backend.PAYMENTS)
 
-        def entry(role: Role, name: str) -> dict[str, Any]:
+        def entry(role: Role, name: str) -> IntegrationStatus:
             summary = summaries.get(name)
             if summary is not None and not summary.last_ok:
                 status = "down"  # the last probe failed
-            elif role in failing_roles:
+            elif role in failing:
                 status = "degraded"  # it answers probes, but recent deliveries/calls fail
             else:
                 status = "operational"
-            return {
-                "name": DISPLAY_NAMES.get(name, name),
-                "status": status,
-                "lastChecked": iso_ms(summary.last_at) if summary else None,
-                "uptime": (
-                    f"{summary.successes * 100 / summary.checks:.1f}%" if summary else "n/a"
-                ),
-            }
+            return IntegrationStatus(
+                name=DISPLAY_NAMES.get(name, name),
+                status=status,
+                last_checked=summary.last_at if summary else None,
+                uptime=f"{summary.successes * 100 / summary.checks:.1f}%" if summary else "n/a",
+            )
 
-        result: dict[str, Any] = {}
+        result: dict[str, IntegrationStatus] = {}
         aws: dict[str, str] = {}
         for role, name in names.items():
             item = entry(role, name)
             if name in AWS_BACKENDS:
-                aws[name] = item["status"]
+                aws[name] = item.status
                 continue
             result[name] = item
-        for role in (Role.EMAIL, Role.SHEETS, Role.NOTIFICATIONS):
-            if role not in names:
-                result[role.value] = {
-                    "name": role.value,
-                    "status": "not_configured",
-                    "lastChecked": None,
-                    "uptime": "n/a",
-                }
+        for integration in Integration:
+            if integration not in names:
+                result[integration.value] = IntegrationStatus(
+                    integration.value, "not_configured", None, "n/a"
+                )
         if aws:
             statuses = set(aws.values())
             overall = (
@@ -165,17 +212,14 @@ class MonitoringService:
                 else ("degraded" if "degraded" in statuses else "operational")
             )
             checked = [summaries[n].last_at for n in aws if n in summaries]
-            result["aws"] = {
-                "name": "AWS Services",
-                "status": overall,
-                "lastChecked": iso_ms(max(checked)) if checked else None,
-                "services": aws,
-            }
-        return {"timestamp": iso_ms(now), "integrations": result}
+            result["aws"] = IntegrationStatus(
+                "AWS Services", overall, max(checked) if checked else None, services=aws
+            )
+        return IntegrationsReport(now, result)
 
     # -- metrics ------------------------------------------------------------------------
 
-    async def metrics(self, time_range: str) -> dict[str, Any]:
+    async def metrics(self, time_range: str) -> MetricsReport:
         span = parse_time_range(time_range)
         end = self._clock.now()
         start = end - span
@@ -184,39 +228,24 @@ class MonitoringService:
         revenue = buckets.revenue_minor
         reporting = self._settings.reporting_currency
         names = self._checker.names
-        integrations: dict[str, dict[str, int]] = {}
-        payments = names[Role.PAYMENTS]
-        counts = calls.get(payments)
-        integrations[payments] = {
-            "calls": counts.calls if counts else 0,
-            "errors": counts.errors if counts else 0,
-        }
-        for integration, role in ROLE_OF_INTEGRATION.items():
-            if role in names:
-                counts = calls.get(integration.value)
-                integrations[names[role]] = {
-                    "calls": counts.calls if counts else 0,
-                    "errors": counts.errors if counts else 0,
-                }
-        return {
-            "timeRange": {"start": iso_ms(start), "end": iso_ms(end)},
-            "orders": {
-                "total": buckets.successful + buckets.failed + buckets.pending + buckets.cancelled,
-                "successful": buckets.successful,
-                "failed": buckets.failed,
-                "pending": buckets.pending,
-                "cancelled": buckets.cancelled,
-            },
-            "revenue": {
-                "total": json_number(revenue.get(reporting, 0), reporting),
-                "currency": reporting,
-                "byCurrency": {
-                    currency: json_number(minor, currency)
-                    for currency, minor in sorted(revenue.items())
-                },
-            },
-            "integrations": integrations,
-        }
+        # the provider first, then each configured integration (counted by its name)
+        counted: list[tuple[str, str]] = [(names[Backend.PAYMENTS], names[Backend.PAYMENTS])]
+        counted += [(names[i], i.value) for i in Integration if i in names]
+        integrations: dict[str, Calls] = {}
+        for key, recorded_as in counted:
+            counts = calls.get(recorded_as)
+            integrations[key] = Calls(counts.calls, counts.errors) if counts else Calls(0, 0)
+        return MetricsReport(
+            start=start,
+            end=end,
+            orders=OrderCounts(
+                buckets.successful, buckets.failed, buckets.pending, buckets.cancelled
+            ),
+            revenue_minor=revenue.get(reporting, 0),
+            currency=reporting,
+            revenue_by_currency=dict(sorted(revenue.items())),
+            integrations=integrations,
+        )
 
     # -- errors -------------------------------------------------------------------------
 

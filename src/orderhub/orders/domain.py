@@ -150,6 +150,16 @@ REFUND_MOVES: dict[RefundStatus, frozenset[RefundStatus]] = {
 }
 
 
+def auto_refund_id(intent_id: str) -> str:
+    """The refund of a payment that succeeded on a cancelled order: one per intent."""
+    return f"auto-{intent_id}"
+
+
+def cancel_refund_id(order_id: uuid.UUID) -> str:
+    """The refund made by cancelling a paid order: one per order."""
+    return f"cancel-{order_id}"
+
+
 @dataclass(frozen=True, slots=True)
 class OrderEvent:
     """One event of SPEC §10: the audit trail entry, and (later) the outbox's source."""

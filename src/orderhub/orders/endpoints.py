@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request
 from starlette.responses import Response
 
-from orderhub.auth.dependency import CallerDep, container_of
+from orderhub.http.dependencies import CallerDep, IdempotencyDep, OrderServiceDep
 from orderhub.idempotency.http import IdempotencyKey, run_idempotent
 from orderhub.kit.envelope import (
     Envelope,
@@ -20,6 +20,7 @@ from orderhub.kit.envelope import (
 from orderhub.kit.jsonbody import parse_json_object
 from orderhub.kit.openapi import json_body
 from orderhub.kit.validation import validate_model
+from orderhub.kit.wire import PaginationOut
 from orderhub.orders.domain import OrderStatus
 from orderhub.orders.schemas import (
     OrderCreatedOut,
@@ -28,7 +29,6 @@ from orderhub.orders.schemas import (
     OrderOut,
     OrderUpdateIn,
     OrderWithHistoryOut,
-    PaginationOut,
     order_out,
     order_summary_out,
     order_with_history_out,
@@ -50,20 +50,23 @@ class OrderCancelledOut(MessageEnvelope):
     openapi_extra=json_body(OrderCreateIn),
 )
 async def create_order(
-    request: Request, caller: CallerDep, idempotency_key: IdempotencyKey = None
+    request: Request,
+    caller: CallerDep,
+    orders: OrderServiceDep,
+    idempotency: IdempotencyDep,
+    idempotency_key: IdempotencyKey = None,
 ) -> Response:
     raw = await request.body()
     body = validate_model(OrderCreateIn, parse_json_object(raw))
-    container = container_of(request)
 
     async def handler(order_id: uuid.UUID) -> Response:
-        created = await container.orders.create(body, order_id)
+        created = await orders.create(body, order_id)
         data = OrderCreatedOut(order=order_out(created.order), clientSecret=created.client_secret)
         return ok(
             data.model_dump(mode="json"), message="Order created successfully", status_code=201
         )
 
-    return await run_idempotent(request, caller, idempotency_key, handler, raw)
+    return await run_idempotent(idempotency, request, caller, idempotency_key, handler, raw)
 
 
 @router.get(
@@ -73,16 +76,14 @@ async def create_order(
     responses=error_responses(400, 401, 429),
 )
 async def list_orders(
-    request: Request,
     _caller: CallerDep,
+    orders: OrderServiceDep,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     lastKey: Annotated[str | None, Query(max_length=512)] = None,
     status: OrderStatus | None = None,
     customerId: Annotated[str | None, Query(max_length=100)] = None,
 ) -> Response:
-    page = await container_of(request).orders.list(
-        limit=limit, last_key=lastKey, status=status, customer_id=customerId
-    )
+    page = await orders.list(limit=limit, last_key=lastKey, status=status, customer_id=customerId)
     body = OrderListOut(
         data=[order_summary_out(o) for o in page.orders],
         pagination=PaginationOut(lastKey=page.last_key, hasMore=page.has_more),
@@ -96,8 +97,8 @@ async def list_orders(
     response_model=Envelope[OrderWithHistoryOut],
     responses=error_responses(401, 404, 429),
 )
-async def get_order(request: Request, order_id: str, _caller: CallerDep) -> Response:
-    order, history = await container_of(request).orders.get(order_id)
+async def get_order(order_id: str, _caller: CallerDep, orders: OrderServiceDep) -> Response:
+    order, history = await orders.get(order_id)
     return ok(order_with_history_out(order, history).model_dump(mode="json"))
 
 
@@ -108,9 +109,11 @@ async def get_order(request: Request, order_id: str, _caller: CallerDep) -> Resp
     responses=error_responses(400, 401, 404, 409, 413, 429),
     openapi_extra=json_body(OrderUpdateIn),
 )
-async def update_order(request: Request, order_id: str, _caller: CallerDep) -> Response:
+async def update_order(
+    request: Request, order_id: str, _caller: CallerDep, orders: OrderServiceDep
+) -> Response:
     body = validate_model(OrderUpdateIn, parse_json_object(await request.body()))
-    order = await container_of(request).orders.update(order_id, body)
+    order = await orders.update(order_id, body)
     return ok(order_out(order).model_dump(mode="json"), message="Order updated successfully")
 
 
@@ -121,12 +124,15 @@ async def update_order(request: Request, order_id: str, _caller: CallerDep) -> R
     responses=error_responses(400, 401, 404, 409, 422, 429, 502),
 )
 async def cancel_order(
-    request: Request, order_id: str, caller: CallerDep, idempotency_key: IdempotencyKey = None
+    request: Request,
+    order_id: str,
+    caller: CallerDep,
+    orders: OrderServiceDep,
+    idempotency: IdempotencyDep,
+    idempotency_key: IdempotencyKey = None,
 ) -> Response:
-    container = container_of(request)
-
     async def handler(_resource_id: uuid.UUID) -> Response:
-        order = await container.orders.cancel(order_id)
+        order = await orders.cancel(order_id)
         return ok(order_out(order).model_dump(mode="json"), message="Order cancelled successfully")
 
-    return await run_idempotent(request, caller, idempotency_key, handler)
+    return await run_idempotent(idempotency, request, caller, idempotency_key, handler)

@@ -11,16 +11,15 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    PlainValidator,
     Strict,
     StrictStr,
-    WithJsonSchema,
 )
 from pydantic_core import PydanticCustomError
 
 from orderhub.kit.clock import iso_ms
 from orderhub.kit.currencies import is_currency
 from orderhub.kit.money import json_number
+from orderhub.kit.wire import Amount, JsonAmount, PaginationOut, Text100, Timestamp
 from orderhub.orders.domain import (
     Address,
     Order,
@@ -30,22 +29,6 @@ from orderhub.orders.domain import (
 )
 
 # -- request types ----------------------------------------------------------------------
-
-
-def _exact_number(value: object) -> Decimal:
-    """A JSON number as read by the strict body parser (int or Decimal); never a string."""
-    if isinstance(value, bool) or not isinstance(value, int | Decimal):
-        raise PydanticCustomError("number_type", "must be a number")
-    number = Decimal(value)
-    if not number.is_finite():
-        raise PydanticCustomError("number_type", "must be a finite number")
-    return number
-
-
-def _not_negative(value: Decimal) -> Decimal:
-    if value < 0:
-        raise PydanticCustomError("number_negative", "must be greater than or equal to 0")
-    return value
 
 
 def _email(value: str) -> str:
@@ -63,13 +46,6 @@ def _currency(value: str) -> str:
     return code
 
 
-Amount = Annotated[
-    Decimal,
-    PlainValidator(_exact_number),
-    AfterValidator(_not_negative),
-    WithJsonSchema({"type": "number", "minimum": 0, "examples": [29.99]}),
-]
-Text100 = Annotated[StrictStr, Field(min_length=1, max_length=100)]
 Text200 = Annotated[StrictStr, Field(min_length=1, max_length=200)]
 Email = Annotated[
     StrictStr, Field(max_length=254, json_schema_extra={"format": "email"}), AfterValidator(_email)
@@ -140,12 +116,6 @@ class OrderUpdateIn(BaseModel):
 
 # -- response types ---------------------------------------------------------------------
 
-JsonAmount = Annotated[
-    int | float,
-    WithJsonSchema({"type": "number", "description": "major units, e.g. 109.97"}),
-]
-Timestamp = Annotated[str, Field(examples=["2025-11-29T10:30:00.000Z"])]
-
 
 class AddressOut(BaseModel):
     street: str
@@ -162,7 +132,9 @@ class ItemOut(BaseModel):
     price: JsonAmount
 
 
-class RefundOut(BaseModel):
+class OrderRefundOut(BaseModel):
+    """A refund as an order lists it (amount in major units)."""
+
     id: str
     amount: JsonAmount
     reason: str | None
@@ -196,7 +168,7 @@ class OrderOut(BaseModel):
     paymentStatus: PaymentStatus
     paymentIntentId: str | None
     trackingNumber: str | None
-    refunds: list[RefundOut]
+    refunds: list[OrderRefundOut]
     refundedAmount: JsonAmount
     paidAt: Timestamp | None
     cancelledAt: Timestamp | None
@@ -224,11 +196,6 @@ class OrderSummaryOut(BaseModel):
     paymentStatus: PaymentStatus
     createdAt: Timestamp
     updatedAt: Timestamp
-
-
-class PaginationOut(BaseModel):
-    lastKey: str | None
-    hasMore: bool
 
 
 class OrderListOut(BaseModel):
@@ -283,7 +250,7 @@ def _order_fields(order: Order) -> dict[str, Any]:
         "paymentIntentId": order.payment_intent_id,
         "trackingNumber": order.tracking_number,
         "refunds": [
-            RefundOut(
+            OrderRefundOut(
                 id=r.public_id,
                 amount=json_number(r.amount_minor, currency),
                 reason=r.reason,

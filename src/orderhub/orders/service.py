@@ -9,11 +9,11 @@ from datetime import datetime
 import structlog
 
 from orderhub.kit.clock import Clock
-from orderhub.kit.cursor import CursorCodec
+from orderhub.kit.cursor import Cursors
 from orderhub.kit.errors import FieldProblem, NotFound, UpstreamError, ValidationFailed
 from orderhub.kit.ids import parse_uuid
 from orderhub.kit.money import AmountError, to_minor
-from orderhub.monitoring.errors import ErrorRecorder, Service
+from orderhub.monitoring.error_log import Component, ErrorLog
 from orderhub.orders.domain import (
     Amounts,
     EventSource,
@@ -26,11 +26,12 @@ from orderhub.orders.domain import (
     PaymentStatus,
     Refund,
     RefundStatus,
+    cancel_refund_id,
     check_total,
 )
 from orderhub.orders.schemas import OrderCreateIn, OrderUpdateIn
 from orderhub.payments.provider import PaymentProvider, ProviderError
-from orderhub.payments.service import PaymentService, cancel_refund_id
+from orderhub.payments.service import PaymentService
 from orderhub.store.protocol import AlreadyExists, OrderFilter, Store, UnitOfWork
 from orderhub.store.unit_of_work import update_order
 
@@ -104,15 +105,15 @@ class OrderService:
         payments: PaymentProvider,
         payment_service: PaymentService,
         clock: Clock,
-        cursors: CursorCodec,
-        errors: ErrorRecorder,
+        cursors: Cursors,
+        error_log: ErrorLog,
     ) -> None:
         self._store = store
         self._payments = payments
         self._payment_service = payment_service
         self._clock = clock
         self._cursors = cursors
-        self._errors = errors
+        self._error_log = error_log
 
     # -- create ---------------------------------------------------------------------
 
@@ -129,8 +130,8 @@ class OrderService:
                 idempotency_key=f"order:{order_id}",
             )
         except ProviderError as exc:
-            await self._errors.record(
-                Service.ORDERS,
+            await self._error_log.record(
+                Component.ORDERS,
                 "Failed to create the payment intent",
                 error=str(exc),
                 order_id=order_id,
@@ -179,12 +180,13 @@ class OrderService:
     ) -> OrderPage:
         order_filter = OrderFilter(status=status, customer_id=customer_id)
         scope = f"orders|{status or ''}|{customer_id or ''}"
-        before = self._cursors.decode(last_key, scope) if last_key else None
+        cursors = await self._cursors.codec()
+        before = cursors.decode(last_key, scope) if last_key else None
         async with self._store.unit_of_work() as uow:
             rows = await uow.orders.list_page(order_filter, before, limit + 1)
         has_more = len(rows) > limit
         orders = rows[:limit]
-        next_key = self._cursors.encode(orders[-1].id, scope) if has_more and orders else None
+        next_key = cursors.encode(orders[-1].id, scope) if has_more and orders else None
         return OrderPage(orders, next_key, has_more)
 
     # -- change ---------------------------------------------------------------------

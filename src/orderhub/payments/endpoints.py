@@ -1,4 +1,5 @@
-"""Payments API (seed + SPEC §8): confirm, refund, read an intent."""
+"""Payments API (seed + SPEC §8): confirm, refund, read an intent; and Stripe's webhook
+(SPEC §9)."""
 
 from __future__ import annotations
 
@@ -7,9 +8,14 @@ import uuid
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from orderhub.auth.dependency import CallerDep, container_of
+from orderhub.http.dependencies import (
+    CallerDep,
+    IdempotencyDep,
+    PaymentServiceDep,
+    WebhookServiceDep,
+)
 from orderhub.idempotency.http import IdempotencyKey, run_idempotent
-from orderhub.kit.envelope import Envelope, error_responses, ok
+from orderhub.kit.envelope import Envelope, EnvelopeResponse, error_responses, ok
 from orderhub.kit.jsonbody import parse_json_object
 from orderhub.kit.openapi import json_body
 from orderhub.kit.validation import validate_model
@@ -20,6 +26,7 @@ from orderhub.payments.schemas import (
     PaymentIntentOut,
     RefundIn,
     RefundOut,
+    WebhookReceivedOut,
 )
 
 router = APIRouter(prefix="/api/payments", tags=["payments"])
@@ -43,21 +50,22 @@ CONFIRM_MESSAGES = {
     openapi_extra=json_body(ConfirmIn),
 )
 async def confirm_payment(
-    request: Request, caller: CallerDep, idempotency_key: IdempotencyKey = None
+    request: Request,
+    caller: CallerDep,
+    payments: PaymentServiceDep,
+    idempotency: IdempotencyDep,
+    idempotency_key: IdempotencyKey = None,
 ) -> Response:
     raw = await request.body()
     body = validate_model(ConfirmIn, parse_json_object(raw))
-    container = container_of(request)
 
     async def handler(_resource_id: uuid.UUID) -> Response:
-        result = await container.payment_service.confirm(
-            body.orderId, body.paymentIntentId, body.paymentMethod
-        )
+        result = await payments.confirm(body.orderId, body.paymentIntentId, body.paymentMethod)
         data = ConfirmOut(status=result.status, nextAction=result.next_action)
         message = CONFIRM_MESSAGES.get(IntentStatus(result.status), "Payment updated")
         return ok(data.model_dump(mode="json", exclude_none=True), message=message)
 
-    return await run_idempotent(request, caller, idempotency_key, handler, raw)
+    return await run_idempotent(idempotency, request, caller, idempotency_key, handler, raw)
 
 
 @router.post(
@@ -68,16 +76,17 @@ async def confirm_payment(
     openapi_extra=json_body(RefundIn),
 )
 async def refund_payment(
-    request: Request, caller: CallerDep, idempotency_key: IdempotencyKey = None
+    request: Request,
+    caller: CallerDep,
+    payments: PaymentServiceDep,
+    idempotency: IdempotencyDep,
+    idempotency_key: IdempotencyKey = None,
 ) -> Response:
     raw = await request.body()
     body = validate_model(RefundIn, parse_json_object(raw))
-    container = container_of(request)
 
     async def handler(refund_id: uuid.UUID) -> Response:
-        result = await container.payment_service.refund(
-            body.orderId, body.amount, body.reason, refund_id
-        )
+        result = await payments.refund(body.orderId, body.amount, body.reason, refund_id)
         refund = result.refund
         data = RefundOut(
             id=refund.public_id,
@@ -87,7 +96,7 @@ async def refund_payment(
         )
         return ok(data.model_dump(mode="json"), message="Refund processed successfully")
 
-    return await run_idempotent(request, caller, idempotency_key, handler, raw)
+    return await run_idempotent(idempotency, request, caller, idempotency_key, handler, raw)
 
 
 @router.get(
@@ -96,8 +105,10 @@ async def refund_payment(
     response_model=Envelope[PaymentIntentOut],
     responses=error_responses(401, 404, 429, 502),
 )
-async def get_payment(request: Request, payment_intent_id: str, _caller: CallerDep) -> Response:
-    intent = await container_of(request).payment_service.get_intent(payment_intent_id)
+async def get_payment(
+    payment_intent_id: str, _caller: CallerDep, payments: PaymentServiceDep
+) -> Response:
+    intent = await payments.get_intent(payment_intent_id)
     data = PaymentIntentOut(
         id=intent.id,
         amount=intent.amount,
@@ -107,3 +118,32 @@ async def get_payment(request: Request, payment_intent_id: str, _caller: CallerD
         metadata=intent.metadata,
     )
     return ok(data.model_dump(mode="json"))
+
+
+webhooks_router = APIRouter(tags=["webhooks"])
+
+
+@webhooks_router.post(
+    "/webhooks/stripe",
+    summary="Stripe webhook: verified, stored by event id, applied before the 200",
+    response_model=WebhookReceivedOut,
+    responses=error_responses(400, 413, 500),
+    openapi_extra={
+        "parameters": [
+            {
+                "name": "Stripe-Signature",
+                "in": "header",
+                "required": True,
+                "schema": {"type": "string"},
+                "description": "t=<unix>,v1=<hmac-sha256> as Stripe sends it",
+            }
+        ],
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": {"type": "object"}}},
+        },
+    },
+)
+async def stripe_webhook(request: Request, webhooks: WebhookServiceDep) -> Response:
+    await webhooks.receive(await request.body(), request.headers.get("stripe-signature"))
+    return EnvelopeResponse({"received": True})

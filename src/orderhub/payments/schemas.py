@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictStr
 from pydantic_core import PydanticCustomError
 
-from orderhub.orders.schemas import Amount, Text100
+from orderhub.kit.wire import Amount, Text100
 
 _STRICT_INPUT = ConfigDict(extra="forbid")
 

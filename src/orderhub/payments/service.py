@@ -11,9 +11,8 @@ import asyncio
 import contextlib
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
-from enum import StrEnum
 
 import structlog
 
@@ -28,7 +27,7 @@ from orderhub.kit.errors import (
 )
 from orderhub.kit.ids import parse_uuid
 from orderhub.kit.money import AmountError, to_minor
-from orderhub.monitoring.errors import ErrorRecorder, Service
+from orderhub.monitoring.error_log import Component, ErrorLog
 from orderhub.orders.domain import (
     EventSource,
     Order,
@@ -36,6 +35,16 @@ from orderhub.orders.domain import (
     PaymentStatus,
     Refund,
     RefundStatus,
+    auto_refund_id,
+)
+from orderhub.payments.outcomes import (
+    IntentOutcome,
+    OutcomeRejected,
+    PaymentOutcome,
+    PaymentResult,
+    RefundOutcome,
+    intent_outcome,
+    refund_outcome,
 )
 from orderhub.payments.provider import (
     CardDeclined,
@@ -44,93 +53,12 @@ from orderhub.payments.provider import (
     PaymentIntent,
     PaymentProvider,
     ProviderError,
-    ProviderRefund,
     ProviderRejected,
 )
 from orderhub.store.protocol import Store, StoreError, UnitOfWork
 from orderhub.store.unit_of_work import update_order
 
 log = structlog.get_logger(__name__)
-
-
-class PaymentResult(StrEnum):
-    SUCCEEDED = "succeeded"
-    FAILED = "failed"
-    CANCELED = "canceled"
-    IN_PROGRESS = "in_progress"  # processing, requires_action, requires_confirmation
-
-
-@dataclass(frozen=True, slots=True)
-class IntentOutcome:
-    """What the provider reports about a payment intent."""
-
-    intent_id: str
-    result: PaymentResult
-    amount: int
-    currency: str
-
-
-@dataclass(frozen=True, slots=True)
-class RefundOutcome:
-    """What the provider reports about a refund of a payment intent."""
-
-    intent_id: str
-    provider_refund_id: str | None
-    local_id: str | None
-    amount: int
-    currency: str
-    status: RefundStatus
-    reason: str | None
-    created: datetime
-
-
-PaymentOutcome = IntentOutcome | RefundOutcome
-
-
-class OutcomeRejected(Exception):
-    """An outcome that does not fit its order (unknown intent, other amount or currency):
-    recorded as an error and not applied."""
-
-
-def auto_refund_id(intent_id: str) -> str:
-    """The refund of a payment that succeeded on a cancelled order: one per intent."""
-    return f"auto-{intent_id}"
-
-
-def cancel_refund_id(order_id: uuid.UUID) -> str:
-    """The refund made by cancelling a paid order: one per order."""
-    return f"cancel-{order_id}"
-
-
-def intent_outcome(intent: PaymentIntent, *, failed: bool = False) -> IntentOutcome:
-    if failed:
-        result = PaymentResult.FAILED
-    elif intent.status == IntentStatus.SUCCEEDED:
-        result = PaymentResult.SUCCEEDED
-    elif intent.status == IntentStatus.CANCELED:
-        result = PaymentResult.CANCELED
-    else:
-        result = PaymentResult.IN_PROGRESS
-    return IntentOutcome(intent.id, result, intent.amount, intent.currency)
-
-
-def refund_status(value: str) -> RefundStatus:
-    known = {status.value: status for status in RefundStatus}
-    # Stripe's `requires_action` refunds are still under way: pending.
-    return known.get(value, RefundStatus.PENDING)
-
-
-def refund_outcome(refund: ProviderRefund, intent_id: str, local_id: str | None) -> RefundOutcome:
-    return RefundOutcome(
-        intent_id=refund.payment_intent or intent_id,
-        provider_refund_id=refund.id,
-        local_id=local_id or refund.local_id,
-        amount=refund.amount,
-        currency=refund.currency,
-        status=refund_status(refund.status),
-        reason=refund.reason,
-        created=datetime.fromtimestamp(refund.created, tz=UTC),
-    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,12 +76,12 @@ class RefundResult:
 
 class PaymentService:
     def __init__(
-        self, store: Store, payments: PaymentProvider, clock: Clock, errors: ErrorRecorder
+        self, store: Store, payments: PaymentProvider, clock: Clock, error_log: ErrorLog
     ) -> None:
         self._store = store
         self._payments = payments
         self._clock = clock
-        self._errors = errors
+        self._error_log = error_log
 
     # -- the one way to apply an outcome --------------------------------------------
 
@@ -300,8 +228,8 @@ class PaymentService:
                 idempotency_key=refund.id,
             )
         except ProviderRejected as exc:
-            await self._errors.record(
-                Service.PAYMENTS,
+            await self._error_log.record(
+                Component.PAYMENTS,
                 "Refund refused by the payment provider",
                 error=str(exc),
                 order_id=order.id,
@@ -358,7 +286,9 @@ class PaymentService:
         self, recorded: str, answered: str, exc: ProviderError, order_id: uuid.UUID
     ) -> UpstreamError:
         """Keep the provider's failure for operators; the caller raises the 502 returned."""
-        await self._errors.record(Service.PAYMENTS, recorded, error=str(exc), order_id=order_id)
+        await self._error_log.record(
+            Component.PAYMENTS, recorded, error=str(exc), order_id=order_id
+        )
         return UpstreamError(f"Payment provider error: {answered}", code="payment_provider_error")
 
     # -- cancel (for DELETE /api/orders/:id) ----------------------------------------
@@ -435,7 +365,9 @@ class PaymentService:
         try:
             return await self.apply(outcome, source)
         except OutcomeRejected as exc:
-            await self._errors.record(Service.PAYMENTS, "Payment outcome rejected", error=str(exc))
+            await self._error_log.record(
+                Component.PAYMENTS, "Payment outcome rejected", error=str(exc)
+            )
             raise Conflict("The payment does not match the order", code="payment_mismatch") from exc
 
     async def provider_refunds(self, intent_id: str) -> list[RefundOutcome]:

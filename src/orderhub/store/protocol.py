@@ -267,6 +267,11 @@ class MonitoringRepository(Protocol):
         """Drop probe results and error-log rows older than the given times (a no-op where
         the backend expires them itself, e.g. DynamoDB's TTL)."""
 
+    async def compact(self, now: datetime) -> int:
+        """Fold what the backend keeps apart to stay free of hot keys (DynamoDB's counter
+        journal) into its totals; returns how many entries were folded. Safe to run in
+        several workers at once; a no-op where counters are written in place (SQL)."""
+
 
 class UnitOfWork(Protocol):
     @property

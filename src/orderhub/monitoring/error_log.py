@@ -7,6 +7,7 @@ from enum import StrEnum
 
 import structlog
 
+from orderhub.delivery.model import Integration
 from orderhub.kit.clock import Clock
 from orderhub.kit.ids import new_id
 from orderhub.store.protocol import ErrorEntry, Store, StoreError
@@ -14,24 +15,30 @@ from orderhub.store.protocol import ErrorEntry, Store, StoreError
 log = structlog.get_logger(__name__)
 
 
-class Service(StrEnum):
+class Component(StrEnum):
+    """The parts of orderhub itself that keep errors (integrations are `Integration`)."""
+
     ORDERS = "orderService"
     PAYMENTS = "paymentService"
-    EMAIL = "emailService"
-    SHEETS = "sheetsService"
-    NOTIFICATIONS = "notificationService"
     WEBHOOKS = "webhookService"
     HTTP = "http"
 
+    @property
+    def error_service(self) -> str:
+        return self.value
 
-class ErrorRecorder:
+
+ErrorSource = Component | Integration
+
+
+class ErrorLog:
     def __init__(self, store: Store, clock: Clock) -> None:
         self._store = store
         self._clock = clock
 
     async def record(
         self,
-        service: Service,
+        source: ErrorSource,
         message: str,
         *,
         error: str | None = None,
@@ -39,10 +46,11 @@ class ErrorRecorder:
         level: str = "error",
     ) -> None:
         """Keep the error for operators; never let recording it fail the caller."""
+        service = source.error_service
         log.log(
             40 if level == "error" else 30,
             "recorded_error",
-            service=service.value,
+            service=service,
             message=message,
             error=error,
             order_id=str(order_id) if order_id else None,
@@ -51,7 +59,7 @@ class ErrorRecorder:
             id=new_id(),
             at=self._clock.now(),
             level=level,
-            service=service.value,
+            service=service,
             message=message,
             error=error,
             order_id=order_id,

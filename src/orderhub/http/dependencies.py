@@ -1,0 +1,83 @@
+"""Typed FastAPI dependencies: what a route may ask for (ARCHITECTURE lesson 10).
+
+Routes declare `orders: OrderServiceDep` or `caller: CallerDep` and never see how the
+services were wired. Only the functions here read `request.app.state`, where `create_app`
+keeps the wiring (anything with the attributes of `Services`); they read it on each
+request, so what is wired is what answers.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Protocol
+
+from fastapi import Depends, Request
+
+from orderhub.auth.service import Authenticator, Caller
+from orderhub.delivery.service import DeliveryService
+from orderhub.idempotency.service import IdempotencyService
+from orderhub.monitoring.service import MonitoringService
+from orderhub.orders.service import OrderService
+from orderhub.payments.service import PaymentService
+from orderhub.payments.webhook_service import WebhookService
+
+
+class Services(Protocol):
+    """What the routes need of the wiring (bootstrap's Container has it all)."""
+
+    authenticator: Authenticator
+    orders: OrderService
+    payment_service: PaymentService
+    webhooks: WebhookService
+    deliveries: DeliveryService
+    monitoring: MonitoringService
+    idempotency: IdempotencyService
+
+
+def services_of(request: Request) -> Services:
+    services: Services = request.app.state.services
+    return services
+
+
+async def require_caller(request: Request) -> Caller:
+    """Every /api/ route requires a caller (API key or JWT); cached on the request."""
+    cached = getattr(request.state, "caller", None)
+    if isinstance(cached, Caller):
+        return cached
+    caller = await services_of(request).authenticator.authenticate(
+        request.headers.get("x-api-key"), request.headers.get("authorization")
+    )
+    request.state.caller = caller
+    return caller
+
+
+def _orders(request: Request) -> OrderService:
+    return services_of(request).orders
+
+
+def _payments(request: Request) -> PaymentService:
+    return services_of(request).payment_service
+
+
+def _webhooks(request: Request) -> WebhookService:
+    return services_of(request).webhooks
+
+
+def _deliveries(request: Request) -> DeliveryService:
+    return services_of(request).deliveries
+
+
+def _monitoring(request: Request) -> MonitoringService:
+    return services_of(request).monitoring
+
+
+def _idempotency(request: Request) -> IdempotencyService:
+    return services_of(request).idempotency
+
+
+CallerDep = Annotated[Caller, Depends(require_caller)]
+OrderServiceDep = Annotated[OrderService, Depends(_orders)]
+PaymentServiceDep = Annotated[PaymentService, Depends(_payments)]
+WebhookServiceDep = Annotated[WebhookService, Depends(_webhooks)]
+DeliveryServiceDep = Annotated[DeliveryService, Depends(_deliveries)]
+MonitoringServiceDep = Annotated[MonitoringService, Depends(_monitoring)]
+IdempotencyDep = Annotated[IdempotencyService, Depends(_idempotency)]

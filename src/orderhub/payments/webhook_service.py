@@ -1,0 +1,89 @@
+"""Stripe webhook intake (SPEC §9): verify, store by event id, apply, then answer."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import structlog
+
+from orderhub.kit.clock import Clock
+from orderhub.kit.errors import AppError, ServiceUnavailable
+from orderhub.monitoring.error_log import Component, ErrorLog
+from orderhub.orders.domain import EventSource
+from orderhub.payments.outcomes import OutcomeRejected, PaymentOutcome
+from orderhub.payments.provider import ProviderError
+from orderhub.payments.service import PaymentService
+from orderhub.payments.stripe_events import outcomes_of, text_field, verify
+from orderhub.store.protocol import Store
+
+log = structlog.get_logger(__name__)
+
+
+class WebhookService:
+    def __init__(
+        self,
+        store: Store,
+        payments: PaymentService,
+        clock: Clock,
+        error_log: ErrorLog,
+        signing_secret: str,
+    ) -> None:
+        self._signing_secret = signing_secret
+        self._store = store
+        self._payments = payments
+        self._clock = clock
+        self._error_log = error_log
+
+    async def receive(self, payload: bytes, signature: str | None) -> dict[str, Any]:
+        """Verify a delivery as Stripe signed it (400 if not), apply it, and return it."""
+        event = verify(payload, signature, self._signing_secret)
+        outcome = await self.handle(event)
+        log.info("stripe_event", event_id=event["id"], type=event["type"], outcome=outcome)
+        return event
+
+    async def handle(self, event: dict[str, Any]) -> str:
+        """Apply a verified event once. Returns its outcome; raises if applying failed
+        (the event stays unfinished, and the 5xx makes Stripe send it again)."""
+        event_id, kind = event["id"], event["type"]
+        if not await self._store.webhook_events.begin(event_id, kind, self._clock.now()):
+            return "duplicate"
+        try:
+            outcomes = outcomes_of(event)
+            if outcomes is None:
+                outcomes = await self._refunds_from_provider(event["data"]["object"])
+        except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as exc:
+            return await self._reject(event_id, kind, f"malformed {kind} object: {exc}")
+        if not outcomes:
+            await self._store.webhook_events.finish(event_id, "ignored", None, self._clock.now())
+            return "ignored"
+        for outcome in outcomes:
+            try:
+                await self._payments.apply(outcome, EventSource.WEBHOOK)
+            except OutcomeRejected as exc:
+                return await self._reject(event_id, kind, str(exc))
+            except AppError as exc:
+                # a conflict that outlasted the retries, a provider that is down: try later
+                log.warning("webhook_apply_failed", event_id=event_id, error=exc.message)
+                raise ServiceUnavailable(
+                    "The event could not be applied now; it will be retried",
+                    code="webhook_apply_failed",
+                ) from exc
+        await self._store.webhook_events.finish(event_id, "applied", None, self._clock.now())
+        return "applied"
+
+    async def _refunds_from_provider(self, charge: dict[str, Any]) -> list[PaymentOutcome]:
+        intent_id = text_field(charge, "payment_intent")
+        try:
+            return list(await self._payments.provider_refunds(intent_id))
+        except ProviderError as exc:
+            raise ServiceUnavailable(
+                "The refunds of this charge could not be read from the provider",
+                code="payment_provider_error",
+            ) from exc
+
+    async def _reject(self, event_id: str, kind: str, reason: str) -> str:
+        await self._error_log.record(
+            Component.WEBHOOKS, f"Rejected Stripe event {event_id} ({kind})", error=reason
+        )
+        await self._store.webhook_events.finish(event_id, "rejected", reason, self._clock.now())
+        return "rejected"

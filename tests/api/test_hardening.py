@@ -1,0 +1,110 @@
+"""Attacks and crashes from the hardening review, each through the real ASGI app."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import jwt
+import pytest
+
+from tests.fixtures.app import AUTH, Harness
+from tests.fixtures.orders import order_body
+from tests.fixtures.payments import Payments
+from tests.fixtures.stripe_server import WEBHOOK_SECRET, sign_payload
+
+DEEP = (320, 979, 5000, 100_000)
+
+
+def _nested(depth: int) -> bytes:
+    return b'{"customerId": ' + b"[" * depth + b"1" + b"]" * depth + b"}"
+
+
+@pytest.mark.parametrize("depth", DEEP)
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("POST", "/api/orders"),
+        ("POST", "/api/payments/refund"),
+        ("POST", "/api/payments/confirm"),
+        ("PATCH", "/api/orders/00000000-0000-7000-8000-000000000000"),
+    ],
+)
+async def test_deep_json_is_a_400_in_the_envelope(
+    harness: Harness, method: str, path: str, depth: int
+) -> None:
+    response = await harness.client.request(
+        method,
+        path,
+        content=_nested(depth),
+        headers={**AUTH, "Content-Type": "application/json", "Idempotency-Key": f"d{depth}"},
+    )
+    assert response.status_code == 400, response.text
+    body = response.json()
+    assert body["success"] is False
+    assert "nested deeper" in body["error"]["message"]
+
+
+async def test_a_signed_deep_webhook_is_a_400(stripe_payments: Payments) -> None:
+    payload = b'{"id": "evt_deep", "type": "x", "data": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+    response = await stripe_payments.client.post(
+        "/webhooks/stripe",
+        content=payload,
+        headers={"Stripe-Signature": sign_payload(payload, WEBHOOK_SECRET)},
+    )
+    assert response.status_code == 400
+    assert response.json()["success"] is False
+
+
+async def test_brackets_inside_strings_do_not_count(harness: Harness) -> None:
+    body = order_body(customerName="[" * 150 + "{" * 40)
+    response = await harness.create_order(body)
+    assert response.status_code == 201, response.text
+
+
+async def test_equal_numbers_are_the_same_request(harness: Harness) -> None:
+    body = order_body()
+    first = await harness.create_order(body, **{"Idempotency-Key": "num"})
+    assert first.status_code == 201
+    raw = first.request.content.decode()
+    total = str(body["totalAmount"])
+    padded = raw.replace(f'"totalAmount":{total}', f'"totalAmount":{total}0').replace(
+        f'"totalAmount": {total}', f'"totalAmount": {total}0'
+    )
+    assert padded != raw
+    again = await harness.client.post(
+        "/api/orders",
+        content=padded,
+        headers={**AUTH, "Content-Type": "application/json", "Idempotency-Key": "num"},
+    )
+    assert again.status_code == 201, again.text
+    assert again.headers.get("Idempotent-Replayed") == "true"
+    assert again.json() == first.json()
+
+
+SECRET = "s" * 32
+
+
+def _bearer(issuer: str, subject: str) -> dict[str, str]:
+    token = jwt.encode({"iss": issuer, "sub": subject, "exp": 4_000_000_000}, SECRET, "HS256")
+    return {"Authorization": f"Bearer {token}"}
+
+
+async def test_jwt_callers_never_share_idempotency_keys(
+    make_harness: Callable[..., Any],
+) -> None:
+    h: Harness = await make_harness(jwt_secret=SECRET)
+    first = await h.client.post(
+        "/api/orders",
+        json=order_body(),
+        headers={**_bearer("a:b", "c"), "Idempotency-Key": "shared"},
+    )
+    second = await h.client.post(
+        "/api/orders",
+        json=order_body(),
+        headers={**_bearer("a", "b:c"), "Idempotency-Key": "shared"},
+    )
+    assert first.status_code == second.status_code == 201
+    assert "Idempotent-Replayed" not in second.headers
+    assert second.json()["data"]["order"]["id"] != first.json()["data"]["order"]["id"]
+    assert second.json()["data"]["clientSecret"] != first.json()["data"]["clientSecret"]

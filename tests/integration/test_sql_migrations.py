@@ -1,0 +1,128 @@
+"""The SQL schema's history (Alembic): upgrading a store that holds data keeps every
+order, delivery and rollup (SQLite and PostgreSQL)."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+
+from alembic import command
+from sqlalchemy import create_engine, insert, text
+
+from orderhub.delivery.model import (
+    DeliveryAttempt,
+    DeliveryFilter,
+    DeliveryStatus,
+    Integration,
+    delivery_targets,
+    fan_out,
+)
+from orderhub.kit.clock import epoch_ms
+from orderhub.kit.ids import new_id
+from orderhub.monitoring import figures
+from orderhub.monitoring.rollups import OrderBuckets
+from orderhub.orders.domain import EventSource
+from orderhub.store.documents import order_to_document
+from orderhub.store.sql import tables as t
+from orderhub.store.sql.engine import sync_url
+from orderhub.store.sql.mappers import attempt_row, delivery_row, event_row, order_row
+from orderhub.store.sql.migrate import alembic_config, upgrade_to_head
+from tests.contract.test_store import make_order
+from tests.fixtures.stores import open_test_store
+
+NOW = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+WINDOW = (NOW - timedelta(hours=3), NOW + timedelta(hours=3))
+
+
+def _fill_schema_0007(database_url: str) -> dict[str, object]:
+    """Rows as the store of schema 0007 wrote them (hourly_stats included)."""
+    paid = make_order(at=NOW)
+    paid.record_payment_succeeded(NOW, EventSource.WEBHOOK)
+    pending = make_order(at=NOW - timedelta(minutes=90))
+    orders = [paid, pending]
+    engine = create_engine(sync_url(database_url))
+    deliveries = []
+    with engine.begin() as conn:
+        for order in orders:
+            events = order.take_events()
+            conn.execute(insert(t.orders).values(order_row(order)))
+            document = order_to_document(order)
+            conn.execute(insert(t.order_events), [event_row(e, order, document) for e in events])
+            made = fan_out(events, delivery_targets(list(Integration)), order.updated_at)
+            conn.execute(insert(t.deliveries), [delivery_row(d) for d in made])
+            deliveries.extend(made)
+        attempt = DeliveryAttempt(
+            new_id(), deliveries[0].id, Integration.EMAIL, "failed", 9, "503", NOW
+        )
+        conn.execute(insert(t.delivery_attempts).values(attempt_row(attempt)))
+        conn.execute(
+            insert(t.provider_calls).values(
+                id=str(new_id()),
+                provider="stripe",
+                operation="refund",
+                ok=False,
+                duration_ms=5,
+                at=epoch_ms(NOW),
+            )
+        )
+        # what 0006 kept (its content is rebuilt from the rows above)
+        conn.execute(
+            text("INSERT INTO hourly_stats (hour, metric, value) VALUES (0, 'orders:x:usd', 7)")
+        )
+    engine.dispose()
+    return {"orders": orders, "deliveries": deliveries}
+
+
+async def test_upgrade_from_0007_keeps_orders_deliveries_and_rollups(database_url: str) -> None:
+    # the contract fixture migrated to head; start again from 0007 with data in it
+    config = alembic_config(database_url)
+    await asyncio.to_thread(command.downgrade, config, "0007")
+    data = await asyncio.to_thread(_fill_schema_0007, database_url)
+    await asyncio.to_thread(upgrade_to_head, database_url)
+    await asyncio.to_thread(upgrade_to_head, database_url)  # idempotent
+
+    store = open_test_store(database_url)
+    try:
+        orders = data["orders"]
+        assert isinstance(orders, list)
+        async with store.unit_of_work() as uow:
+            for order in orders:
+                assert await uow.orders.get(order.id) == order
+                found = await uow.orders.get_by_payment_intent(order.payment_intent_id)
+                assert found is not None and found.id == order.id
+        listed = await store.deliveries.list_page(DeliveryFilter(), None, 100)
+        assert len(listed) == 9 and {d.status for d in listed} == {DeliveryStatus.PENDING}
+        buckets = await figures.order_buckets(store, *WINDOW)
+        paid = orders[0]
+        assert buckets == OrderBuckets(
+            successful=1, pending=1, revenue_minor={"usd": paid.total_minor}
+        )
+        calls = await figures.call_counts(store, *WINDOW)
+        assert (calls["stripe"].calls, calls["stripe"].errors) == (1, 1)
+        assert (calls["email"].calls, calls["email"].errors) == (1, 1)
+        assert await figures.orders_by_status(store) == {"paid": 1, "pending": 1}
+        assert (await figures.outbox_backlog(store, NOW))[0] == 9
+    finally:
+        await store.close()
+
+
+async def test_downgrade_and_upgrade_again_keeps_the_figures(database_url: str) -> None:
+    store = open_test_store(database_url)
+    order = make_order(at=NOW)
+    order.record_payment_succeeded(NOW, EventSource.WEBHOOK)
+    try:
+        async with store.unit_of_work() as uow:
+            await uow.orders.add(order)
+            await uow.commit()
+        before = await figures.order_buckets(store, *WINDOW)
+    finally:
+        await store.close()
+    config = alembic_config(database_url)
+    await asyncio.to_thread(command.downgrade, config, "0005")
+    await asyncio.to_thread(command.upgrade, config, "head")
+    store = open_test_store(database_url)
+    try:
+        assert await figures.order_buckets(store, *WINDOW) == before
+        assert before.successful == 1
+    finally:
+        await store.close()
