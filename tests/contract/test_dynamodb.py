@@ -491,3 +491,60 @@ async def test_one_compactor_at_a_time(dynamo: DynamoStore) -> None:
     assert await dynamo.monitoring.compact(NOW) == 0  # held elsewhere
     await dynamo.leases.release("counters-compact", "someone")
     assert await dynamo.monitoring.compact(NOW) > 0
+
+
+# -- monitoring records and wiring ------------------------------------------------------
+
+
+async def test_probes_and_errors_by_time_and_prune(dynamo: DynamoStore) -> None:
+    old, recent = NOW - timedelta(days=3), NOW - timedelta(minutes=1)
+    await dynamo.monitoring.record_probes(
+        [
+            ProbeResult("dynamodb", old, False, None, "down"),
+            ProbeResult("dynamodb", recent, True, 4, None),
+            ProbeResult("stripe", recent, False, None, "timeout"),
+        ]
+    )
+    entries = [
+        ErrorEntry(new_id(), at, "error", "api", f"e{n}", None, None)
+        for n, at in enumerate([old, recent - timedelta(seconds=1), recent])
+    ]
+    for entry in entries:
+        await dynamo.errors.record(entry)
+    summaries = {
+        s.name: s for s in await dynamo.monitoring.probe_summaries(NOW - timedelta(days=4))
+    }
+    assert (summaries["dynamodb"].checks, summaries["dynamodb"].successes) == (2, 1)
+    assert summaries["dynamodb"].last_ok and summaries["dynamodb"].last_at == recent
+    assert not summaries["stripe"].last_ok
+    assert [e.message for e in await dynamo.errors.recent(2, NOW - timedelta(days=4))] == [
+        "e2",
+        "e1",
+    ]
+    await dynamo.monitoring.prune(NOW - timedelta(days=2), NOW - timedelta(days=2))
+    summaries = {
+        s.name: s for s in await dynamo.monitoring.probe_summaries(NOW - timedelta(days=4))
+    }
+    assert summaries["dynamodb"].checks == 1
+    assert [e.message for e in await dynamo.errors.recent(10, NOW - timedelta(days=4))] == [
+        "e2",
+        "e1",
+    ]
+    assert await dynamo.idempotency.purge_expired(NOW) == 0  # TTL's job
+
+
+async def test_settings_open_and_migrate_a_dynamodb_store(dynamodb_env: str, tmp_path: Any) -> None:
+    from orderhub.bootstrap import migrate, open_store
+    from tests.fixtures.app import make_settings
+
+    settings = make_settings(tmp_path, database_url=f"dynamodb://s{uuid.uuid4().hex[:12]}")
+    assert settings.aws_region == REGION
+    migrate(settings)
+    migrate(settings)  # idempotent
+    store = open_store(settings)
+    try:
+        assert isinstance(store, DynamoStore)
+        await store.ping()
+        assert len(await store.server_secret("pagination")) == 32
+    finally:
+        await store.close()
