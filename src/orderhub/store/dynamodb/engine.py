@@ -94,7 +94,7 @@ class DynamoEngine:
         self._session: Any = session if session is not None else aioboto3.Session()
         self._config = Config(
             connect_timeout=5,
-            read_timeout=10,
+            read_timeout=30,
             retries={"total_max_attempts": 4, "mode": "standard"},
         )
         self._stack: contextlib.AsyncExitStack | None = None
@@ -146,10 +146,16 @@ class DynamoEngine:
 
     async def transact(self, actions: list[dict[str, Any]], attempts: int = 6) -> None:
         """TransactWriteItems, tried again (with jitter) while another transaction held one
-        of its items; `TransactionCancelled` for any other cancellation."""
+        of its items; `TransactionCancelled` for any other cancellation. Each try carries
+        its own client request token, so botocore's resend of a try whose answer was lost
+        (a timeout) is not applied twice."""
         for attempt in range(attempts):
             try:
-                await self.call("transact_write_items", TransactItems=actions)
+                await self.call(
+                    "transact_write_items",
+                    TransactItems=actions,
+                    ClientRequestToken=uuid.uuid4().hex,
+                )
                 return
             except TransactionCancelled as cancelled:
                 if not cancelled.conflicted or attempt == attempts - 1:
