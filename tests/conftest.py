@@ -10,11 +10,11 @@ from orderhub.settings import Settings
 configure_logging("warning", "json")
 
 pytest_plugins = [
-    "tests.fixtures.app",
+    "tests.fixtures.peers",
     "tests.fixtures.stores",
+    "tests.fixtures.app",
     "tests.fixtures.stripe_server",
     "tests.fixtures.payments",
-    "tests.fixtures.peers",
     "tests.fixtures.dynamodb",
 ]
 

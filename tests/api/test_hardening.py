@@ -42,7 +42,10 @@ async def test_deep_json_is_a_400_in_the_envelope(
     assert response.status_code == 400, response.text
     body = response.json()
     assert body["success"] is False
-    assert "nested deeper" in body["error"]["message"]
+    assert body["error"] == {
+        "message": "Malformed JSON in request body",
+        "code": "malformed_json",
+    }
 
 
 async def test_a_signed_deep_webhook_is_a_400(stripe_payments: Payments) -> None:

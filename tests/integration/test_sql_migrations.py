@@ -73,15 +73,15 @@ def _fill_schema_0007(database_url: str) -> dict[str, object]:
     return {"orders": orders, "deliveries": deliveries}
 
 
-async def test_upgrade_from_0007_keeps_orders_deliveries_and_rollups(database_url: str) -> None:
+async def test_upgrade_from_0007_keeps_orders_deliveries_and_rollups(sql_database_url: str) -> None:
     # the contract fixture migrated to head; start again from 0007 with data in it
-    config = alembic_config(database_url)
+    config = alembic_config(sql_database_url)
     await asyncio.to_thread(command.downgrade, config, "0007")
-    data = await asyncio.to_thread(_fill_schema_0007, database_url)
-    await asyncio.to_thread(upgrade_to_head, database_url)
-    await asyncio.to_thread(upgrade_to_head, database_url)  # idempotent
+    data = await asyncio.to_thread(_fill_schema_0007, sql_database_url)
+    await asyncio.to_thread(upgrade_to_head, sql_database_url)
+    await asyncio.to_thread(upgrade_to_head, sql_database_url)  # idempotent
 
-    store = open_test_store(database_url)
+    store = open_test_store(sql_database_url)
     try:
         orders = data["orders"]
         assert isinstance(orders, list)
@@ -106,8 +106,8 @@ async def test_upgrade_from_0007_keeps_orders_deliveries_and_rollups(database_ur
         await store.close()
 
 
-async def test_downgrade_and_upgrade_again_keeps_the_figures(database_url: str) -> None:
-    store = open_test_store(database_url)
+async def test_downgrade_and_upgrade_again_keeps_the_figures(sql_database_url: str) -> None:
+    store = open_test_store(sql_database_url)
     order = make_order(at=NOW)
     order.record_payment_succeeded(NOW, EventSource.WEBHOOK)
     try:
@@ -117,10 +117,10 @@ async def test_downgrade_and_upgrade_again_keeps_the_figures(database_url: str) 
         before = await figures.order_buckets(store, *WINDOW)
     finally:
         await store.close()
-    config = alembic_config(database_url)
+    config = alembic_config(sql_database_url)
     await asyncio.to_thread(command.downgrade, config, "0005")
     await asyncio.to_thread(command.upgrade, config, "head")
-    store = open_test_store(database_url)
+    store = open_test_store(sql_database_url)
     try:
         assert await figures.order_buckets(store, *WINDOW) == before
         assert before.successful == 1

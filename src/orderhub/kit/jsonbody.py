@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-from decimal import Decimal
+from decimal import MAX_EMAX, MIN_EMIN, Context, Decimal
 from typing import Any
 
 from orderhub.kit.errors import BadRequest, ValidationFailed
@@ -55,10 +55,6 @@ def parse_json(raw: bytes) -> Any:
     try:
         text = raw.decode("utf-8")
         return loads_bounded(text, parse_float=Decimal, parse_constant=_reject_constant)
-    except TooDeep:
-        raise MalformedJson(
-            f"Malformed JSON in request body: nested deeper than {MAX_DEPTH} levels"
-        ) from None
     except (UnicodeDecodeError, ValueError, RecursionError):
         raise MalformedJson("Malformed JSON in request body") from None
 
@@ -90,7 +86,9 @@ def _canonical_number(value: Decimal) -> str:
     accepted body's strings contain, so a number never equals a string."""
     if not value.is_finite():
         return f"\x00n:{value}"
-    return "\x00n:" + format(value.normalize(), "f")
+    # normalised at the number's own precision: trailing zeros go, no digit is rounded
+    digits = max(1, len(value.as_tuple().digits))
+    return "\x00n:" + str(value.normalize(Context(prec=digits, Emax=MAX_EMAX, Emin=MIN_EMIN)))
 
 
 def _numbers_as_decimals(value: Any) -> Any:
