@@ -5,7 +5,6 @@ entry), and each delivery's event with the order as of the event, by key."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import uuid
 from datetime import datetime
 from typing import Any
@@ -16,6 +15,7 @@ from orderhub.delivery.model import (
     DeliveryFilter,
     DeliveryStatus,
     DueDelivery,
+    released,
 )
 from orderhub.kit.clock import epoch_ms, from_epoch_ms
 from orderhub.monitoring.rollups import Counters
@@ -71,7 +71,7 @@ class DynamoDeliveryRepository(DeliveryTransitions):
         condition = "dw_pk = :w" + (" AND dw_sk <= :now" if until_ms is not None else "")
         vals: dict[str, Any] = {":w": {"S": f"WAITING#{status.value}"}}
         if until_ms is not None:
-            vals[":now"] = {"N": str(until_ms)}
+            vals[":now"] = {"S": t.due_until(until_ms)}
         items: list[Item] = []
         if limit <= 0:
             return items
@@ -211,31 +211,17 @@ class DynamoDeliveryRepository(DeliveryTransitions):
         return True
 
     async def release(self, delivery_ids: list[uuid.UUID], worker_id: str) -> None:
-        """Back to pending, due as before: one conditional update each, moving the item
-        from the in-flight partition of the waiting index to the pending one (its sort
-        key becomes the next attempt again); the backlog does not move."""
+        """Back to pending, due as before: a read, then one conditional update each
+        (still in flight, leased by this worker, due time unchanged), moving the item
+        from the in-flight partition of the waiting index to the pending one. The backlog
+        does not move."""
 
         async def give_back(delivery_id: uuid.UUID) -> None:
-            month = await self._db.month_of(delivery_id)
-            with contextlib.suppress(ConditionFailed):  # no longer ours: nothing to give back
-                await self._db.call(
-                    "update_item",
-                    TableName=self._db.name,
-                    Key=self._key(delivery_id),
-                    UpdateExpression=(
-                        "SET #st = :pending, dw_pk = :w, dw_sk = next_attempt_at, ds_pk = :ds "
-                        "REMOVE #lo, lease_until"
-                    ),
-                    ConditionExpression="attribute_exists(pk) AND #st = :inflight AND #lo = :me",
-                    ExpressionAttributeNames={"#st": "status", "#lo": "lease_owner"},
-                    ExpressionAttributeValues={
-                        ":pending": av(DeliveryStatus.PENDING.value),
-                        ":w": av(f"WAITING#{DeliveryStatus.PENDING.value}"),
-                        ":ds": av(f"DELIVERIES#{DeliveryStatus.PENDING.value}#{month}"),
-                        ":inflight": av(DeliveryStatus.IN_FLIGHT.value),
-                        ":me": av(worker_id),
-                    },
-                )
+            current = await self.get(delivery_id)
+            if current is None or current.lease_owner != worker_id:
+                return
+            state = delivery_state(released(current), await self._db.month_of(delivery_id))
+            await self._leased_update(delivery_id, worker_id, state)
 
         await asyncio.gather(*(give_back(i) for i in delivery_ids))
 
@@ -245,7 +231,9 @@ class DynamoDeliveryRepository(DeliveryTransitions):
         until = epoch_ms(lease_until)
         kept = await asyncio.gather(
             *(
-                self._leased_update(i, worker_id, {"lease_until": until, "dw_sk": until})
+                self._leased_update(
+                    i, worker_id, {"lease_until": until, "dw_sk": t.waiting_sk(until, i)}
+                )
                 for i in delivery_ids
             )
         )
@@ -294,7 +282,7 @@ class DynamoDeliveryRepository(DeliveryTransitions):
 
     async def next_due_at(self) -> datetime | None:
         first = await self._waiting(DeliveryStatus.PENDING, None, 1)
-        return from_epoch_ms(int(first[0]["dw_sk"]["N"])) if first else None
+        return from_epoch_ms(int(first[0]["next_attempt_at"]["N"])) if first else None
 
     async def oldest_waiting_at(self) -> datetime | None:
         page = await self._db.call(

@@ -94,7 +94,7 @@ class DynamoEngine:
         self._session: Any = session if session is not None else aioboto3.Session()
         self._config = Config(
             connect_timeout=5,
-            read_timeout=10,
+            read_timeout=30,
             retries={"total_max_attempts": 4, "mode": "standard"},
         )
         self._stack: contextlib.AsyncExitStack | None = None
@@ -140,16 +140,22 @@ class DynamoEngine:
                     r.get("Code", "None") for r in exc.response.get("CancellationReasons", [])
                 ]
                 raise TransactionCancelled(reasons) from None
-            raise StoreError(f"store error: {type(exc).__name__}") from exc
+            raise StoreError("store error: the request was refused") from exc
         except (BotoCoreError, OSError, TimeoutError) as exc:
-            raise StoreError(f"store error: {type(exc).__name__}") from exc
+            raise StoreError("store error: the store did not answer") from exc
 
     async def transact(self, actions: list[dict[str, Any]], attempts: int = 6) -> None:
         """TransactWriteItems, tried again (with jitter) while another transaction held one
-        of its items; `TransactionCancelled` for any other cancellation."""
+        of its items; `TransactionCancelled` for any other cancellation. Each try carries
+        its own client request token, so botocore's resend of a try whose answer was lost
+        (a timeout) is not applied twice."""
         for attempt in range(attempts):
             try:
-                await self.call("transact_write_items", TransactItems=actions)
+                await self.call(
+                    "transact_write_items",
+                    TransactItems=actions,
+                    ClientRequestToken=uuid.uuid4().hex,
+                )
                 return
             except TransactionCancelled as cancelled:
                 if not cancelled.conflicted or attempt == attempts - 1:

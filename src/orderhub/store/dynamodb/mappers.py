@@ -182,7 +182,9 @@ def delivery_index_keys(delivery: Delivery, month: str) -> dict[str, Any]:
     waiting = delivery.waiting and waiting_sort is not None
     return {
         "dw_pk": f"WAITING#{delivery.status.value}" if waiting else None,
-        "dw_sk": waiting_sort if waiting else None,
+        "dw_sk": t.waiting_sk(waiting_sort, delivery.id)
+        if waiting and waiting_sort is not None
+        else None,
         "db_pk": "BACKLOG" if delivery.waiting else None,
         "ds_pk": f"DELIVERIES#{delivery.status.value}#{month}",
     }

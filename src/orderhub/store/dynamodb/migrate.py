@@ -132,8 +132,10 @@ def create_tables(url: str, region: str) -> str:
         _add_missing_indexes(client, table)
         _enable_ttl(client, table)
         _write_meta(client, table)
-    except (ClientError, BotoCoreError) as exc:
-        raise StoreError(f"store error: {type(exc).__name__}") from exc
+    except ClientError as exc:
+        raise StoreError("store error: DynamoDB refused to create the table") from exc
+    except BotoCoreError as exc:
+        raise StoreError("store error: DynamoDB did not answer") from exc
     finally:
         client.close()
     return table

@@ -35,7 +35,7 @@ INDEXES: dict[str, tuple[str, str, str, str]] = {
     "orders_by_customer": ("oc_pk", "S", "id", "S"),
     "orders_unsent_refunds": ("ou_pk", "S", "updated_at", "N"),
     "orders_by_hour": ("oh_pk", "N", "created_at", "N"),
-    "deliveries_waiting": ("dw_pk", "S", "dw_sk", "N"),
+    "deliveries_waiting": ("dw_pk", "S", "dw_sk", "S"),
     "deliveries_backlog": ("db_pk", "S", "created_at", "N"),
     "deliveries_by_order": ("do_pk", "S", "id", "S"),
     "deliveries_by_status": ("ds_pk", "S", "id", "S"),
@@ -81,6 +81,17 @@ def clamp_month(month: str, first: str, last: str) -> str:
 def padded(ms: int) -> str:
     """Epoch milliseconds as a fixed-width string (sort keys order lexically)."""
     return f"{ms:015d}"
+
+
+def waiting_sk(ms: int, delivery_id: uuid.UUID | str) -> str:
+    """The waiting index's sort key: when the delivery is due, then its id, so that
+    deliveries due at the same moment come in id (creation) order, as in SQL."""
+    return f"{padded(ms)}#{delivery_id}"
+
+
+def due_until(ms: int) -> str:
+    """The highest waiting sort key due at `ms` (`~` sorts after every id)."""
+    return f"{padded(ms)}#~"
 
 
 def ttl_seconds(moment: datetime) -> int:
