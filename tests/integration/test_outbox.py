@@ -19,8 +19,8 @@ from orderhub.delivery.model import (
     delivered,
     delivery_targets,
 )
-from orderhub.delivery.worker import DeliveryWorker
-from orderhub.kit.clock import FrozenClock
+from orderhub.delivery.worker import SHEETS_LEASE, DeliveryWorker
+from orderhub.kit.clock import FrozenClock, SystemClock
 from orderhub.orders.domain import EventSource, EventType
 from tests.fixtures.app import AUTH, Harness
 from tests.fixtures.integrations import Recorders
@@ -413,7 +413,11 @@ async def test_one_sheets_batch_at_a_time_across_workers(
     for _ in range(6):
         await h.create_order()
     workers = [_worker(h, rec, clock, batch_size=3) for _ in range(3)]
-    await asyncio.gather(*(_drain(w) for w in workers))
+    for _ in range(20):  # a worker that finds the lease taken gives its batch back for a second
+        await asyncio.gather(*(_drain(w) for w in workers))
+        if len(rec.sheets.rows) == 6:
+            break
+        clock.advance(seconds=1)
     assert most == 1
     assert len(rec.sheets.rows) == 6
     assert {d.status for d in await _deliveries(h)} == {DeliveryStatus.DELIVERED}
@@ -462,3 +466,74 @@ async def test_an_operator_retry_starts_the_backoff_over(make_harness: Callable[
     again = await h.container.store.deliveries.get(dead.id)
     assert again is not None and again.attempts == 1
     assert (again.next_attempt_at - clock.now()).total_seconds() <= 2
+
+
+async def test_a_held_sheets_lease_delays_only_the_sheet(
+    make_harness: Callable[..., Any],
+) -> None:
+    """A killed worker left the sheets lease behind: email and notifications of new orders
+    still go out at once; the sheet row follows when that lease runs out."""
+    h = await make_harness(integrations=(rec := Recorders()).integrations())
+    store = h.container.store
+    now = datetime.now(UTC)
+    held_until = now + timedelta(seconds=5)
+    assert await store.leases.acquire(SHEETS_LEASE, "killed-worker", held_until, now)
+    stop = asyncio.Event()
+    worker = asyncio.create_task(h.container.worker.run(stop))
+    try:
+        first = (await h.create_order()).json()["data"]["order"]
+        await _until(lambda: len(rec.email.sent) == 1 and len(rec.notifications.published) == 1, 2)
+        # the worker is not stuck waiting for the lease: the next order's messages go out too
+        second = (await h.create_order()).json()["data"]["order"]
+        await _until(lambda: len(rec.email.sent) == 2 and len(rec.notifications.published) == 2, 2)
+        assert rec.sheets.rows == {}
+        assert datetime.now(UTC) < held_until
+        await _until(lambda: len(rec.sheets.rows) == 2, 15)
+        assert datetime.now(UTC) >= held_until
+        assert set(rec.sheets.rows) == {first["id"], second["id"]}
+    finally:
+        stop.set()
+        await worker
+    deliveries = await _deliveries(h)
+    assert {d.status for d in deliveries} == {DeliveryStatus.DELIVERED}
+    # given back while the lease was held, never counted as a failed attempt
+    assert {d.attempts for d in deliveries} == {1}
+
+
+async def test_the_sheets_lease_is_short_renewed_while_writing_and_released_on_stop(
+    make_harness: Callable[..., Any],
+) -> None:
+    rec = Recorders()
+    h = await make_harness(integrations=rec.integrations())
+    c = h.container
+    worker = DeliveryWorker(
+        c.store,
+        rec.integrations(),
+        SystemClock(),
+        c.error_log,
+        lease_seconds=60,
+        poll_seconds=0.05,
+        max_age_hours=24,
+        sheets_lease_seconds=0.3,
+    )
+    rec.sheets.script.gate = asyncio.Event()  # the sheet write hangs
+    await h.create_order()
+    stop = asyncio.Event()
+    task = asyncio.create_task(worker.run(stop, grace_seconds=0.2))
+
+    async def other_gets_lease() -> bool:
+        now = datetime.now(UTC)
+        got = await c.store.leases.acquire(SHEETS_LEASE, "other", now + timedelta(seconds=1), now)
+        if got:
+            await c.store.leases.release(SHEETS_LEASE, "other")
+        return got
+
+    await _until(lambda: rec.sheets.script.calls == 1)
+    await asyncio.sleep(0.8)  # well past the 0.3 s lease: renewed meanwhile
+    assert not await other_gets_lease()
+    assert len(rec.email.sent) == 1  # not held up by the sheet
+    stop.set()
+    await task  # the write did not finish within the grace period
+    assert await other_gets_lease()  # the stopped worker let go of the lease
+    (sheet,) = await _deliveries(h, integration=Integration.SHEETS)
+    assert sheet.status == DeliveryStatus.PENDING

@@ -194,6 +194,18 @@ def released(delivery: Delivery) -> Delivery:
     return replace(delivery, status=DeliveryStatus.PENDING, lease_owner=None, lease_until=None)
 
 
+def postponed(delivery: Delivery, until: datetime) -> Delivery:
+    """Given back untouched, due again at `until` (its turn could not come now, e.g. the
+    sheets lease is held by another worker); no attempt is counted."""
+    return replace(
+        delivery,
+        status=DeliveryStatus.PENDING,
+        next_attempt_at=until,
+        lease_owner=None,
+        lease_until=None,
+    )
+
+
 def retried(delivery: Delivery, now: datetime) -> Delivery:
     """A dead delivery back to pending, due now: a fresh start, so the age limit and the
     backoff count from the retry."""
