@@ -4,6 +4,7 @@ exactly once, retries transient failures, kills permanent ones, and operators ca
 from __future__ import annotations
 
 import asyncio
+import csv
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -21,7 +22,9 @@ from orderhub.delivery.model import (
 )
 from orderhub.delivery.worker import SHEETS_LEASE, DeliveryWorker
 from orderhub.kit.clock import FrozenClock, SystemClock
-from orderhub.orders.domain import EventSource, EventType
+from orderhub.orders.domain import EventSource, EventType, Refund, RefundStatus
+from orderhub.payments.outcomes import RefundOutcome
+from orderhub.store.unit_of_work import update_order
 from tests.fixtures.app import AUTH, Harness
 from tests.fixtures.integrations import Recorders
 
@@ -62,6 +65,13 @@ async def _drain(worker: DeliveryWorker) -> int:
     return total
 
 
+async def _version(h: Harness, order_id: str) -> int:
+    async with h.container.store.unit_of_work() as uow:
+        stored = await uow.orders.get(uuid.UUID(order_id))
+    assert stored is not None
+    return stored.version
+
+
 async def _deliveries(h: Harness, **filters: Any) -> list[Any]:
     return await h.container.store.deliveries.list_page(DeliveryFilter(**filters), None, 1000)
 
@@ -70,7 +80,9 @@ def test_routes_of_spec_section_10() -> None:
     everything = delivery_targets(list(Integration))
     for event in EventType:
         expected = [Integration.SHEETS, Integration.NOTIFICATIONS]
-        if event in EMAIL_EVENTS:
+        if event.internal:
+            expected = [Integration.SHEETS]  # a saved change without an event of its own
+        elif event in EMAIL_EVENTS:
             expected = [Integration.EMAIL, *expected]
         assert everything(event) == expected, event
     assert {e.value for e in EMAIL_EVENTS} == {
@@ -123,8 +135,8 @@ async def test_every_event_reaches_exactly_its_integrations(
     assert all(count == 1 for count in rec.notifications.count_by_event().values())
     (row,) = rec.sheets.rows.values()
     assert row.cells[8:10] == ("refunded", "refunded")  # the order's current state
-    # the version of the last change that raised an event (refund settlements raise none)
-    assert row.cells[12] == str(row.version) and row.version >= len(events)
+    # the order's current version (refund settlements raise no event, yet move the row)
+    assert row.cells[12] == str(row.version) == str(await _version(h, order["id"]))
     statuses = {d.status for d in await _deliveries(h)}
     assert statuses == {DeliveryStatus.DELIVERED}
     # the notification carries the order as of its event
@@ -537,3 +549,98 @@ async def test_the_sheets_lease_is_short_renewed_while_writing_and_released_on_s
     assert await other_gets_lease()  # the stopped worker let go of the lease
     (sheet,) = await _deliveries(h, integration=Integration.SHEETS)
     assert sheet.status == DeliveryStatus.PENDING
+
+
+def _sheet(h: Harness) -> dict[str, dict[str, str]]:
+    """The CSV sheet's rows by order id, as column -> cell."""
+    path = h.settings.data_dir / "sheets" / "orders.csv"
+    with path.open(encoding="utf-8-sig", newline="") as handle:
+        return {row["Order ID"]: row for row in csv.DictReader(handle)}
+
+
+async def test_a_retry_after_a_decline_updates_the_sheet_row(
+    make_harness: Callable[..., Any],
+) -> None:
+    h = await make_harness()  # the real CSV sheet, mail and notification files
+    order = (await h.create_order()).json()["data"]["order"]
+    assert (await h.confirm(order, "pm_card_chargeDeclined")).status_code == 402
+    await _drain(h.container.worker)
+    assert _sheet(h)[order["id"]]["Payment Status"] == "failed"
+    # a new attempt: failed -> pending, without an event of its own
+    again = await h.confirm(order, "pm_card_authenticationRequired")
+    assert again.json()["data"]["status"] == "requires_action"
+    await _drain(h.container.worker)
+    row = _sheet(h)[order["id"]]
+    assert row["Payment Status"] == "pending"
+    assert row["Version"] == str(await _version(h, order["id"]))
+    current = (await h.client.get(f"/api/orders/{order['id']}", headers=AUTH)).json()["data"]
+    assert row["Updated At"] == current["updatedAt"]
+    # the internal event reached the sheet alone: not the history, not the notifications
+    assert [e["type"] for e in current["history"]] == ["order.created", "order.payment_failed"]
+    notified = (h.settings.data_dir / "notifications.jsonl").read_text().splitlines()
+    assert "order.changed" not in "".join(notified)
+    assert len(list((h.settings.data_dir / "mail").glob("*.eml"))) == 2
+    changed = [d for d in await _deliveries(h) if d.event_type == EventType.CHANGED]
+    assert [d.integration for d in changed] == [Integration.SHEETS]
+
+
+async def test_a_refund_settling_updates_the_sheet_row(make_harness: Callable[..., Any]) -> None:
+    h = await make_harness()
+    order = (await h.create_order()).json()["data"]["order"]
+    assert (await h.confirm(order)).status_code == 200
+    refund = Refund("r-1", 500, None, RefundStatus.PENDING, datetime.now(UTC))
+
+    async def reserve(current: Any, _uow: Any, now: datetime) -> None:
+        current.record_refund(refund, now, EventSource.API)
+
+    await update_order(h.container.store, h.container.clock, uuid.UUID(order["id"]), reserve)
+    await _drain(h.container.worker)
+    before = _sheet(h)[order["id"]]
+    # the provider reports the refund succeeded: pending -> succeeded moves no amount
+    await h.container.payment_service.apply(
+        RefundOutcome(
+            order["paymentIntentId"],
+            "re_1",
+            "r-1",
+            500,
+            "usd",
+            RefundStatus.SUCCEEDED,
+            None,
+            datetime.now(UTC),
+        ),
+        EventSource.WEBHOOK,
+    )
+    await _drain(h.container.worker)
+    row = _sheet(h)[order["id"]]
+    assert int(row["Version"]) == int(before["Version"]) + 1 == await _version(h, order["id"])
+    current = (await h.client.get(f"/api/orders/{order['id']}", headers=AUTH)).json()["data"]
+    assert current["refunds"][0]["status"] == "succeeded"
+    assert row["Updated At"] == current["updatedAt"]
+
+
+async def test_after_a_burst_every_sheet_row_shows_the_orders_version(
+    make_harness: Callable[..., Any],
+) -> None:
+    h = await make_harness()
+
+    async def one(n: int) -> str:
+        order = (await h.create_order()).json()["data"]["order"]
+        if n % 2:
+            await h.confirm(order, "pm_card_chargeDeclined")
+            await h.confirm(order, "pm_card_authenticationRequired")
+        else:
+            await h.confirm(order)
+        return str(order["id"])
+
+    ids = await asyncio.gather(*(one(n) for n in range(12)))
+    await _drain(h.container.worker)
+    sheet = _sheet(h)
+    assert sorted(sheet) == sorted(ids)
+    for order_id in ids:
+        current = (await h.client.get(f"/api/orders/{order_id}", headers=AUTH)).json()["data"]
+        row = sheet[order_id]
+        assert row["Version"] == str(await _version(h, order_id)), order_id
+        assert (row["Payment Status"], row["Updated At"]) == (
+            current["paymentStatus"],
+            current["updatedAt"],
+        )

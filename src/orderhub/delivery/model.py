@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 
 from orderhub.kit.ids import new_id
-from orderhub.orders.domain import EventType, Order, OrderEvent
+from orderhub.orders.domain import INTERNAL_EVENTS, EventType, Order, OrderEvent
 
 
 class Integration(StrEnum):
@@ -34,7 +34,8 @@ class DeliveryStatus(StrEnum):
     DEAD = "dead"
 
 
-# SPEC §10: which events reach which integration.
+# Which events reach which integration. The sheet follows every saved change (the
+# internal `order.changed` included); the others see the public events only.
 EMAIL_EVENTS = frozenset(
     {
         EventType.CREATED,
@@ -49,7 +50,7 @@ EMAIL_EVENTS = frozenset(
 ROUTES: dict[Integration, frozenset[EventType]] = {
     Integration.EMAIL: EMAIL_EVENTS,
     Integration.SHEETS: frozenset(EventType),
-    Integration.NOTIFICATIONS: frozenset(EventType),
+    Integration.NOTIFICATIONS: frozenset(EventType) - INTERNAL_EVENTS,
 }
 
 DeliveryTargets = Callable[[EventType], list[Integration]]
