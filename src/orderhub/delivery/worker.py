@@ -43,6 +43,7 @@ from orderhub.delivery.model import (
 )
 from orderhub.delivery.registry import Integrations
 from orderhub.kit.clock import Clock
+from orderhub.kit.failures import in_words
 from orderhub.monitoring.error_log import ErrorLog
 from orderhub.store.protocol import Store, StoreError
 
@@ -372,11 +373,9 @@ async def _finish_within(task: asyncio.Task[None] | asyncio.Task[int], seconds: 
 
 
 def _describe(exc: BaseException) -> str:
-    if isinstance(exc, TimeoutError):
-        return "timed out"
-    text = str(exc) or type(exc).__name__
-    return (
-        text
-        if isinstance(exc, TransientDeliveryError | PermanentDeliveryError)
-        else (f"{type(exc).__name__}: {text}")
-    )
+    """The delivery's `lastError`: the receiver's own words, or what failed in words."""
+    if isinstance(exc, TransientDeliveryError | PermanentDeliveryError):
+        return str(exc) or "the receiver refused it"
+    if not isinstance(exc, TimeoutError):
+        log.warning("delivery_error", error_type=type(exc).__name__, error=str(exc))
+    return in_words(exc)
