@@ -18,6 +18,7 @@ from orderhub.bootstrap import Container, build_container, migrate
 from orderhub.delivery.model import DeliveryStatus, Integration
 from orderhub.kit.clock import iso_ms
 from orderhub.kit.errors import AppError
+from orderhub.kit.failures import in_words
 from orderhub.kit.logging import configure_logging
 from orderhub.settings import Settings, SettingsError, load_settings
 from orderhub.store.protocol import StoreError
@@ -76,7 +77,7 @@ def _migrate(settings: Settings) -> None:
         _fail(str(exc))
     except (SQLAlchemyError, OSError) as exc:
         typer.echo(
-            f"orderhub: cannot migrate the store ({type(exc).__name__}); check DATABASE_URL",
+            f"orderhub: cannot migrate the store ({in_words(exc)}); check DATABASE_URL",
             err=True,
         )
         raise typer.Exit(1) from None

@@ -8,6 +8,8 @@ line naming the variable.
 from __future__ import annotations
 
 import ipaddress
+import re
+from email.utils import parseaddr
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -22,6 +24,19 @@ def _is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host.strip("[]")).is_loopback
     except ValueError:
         return False
+
+
+# RFC 7518 §3.2: an HS256 key is at least as long as the hash (256 bits).
+MIN_JWT_SECRET_BYTES = 32
+_ADDRESS = re.compile(r"^[^@\s<>\"(),;:]+@[^@\s<>\"(),;:\[\]]+$")
+
+
+def _is_address(value: str) -> bool:
+    """`local@domain` or `Name <local@domain>`, on one line."""
+    if any(c in value for c in "\r\n\x00"):
+        return False
+    _name, address = parseaddr(value)
+    return bool(address) and _ADDRESS.match(address) is not None
 
 
 class SettingsError(Exception):
@@ -71,6 +86,7 @@ class Settings(BaseSettings):
     jwt_jwks_url: str = ""
     jwt_audience: str = ""
     jwt_issuer: str = ""
+    jwt_leeway_seconds: int = Field(default=30, ge=0, le=300)
 
     rate_limit_max: int = Field(default=100, ge=1)
     rate_limit_window_seconds: int = Field(default=900, ge=1)
@@ -128,12 +144,21 @@ class Settings(BaseSettings):
     def _lower(cls, value: object) -> object:
         return value.strip().lower() if isinstance(value, str) else value
 
-    @field_validator("payment_provider", "email_templates_dir", mode="before")
+    @field_validator("payment_provider", mode="before")
     @classmethod
-    def _empty_is_none(cls, value: object) -> object:
+    def _empty_is_none_lower(cls, value: object) -> object:
+        """An enumerated value: empty is unset, the rest is compared in lower case."""
         if isinstance(value, str) and not value.strip():
             return None
         return value.strip().lower() if isinstance(value, str) else value
+
+    @field_validator("email_templates_dir", mode="before")
+    @classmethod
+    def _empty_is_none(cls, value: object) -> object:
+        """A path: empty is unset; otherwise kept exactly as given (case included)."""
+        if isinstance(value, str) and not value.strip():
+            return None
+        return value
 
     @model_validator(mode="after")
     def _consistent(self) -> Settings:
@@ -149,6 +174,15 @@ class Settings(BaseSettings):
             raise ValueError(
                 f"{jwt_sources[1]}: only one of JWT_SECRET, JWT_PUBLIC_KEY, JWT_JWKS_URL"
             )
+        if self.jwt_secret and len(self.jwt_secret.encode()) < MIN_JWT_SECRET_BYTES:
+            raise ValueError(f"jwt_secret: must be at least {MIN_JWT_SECRET_BYTES} bytes for HS256")
+        for claim in ("jwt_audience", "jwt_issuer"):
+            if getattr(self, claim) and not jwt_sources:
+                raise ValueError(
+                    f"{claim}: set, but no JWT key is (JWT_SECRET, JWT_PUBLIC_KEY or JWT_JWKS_URL)"
+                )
+        if not _is_address(self.email_from):
+            raise ValueError("email_from: not an email address (name@domain or Name <name@domain>)")
         if self.payment_provider == "stripe" and not self.stripe_secret_key:
             raise ValueError("stripe_secret_key: required when PAYMENT_PROVIDER=stripe")
         if (

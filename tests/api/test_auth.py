@@ -91,6 +91,32 @@ async def test_bad_tokens_are_401(hs256: Harness, token: str) -> None:
     _assert_401(await hs256.client.get("/api/orders", headers={"Authorization": f"Bearer {token}"}))
 
 
+@pytest.mark.parametrize(
+    "claims",
+    [
+        pytest.param(_claims(exp=str(int(time.time()) + 300)), id="exp-string"),
+        pytest.param(_claims(nbf=str(int(time.time()) - 60)), id="nbf-string"),
+        pytest.param(_claims(iat=str(int(time.time()))), id="iat-string"),
+        pytest.param(_claims(iat=True), id="iat-bool"),
+    ],
+)
+async def test_time_claims_must_be_numbers(hs256: Harness, claims: dict[str, Any]) -> None:
+    token = _token(claims)
+    _assert_401(await hs256.client.get("/api/orders", headers={"Authorization": f"Bearer {token}"}))
+    fine = _token({**claims, **_claims(iat=int(time.time()), nbf=int(time.time()) - 60)})
+    response = await hs256.client.get("/api/orders", headers={"Authorization": f"Bearer {fine}"})
+    assert response.status_code == 200
+
+
+async def test_leeway_is_the_setting(make_harness: Callable[..., Any]) -> None:
+    lately = _token(_claims(exp=int(time.time()) - 20))  # expired 20 s ago
+    default: Harness = await make_harness(jwt_secret=SECRET)  # 30 s of clock skew
+    headers = {"Authorization": f"Bearer {lately}"}
+    assert (await default.client.get("/api/orders", headers=headers)).status_code == 200
+    strict: Harness = await make_harness(jwt_secret=SECRET, jwt_leeway_seconds=5)
+    _assert_401(await strict.client.get("/api/orders", headers=headers))
+
+
 async def test_non_bearer_scheme_is_401(hs256: Harness) -> None:
     _assert_401(await hs256.client.get("/api/orders", headers={"Authorization": f"Basic {SECRET}"}))
 

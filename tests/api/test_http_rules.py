@@ -130,6 +130,23 @@ async def test_request_id_is_echoed_on_413(api: httpx.AsyncClient) -> None:
     assert response.headers["X-Request-ID"] == "big-one"
 
 
+@pytest.mark.parametrize(
+    "given",
+    ["", "has space", "semi;colon", "x" * 129, "new\u00e9id", "a/b", "<script>", "{id}"],
+)
+async def test_a_request_id_outside_the_allowed_set_is_replaced(
+    api: httpx.AsyncClient, given: str
+) -> None:
+    response = await api.get("/health", headers={"X-Request-ID": given.encode("utf-8")})
+    replaced = response.headers["X-Request-ID"]
+    assert replaced != given
+    assert re.fullmatch(r"[0-9a-f]{32}", replaced)
+    longest = "A1._:-" * 21 + "zz"  # 128 characters, all allowed
+    assert (await api.get("/health", headers={"X-Request-ID": longest})).headers[
+        "X-Request-ID"
+    ] == longest
+
+
 @pytest.mark.parametrize("path", ["/health", ORDERS, "/nope"])
 async def test_request_id_is_generated_when_not_sent(api: httpx.AsyncClient, path: str) -> None:
     first = await api.get(path, headers=AUTH)

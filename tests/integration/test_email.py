@@ -880,7 +880,7 @@ async def test_sendgrid_slow_is_transient(sendgrid: FakeSendGrid) -> None:
     sender = SendGridEmailSender(API_KEY, sendgrid.url, timeout=0.3)
     started = time.monotonic()
     try:
-        with pytest.raises(TransientDeliveryError, match="timeout"):
+        with pytest.raises(TransientDeliveryError, match="timed out"):
             await sender.send(email_message())
     finally:
         await sender.aclose()

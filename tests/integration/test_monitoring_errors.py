@@ -196,6 +196,7 @@ async def test_a_rejected_webhook_is_a_webhook_service_error(
     assert [e["service"] for e in items] == ["webhookService"]
     assert items[0]["level"] == "error"
     assert items[0]["error"]
+    assert items[0]["orderId"] == order["id"]  # the order is known by its intent
     # and the order was not paid by it
     current = await h.client.get(f"/api/orders/{order['id']}", headers=AUTH)
     assert current.json()["data"]["paymentStatus"] == "pending"
@@ -212,6 +213,55 @@ async def test_an_unhandled_500_is_an_http_error_without_its_secrets(
     assert item["orderId"] is None
     assert "/api/orders/{order_id}" in item["message"]  # the route, not the raw path
     assert "boom" not in str(item) and "SELECT" not in str(item)
+    assert "RuntimeError" not in str(item)
+
+
+class TooDeep:
+    async def get(self, order_id: str) -> Any:
+        raise RecursionError("maximum recursion depth exceeded")
+
+
+async def test_an_unhandled_500_is_told_in_words(make_harness: Callable[..., Any]) -> None:
+    h, _rec, _clock = await setup(make_harness)
+    original, h.container.orders = h.container.orders, TooDeep()  # type: ignore[assignment]
+    try:
+        response = await h.client.get(
+            f"/api/orders/{uuid.uuid4()}", headers={**AUTH, "X-Request-ID": "req-deep-1"}
+        )
+    finally:
+        h.container.orders = original
+    assert response.status_code == 500
+    (item,) = (await errors(h))["errors"]
+    assert item["error"] == "the data was nested too deeply to process; request req-deep-1"
+    assert "Recursion" not in str(item) and "Error" not in item["error"]
+
+
+async def test_a_broken_email_template_is_told_in_words(
+    make_harness: Callable[..., Any], tmp_path: Any
+) -> None:
+    templates = tmp_path / "Shop-Templates"  # mixed case: the path is used as given
+    templates.mkdir()
+    (templates / "confirmation.subject.j2").write_text("Order {{ nope }}")
+    h = await make_harness(email_templates_dir=str(templates))
+    order = (await h.create_order()).json()["data"]["order"]
+    while await h.container.worker.run_once():
+        pass
+    response = await h.client.get(
+        "/api/monitoring/deliveries", params={"integration": "email"}, headers=AUTH
+    )
+    (delivery,) = response.json()["data"]
+    assert delivery["status"] == "dead"
+    expected = (
+        "cannot render the order.created email: "
+        "a template uses a value that does not exist ('nope' is undefined)"
+    )
+    assert delivery["lastError"] == expected
+    (item,) = (await errors(h))["errors"]
+    assert (item["service"], item["orderId"], item["error"]) == (
+        "emailService",
+        order["id"],
+        expected,
+    )
 
 
 # -- order, count and limit ------------------------------------------------------------------

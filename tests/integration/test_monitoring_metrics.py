@@ -139,7 +139,7 @@ class World:
 
     async def deliver(self) -> None:
         """Run the worker until idle, noting each attempt the senders saw (sheets get a
-        delivery for every event, as notifications do; none of the sheet ones fail)."""
+        delivery for every saved change; none of the sheet ones fail)."""
         rec = self.recorders
         while True:
             before = {
@@ -149,7 +149,7 @@ class World:
                     len(rec.notifications.script.failures),
                 ),
             }
-            fresh_notifications = await self._pending_first_attempts("notifications")
+            fresh_sheets = await self._pending_first_attempts("sheets")
             if await self.harness.container.worker.run_once() == 0:
                 return
             now = self.clock.now()
@@ -161,9 +161,8 @@ class World:
                 failed = before[key][1] - len(script.failures)
                 self.attempts.log += [(now, name, False)] * failed
                 self.attempts.log += [(now, name, True)] * (calls - failed)
-            # every event has one sheet delivery, attempted in the same run as its
-            # notification's first attempt
-            self.attempts.log += [(now, "csv", True)] * fresh_notifications
+            # every sheet delivery due now is attempted (and succeeds) in this run
+            self.attempts.log += [(now, "csv", True)] * fresh_sheets
 
     async def _pending_first_attempts(self, integration: str) -> int:
         response = await self.client.get(

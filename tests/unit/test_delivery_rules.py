@@ -17,6 +17,7 @@ from orderhub.delivery.model import (
     failed,
     fan_out,
     is_due,
+    postponed,
     released,
     retried,
 )
@@ -89,6 +90,14 @@ def test_outcomes_and_their_backlog_and_attempts() -> None:
         NOW + timedelta(hours=1),
     )
     assert released(leased).status == DeliveryStatus.PENDING
+    later = postponed(leased, NOW + timedelta(seconds=1))
+    assert (later.status, later.attempts, later.lease_owner, later.next_attempt_at) == (
+        DeliveryStatus.PENDING,
+        leased.attempts,
+        None,
+        NOW + timedelta(seconds=1),
+    )
+    assert backlog_change(leased, later) == 0
 
 
 def test_transition_counters_count_the_attempt_and_the_backlog() -> None:

@@ -218,7 +218,7 @@ def _rsa_public_pem() -> str:
 @pytest.mark.parametrize(
     ("name", "value"),
     [
-        ("JWT_SECRET", "a-long-secret"),
+        ("JWT_SECRET", "a-secret-of-at-least-32-bytes-ok"),
         ("JWT_PUBLIC_KEY", _rsa_public_pem()),
         ("JWT_JWKS_URL", "https://idp.example/.well-known/jwks.json"),
     ],
@@ -323,3 +323,51 @@ def test_first_problem_only(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_secret_values_are_not_echoed(monkeypatch: pytest.MonkeyPatch) -> None:
     text = settings_error(monkeypatch, JWT_SECRET="super-secret-value", JWT_JWKS_URL="https://j")
     assert "super-secret-value" not in text
+
+
+def test_paths_keep_their_case(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("EMAIL_TEMPLATES_DIR", "/srv/Shop/Email-Templates")
+    monkeypatch.setenv("PAYMENT_PROVIDER", " SandBox ")  # enumerated: normalised
+    s = load_settings()
+    assert s.email_templates_dir == Path("/srv/Shop/Email-Templates")
+    assert s.payment_provider == "sandbox"
+    monkeypatch.setenv("EMAIL_TEMPLATES_DIR", "  ")
+    assert load_settings().email_templates_dir is None
+
+
+def test_jwt_secret_must_be_32_bytes(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert settings_error(monkeypatch, JWT_SECRET="x" * 31) == (
+        "JWT_SECRET: must be at least 32 bytes for HS256"
+    )
+    monkeypatch.setenv("JWT_SECRET", "x" * 32)
+    assert load_settings().jwt_secret == "x" * 32
+
+
+@pytest.mark.parametrize("name", ["JWT_AUDIENCE", "JWT_ISSUER"])
+def test_jwt_claim_checks_need_a_jwt_key(monkeypatch: pytest.MonkeyPatch, name: str) -> None:
+    assert settings_error(monkeypatch, **{name: "orderhub"}) == (
+        f"{name}: set, but no JWT key is (JWT_SECRET, JWT_PUBLIC_KEY or JWT_JWKS_URL)"
+    )
+    monkeypatch.setenv("JWT_JWKS_URL", "https://idp.example/jwks.json")
+    assert getattr(load_settings(), name.lower()) == "orderhub"
+
+
+@pytest.mark.parametrize(
+    "value", ["orders", "orders@", "@shop.example", "a b@shop.example", "x@y\nBcc: z@w", ""]
+)
+def test_email_from_must_be_an_address(monkeypatch: pytest.MonkeyPatch, value: str) -> None:
+    text = settings_error(monkeypatch, EMAIL_FROM=value)
+    assert text.startswith("EMAIL_FROM: not an email address")
+
+
+@pytest.mark.parametrize("value", ["orders@shop.example", "Shop <orders@shop.example>"])
+def test_email_from_addresses(monkeypatch: pytest.MonkeyPatch, value: str) -> None:
+    monkeypatch.setenv("EMAIL_FROM", value)
+    assert load_settings().email_from == value
+
+
+def test_jwt_leeway_seconds(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert load_settings().jwt_leeway_seconds == 30
+    monkeypatch.setenv("JWT_LEEWAY_SECONDS", "5")
+    assert load_settings().jwt_leeway_seconds == 5
+    assert settings_error(monkeypatch, JWT_LEEWAY_SECONDS="-1").startswith("JWT_LEEWAY_SECONDS:")

@@ -106,3 +106,28 @@ async def test_nothing_is_handed_over_without_commit() -> None:
     async with uow:
         await uow.orders.add(make_order())
     assert uow.written == []
+
+
+async def test_a_saved_change_without_an_event_gets_one_sheets_delivery() -> None:
+    order = make_order(at=NOW)
+    order.take_events()
+    order.record_payment_failed(NOW, EventSource.API)
+    order.take_events()
+    uow = MemoryUnitOfWork({order.id: order})
+    async with uow:
+        current = await uow.orders.get(order.id)
+        assert current is not None
+        assert current.record_payment_retrying(NOW + timedelta(seconds=5))
+        await uow.orders.save(current)
+        await uow.commit()
+    (write,) = uow.written
+    (event,) = write.events
+    assert (event.type, event.payment_status, event.at) == (
+        EventType.CHANGED,
+        "pending",
+        NOW + timedelta(seconds=5),
+    )
+    assert [(d.integration, d.event_id) for d in write.deliveries] == [
+        (Integration.SHEETS, event.id)
+    ]
+    assert write.counters.gauges["backlog"] == 1

@@ -38,10 +38,24 @@ def _unauthorized(message: str) -> Unauthorized:
     return Unauthorized(message, headers=CHALLENGE)
 
 
+TIME_CLAIMS = ("exp", "nbf", "iat")
+
+
+def _numeric_times(claims: dict[str, Any]) -> bool:
+    """RFC 7519 §2: `exp`, `nbf` and `iat` are NumericDates, JSON numbers; PyJWT would take
+    a numeric string such as "1700000000" too."""
+    return all(
+        isinstance(claims[name], int | float) and not isinstance(claims[name], bool)
+        for name in TIME_CLAIMS
+        if name in claims
+    )
+
+
 class JwtVerifier:
     def __init__(self, settings: Settings) -> None:
         self._audience = settings.jwt_audience or None
         self._issuer = settings.jwt_issuer or None
+        self._leeway = settings.jwt_leeway_seconds
         self._key: Any = None
         self._algorithms: list[str] = []
         self._jwks: jwt.PyJWKClient | None = None
@@ -78,12 +92,14 @@ class JwtVerifier:
                 audience=self._audience,
                 issuer=self._issuer,
                 options={"require": ["exp"], "verify_aud": self._audience is not None},
-                leeway=30,
+                leeway=self._leeway,
             )
         except jwt.ExpiredSignatureError:
             raise _unauthorized("Token has expired") from None
         except (jwt.PyJWTError, ValueError):
             raise _unauthorized("Invalid token") from None
+        if not _numeric_times(claims):
+            raise _unauthorized("Invalid token")
         return claims
 
 

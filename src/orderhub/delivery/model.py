@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 
 from orderhub.kit.ids import new_id
-from orderhub.orders.domain import EventType, Order, OrderEvent
+from orderhub.orders.domain import INTERNAL_EVENTS, EventType, Order, OrderEvent
 
 
 class Integration(StrEnum):
@@ -34,7 +34,8 @@ class DeliveryStatus(StrEnum):
     DEAD = "dead"
 
 
-# SPEC §10: which events reach which integration.
+# Which events reach which integration. The sheet follows every saved change (the
+# internal `order.changed` included); the others see the public events only.
 EMAIL_EVENTS = frozenset(
     {
         EventType.CREATED,
@@ -49,7 +50,7 @@ EMAIL_EVENTS = frozenset(
 ROUTES: dict[Integration, frozenset[EventType]] = {
     Integration.EMAIL: EMAIL_EVENTS,
     Integration.SHEETS: frozenset(EventType),
-    Integration.NOTIFICATIONS: frozenset(EventType),
+    Integration.NOTIFICATIONS: frozenset(EventType) - INTERNAL_EVENTS,
 }
 
 DeliveryTargets = Callable[[EventType], list[Integration]]
@@ -192,6 +193,18 @@ def failed(delivery: Delivery, error: str, retry_at: datetime | None) -> Deliver
 def released(delivery: Delivery) -> Delivery:
     """Given back untouched (a graceful stop)."""
     return replace(delivery, status=DeliveryStatus.PENDING, lease_owner=None, lease_until=None)
+
+
+def postponed(delivery: Delivery, until: datetime) -> Delivery:
+    """Given back untouched, due again at `until` (its turn could not come now, e.g. the
+    sheets lease is held by another worker); no attempt is counted."""
+    return replace(
+        delivery,
+        status=DeliveryStatus.PENDING,
+        next_attempt_at=until,
+        lease_owner=None,
+        lease_until=None,
+    )
 
 
 def retried(delivery: Delivery, now: datetime) -> Delivery:

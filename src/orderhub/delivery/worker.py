@@ -5,7 +5,14 @@ number of them may share one store. Leases keep two workers from sending the sam
 delivery at once; a worker that dies loses nothing (its leases run out and another
 worker takes them). Retries back off from 2 s to 15 min until DELIVERY_MAX_AGE_HOURS
 after the event, then the delivery is dead. A graceful stop finishes what is in flight
-(within a grace period) and gives back what it could not finish.
+(within a grace period) and gives back what it could not finish, the sheets lease
+included.
+
+One integration never holds up another: email and notifications are sent as soon as they
+are leased, while sheet deliveries go to a writer task of their own (one at a time per
+worker, and across workers under the short `sheets-writer` lease, renewed while a batch
+writes). When another worker holds that lease, the sheet deliveries are given back at
+once, due again a moment later, instead of waiting for it.
 """
 
 from __future__ import annotations
@@ -16,7 +23,7 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime, timedelta
 
@@ -32,15 +39,24 @@ from orderhub.delivery.model import (
     delivered,
     failed,
     next_attempt,
+    postponed,
 )
 from orderhub.delivery.registry import Integrations
 from orderhub.kit.clock import Clock
+from orderhub.kit.failures import in_words
 from orderhub.monitoring.error_log import ErrorLog
 from orderhub.store.protocol import Store, StoreError
 
 log = structlog.get_logger(__name__)
 
 SHEETS_LEASE = "sheets-writer"
+# Short, and renewed every third of it while a batch writes: a killed holder's lease runs
+# out within seconds.
+SHEETS_LEASE_SECONDS = 10.0
+# A sheet delivery given back because another worker holds the lease is due again after this.
+SHEETS_RETRY_SECONDS = 1.0
+# At most this many sheet deliveries wait for this worker's writer; more are given back.
+SHEETS_QUEUE_LIMIT = 500
 
 
 def new_worker_id() -> str:
@@ -63,6 +79,7 @@ class DeliveryWorker:
         wake: asyncio.Event | None = None,
         worker_id: str | None = None,
         on_outcome: Callable[[str, str], None] | None = None,
+        sheets_lease_seconds: float = SHEETS_LEASE_SECONDS,
     ) -> None:
         self._store = store
         self.integrations = integrations
@@ -77,6 +94,9 @@ class DeliveryWorker:
         self.worker_id = worker_id or new_worker_id()
         self._unfinished: set[uuid.UUID] = set()
         self._on_outcome = on_outcome or (lambda _integration, _outcome: None)
+        self._sheets_lease = timedelta(seconds=min(sheets_lease_seconds, lease_seconds))
+        self._sheets_queue: list[DueDelivery] = []
+        self._sheets_task: asyncio.Task[None] | None = None
 
     # -- the loop -------------------------------------------------------------------
 
@@ -84,22 +104,23 @@ class DeliveryWorker:
         """Deliver until `stop` is set; then let the current batch finish (up to
         `grace_seconds`) and give back whatever is still unfinished."""
         log.info("worker_started", worker_id=self.worker_id)
+        loop = asyncio.get_running_loop()
+        deadline: float | None = None
         while not stop.is_set():
             batch = asyncio.create_task(self._run_once_safely())
             stopping = asyncio.create_task(stop.wait())
             done, _ = await asyncio.wait({batch, stopping}, return_when=asyncio.FIRST_COMPLETED)
             if batch not in done:
-                try:
-                    await asyncio.wait_for(asyncio.shield(batch), grace_seconds)
-                except TimeoutError:
-                    batch.cancel()
-                    with contextlib.suppress(asyncio.CancelledError):
-                        await batch
+                deadline = loop.time() + grace_seconds
+                await _finish_within(batch, grace_seconds)
                 stopping.cancel()
                 break
             stopping.cancel()
             if batch.result() == 0:
                 await self._idle(stop)
+        if self._sheets_task is not None:
+            left = grace_seconds if deadline is None else max(0.0, deadline - loop.time())
+            await _finish_within(self._sheets_task, left)
         await self._give_back()
         log.info("worker_stopped", worker_id=self.worker_id)
 
@@ -116,21 +137,36 @@ class DeliveryWorker:
         # cleared before looking, so a commit that lands meanwhile still wakes the next wait
         self._wake.clear()
         try:
-            return await self.run_once()
+            return await self._run_batch()
         except StoreError as exc:
             log.warning("worker_store_unavailable", error=str(exc))
             return 0
 
     async def _give_back(self) -> None:
+        self._sheets_queue.clear()
         if self._unfinished:
             with contextlib.suppress(StoreError):
                 await self._store.deliveries.release(list(self._unfinished), self.worker_id)
             self._unfinished.clear()
+        with contextlib.suppress(StoreError):
+            await self._store.leases.release(SHEETS_LEASE, self.worker_id)
 
     # -- one batch ------------------------------------------------------------------
 
     async def run_once(self) -> int:
-        """Lease and deliver one batch of due deliveries; returns how many."""
+        """Lease and deliver one batch of due deliveries, and wait until its sheet rows are
+        written too; returns how many were leased. (The loop in `run` does not wait for
+        the sheets before leasing the next batch.)"""
+        count = await self._run_batch()
+        await self.sheets_settled()
+        return count
+
+    async def sheets_settled(self) -> None:
+        """Wait until this worker's sheet writer has nothing left to write."""
+        while self._sheets_task is not None and not self._sheets_task.done():
+            await asyncio.shield(self._sheets_task)
+
+    async def _run_batch(self) -> int:
         now = self._clock.now()
         due = await lease_due(
             self._store, now, self.worker_id, now + self._lease, self._batch, now - self._max_age
@@ -140,12 +176,13 @@ class DeliveryWorker:
         self._unfinished.update(d.delivery.id for d in due)
         sheets = [d for d in due if d.delivery.integration == Integration.SHEETS]
         others = [d for d in due if d.delivery.integration != Integration.SHEETS]
-        work: list[Awaitable[None]] = [self._deliver_one(d) for d in others]
         if sheets:
-            work.append(self._deliver_sheets(sheets))
+            await self._queue_sheets(sheets)
         # every send finishes (or fails) before the batch is over, even if one of them
         # could not record its outcome
-        outcomes = await asyncio.gather(*work, return_exceptions=True)
+        outcomes = await asyncio.gather(
+            *(self._deliver_one(d) for d in others), return_exceptions=True
+        )
         for outcome in outcomes:
             if isinstance(outcome, BaseException):
                 raise outcome
@@ -186,38 +223,93 @@ class DeliveryWorker:
     async def _send(self, due: DueDelivery) -> None:
         await dispatch.send(self.integrations, due)
 
+    # -- sheets ---------------------------------------------------------------------
+
+    async def _queue_sheets(self, batch: list[DueDelivery]) -> None:
+        """Hand sheet deliveries to this worker's writer task (started when idle)."""
+        if len(self._sheets_queue) + len(batch) > SHEETS_QUEUE_LIMIT:
+            await self._postpone(batch)
+            return
+        self._sheets_queue.extend(batch)
+        if self._sheets_task is None or self._sheets_task.done():
+            self._sheets_task = asyncio.create_task(self._write_sheets())
+
+    async def _write_sheets(self) -> None:
+        """Write what is queued, a batch at a time, until the queue is empty."""
+        while self._sheets_queue:
+            batch, self._sheets_queue = self._sheets_queue, []
+            try:
+                await self._deliver_sheets(batch)
+            except StoreError as exc:
+                # the leases run out and the deliveries are taken again
+                log.warning("worker_store_unavailable", error=str(exc))
+            except Exception:
+                log.exception("sheets_batch_failed", worker_id=self.worker_id)
+
     async def _deliver_sheets(self, batch: list[DueDelivery]) -> None:
         """One upsert for the whole batch, each order's newest row only, and one batch at a
         time across every worker on the store (a spreadsheet has no conditional writes, so
-        two writers at once could add a row twice)."""
-        deadline = time.monotonic() + self._lease.total_seconds() / 2
-        while True:
-            now = self._clock.now()
-            if await self._store.leases.acquire(
-                SHEETS_LEASE, self.worker_id, now + self._lease, now
-            ):
-                break
-            if time.monotonic() > deadline:
-                await self._store.deliveries.release([d.delivery.id for d in batch], self.worker_id)
-                for due in batch:
-                    self._unfinished.discard(due.delivery.id)
-                return
-            await asyncio.sleep(0.2)
+        two writers at once could add a row twice). If another worker holds the lease, the
+        batch is given back at once, due again shortly."""
+        now = self._clock.now()
+        if not await self._store.leases.acquire(
+            SHEETS_LEASE, self.worker_id, now + self._sheets_lease, now
+        ):
+            await self._postpone(batch)
+            return
         try:
             batch = await self._still_ours(batch)
             if batch:
                 await self._upsert_sheets(batch)
         finally:
-            await self._store.leases.release(SHEETS_LEASE, self.worker_id)
+            with contextlib.suppress(StoreError):
+                await self._store.leases.release(SHEETS_LEASE, self.worker_id)
+
+    async def _postpone(self, batch: list[DueDelivery]) -> None:
+        until = self._clock.now() + timedelta(seconds=SHEETS_RETRY_SECONDS)
+        for due in batch:
+            # conditional: a delivery another worker took meanwhile is left alone
+            await self._store.deliveries.transition(due.delivery, postponed(due.delivery, until))
+            self._unfinished.discard(due.delivery.id)
+
+    async def _keep_sheets_lease(self) -> None:
+        """Renew the sheets lease every third of it; return when it was lost."""
+        while True:
+            await asyncio.sleep(self._sheets_lease.total_seconds() / 3)
+            now = self._clock.now()
+            try:
+                kept = await self._store.leases.acquire(
+                    SHEETS_LEASE, self.worker_id, now + self._sheets_lease, now
+                )
+            except StoreError as exc:
+                log.warning("sheets_lease_not_renewed", error=str(exc))
+                continue
+            if not kept:
+                log.warning("sheets_lease_lost", worker_id=self.worker_id)
+                return
 
     async def _upsert_sheets(self, batch: list[DueDelivery]) -> None:
         started = time.perf_counter()
-        try:
-            await asyncio.wait_for(
+        write = asyncio.ensure_future(
+            asyncio.wait_for(
                 dispatch.write_sheet(self.integrations, batch),
                 timeout=self._lease.total_seconds() * 0.8,
             )
-        except Exception as exc:
+        )
+        keeper = asyncio.create_task(self._keep_sheets_lease())
+        try:
+            await asyncio.wait({write, keeper}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            keeper.cancel()
+            if not write.done():
+                write.cancel()
+            for task in (keeper, write):
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+        if write.cancelled():
+            # another worker took the lease over: this write may have been cut short
+            await self._failed(batch, SheetsLeaseLost("lost the sheets writer lease"), started)
+        elif (exc := write.exception()) is not None:
             await self._failed(batch, exc, started)
         else:
             await self._delivered(batch, started)
@@ -266,12 +358,24 @@ class DeliveryWorker:
             )
 
 
+class SheetsLeaseLost(TransientDeliveryError):
+    pass
+
+
+async def _finish_within(task: asyncio.Task[None] | asyncio.Task[int], seconds: float) -> None:
+    """Let `task` finish within `seconds`, else cancel it."""
+    try:
+        await asyncio.wait_for(asyncio.shield(task), seconds)
+    except TimeoutError:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
 def _describe(exc: BaseException) -> str:
-    if isinstance(exc, TimeoutError):
-        return "timed out"
-    text = str(exc) or type(exc).__name__
-    return (
-        text
-        if isinstance(exc, TransientDeliveryError | PermanentDeliveryError)
-        else (f"{type(exc).__name__}: {text}")
-    )
+    """The delivery's `lastError`: the receiver's own words, or what failed in words."""
+    if isinstance(exc, TransientDeliveryError | PermanentDeliveryError):
+        return str(exc) or "the receiver refused it"
+    if not isinstance(exc, TimeoutError):
+        log.warning("delivery_error", error_type=type(exc).__name__, error=str(exc))
+    return in_words(exc)

@@ -13,6 +13,7 @@ from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from orderhub.kit.envelope import error_response
+from orderhub.kit.failures import in_words
 from orderhub.monitoring.error_log import Component, ErrorLog
 from orderhub.monitoring.prometheus import Metrics
 
@@ -58,7 +59,7 @@ class RequestContextMiddleware:
                 await self.error_log.record(
                     Component.HTTP,
                     f"Unhandled error on {scope['method']} {_route(scope)}",
-                    error=type(exc).__name__,
+                    error=f"{in_words(exc)}; request {request_id}",
                 )
                 if not response_started:
                     response = error_response(500, "Internal server error", code="internal_error")

@@ -13,10 +13,11 @@ from typing import Any
 from orderhub.delivery.model import Integration
 from orderhub.delivery.registry import Integrations
 from orderhub.kit.clock import Clock
+from orderhub.kit.failures import in_words
 from orderhub.payments.provider import PaymentProvider
 from orderhub.ratelimit.limiter import RateLimiter
 from orderhub.settings import Settings
-from orderhub.store.protocol import ProbeResult, Store
+from orderhub.store.protocol import ProbeResult, Store, StoreError
 
 PROBE_TIMEOUT_SECONDS = 2.0
 
@@ -134,9 +135,9 @@ class HealthChecker:
         try:
             await asyncio.wait_for(check.probe(), PROBE_TIMEOUT_SECONDS)
         except Exception as exc:  # any failure of a probe means "down", with its reason
-            error = "timed out" if isinstance(exc, TimeoutError) else str(exc)[:300]
+            error = _probe_error(exc)
             latency = int((time.perf_counter() - started) * 1000)
-            return CheckResult(check.name, check.role, "down", latency, error or type(exc).__name__)
+            return CheckResult(check.name, check.role, "down", latency, error or in_words(exc))
         latency = int((time.perf_counter() - started) * 1000)
         return CheckResult(check.name, check.role, "up", latency, None)
 
@@ -148,3 +149,14 @@ def probe_results(report: HealthReport) -> list[ProbeResult]:
         for r in report.results
         if r.status != "configured"
     ]
+
+
+def _probe_error(exc: Exception) -> str:
+    """A failed probe's reason: the backend's own words, or what failed in words."""
+    if isinstance(exc, TimeoutError):
+        return "timed out"
+    if isinstance(exc, StoreError):
+        return "the store did not answer"  # the driver's error is in the logs
+    if type(exc).__module__ == "builtins" and not isinstance(exc, OSError):
+        return in_words(exc)
+    return str(exc)[:300]

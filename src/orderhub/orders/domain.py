@@ -46,6 +46,17 @@ class EventType(StrEnum):
     CANCELLED = "order.cancelled"
     PARTIALLY_REFUNDED = "order.partially_refunded"
     REFUNDED = "order.refunded"
+    # Internal: a saved change that raised no event of its own (a payment retried after a
+    # decline, a pending refund settling). It keeps the sheet row current and goes nowhere
+    # else: not in the history, not mailed, not notified.
+    CHANGED = "order.changed"
+
+    @property
+    def internal(self) -> bool:
+        return self in INTERNAL_EVENTS
+
+
+INTERNAL_EVENTS = frozenset({EventType.CHANGED})
 
 
 class EventSource(StrEnum):
@@ -589,6 +600,18 @@ class Order:
                 payment_status=self.payment_status,
                 source=source,
             )
+        )
+
+    def change_event(self, now: datetime) -> OrderEvent:
+        """The internal event of a saved change that raised none (`EventType.CHANGED`)."""
+        return OrderEvent(
+            id=new_id(),
+            order_id=self.id,
+            type=EventType.CHANGED,
+            at=now,
+            status=self.status,
+            payment_status=self.payment_status,
+            source=EventSource.SYSTEM,
         )
 
     def take_events(self) -> list[OrderEvent]:

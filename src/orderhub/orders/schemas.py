@@ -283,6 +283,7 @@ def order_with_history_out(order: Order, history: list[OrderEvent]) -> OrderWith
                 source=e.source.value,
             )
             for e in history
+            if not e.type.internal  # the sheet's own bookkeeping, not the audit trail
         ],
     )
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+import uuid
 from typing import Any
 
 import structlog
@@ -62,6 +63,7 @@ class WebhookService:
             await self._store.webhook_events.finish(event_id, "ignored", None, self._clock.now())
             return "ignored"
         rejected: list[str] = []
+        rejected_order: uuid.UUID | None = None  # named in the error log when known
         for outcome in outcomes:
             if isinstance(outcome, Unapplicable):
                 rejected.append(outcome.reason)
@@ -70,6 +72,7 @@ class WebhookService:
                 await self._payments.apply(outcome, EventSource.WEBHOOK)
             except OutcomeRejected as exc:
                 rejected.append(str(exc))
+                rejected_order = rejected_order or await self._order_of(outcome.intent_id)
             except AppError as exc:
                 # a conflict that outlasted the retries, a provider that is down: try later
                 log.warning("webhook_apply_failed", event_id=event_id, error=exc.message)
@@ -78,7 +81,7 @@ class WebhookService:
                     code="webhook_apply_failed",
                 ) from exc
         if rejected:
-            return await self._reject(event_id, kind, "; ".join(rejected))
+            return await self._reject(event_id, kind, "; ".join(rejected), rejected_order)
         await self._store.webhook_events.finish(event_id, "applied", None, self._clock.now())
         return "applied"
 
@@ -94,9 +97,20 @@ class WebhookService:
                 code="payment_provider_error",
             ) from exc
 
-    async def _reject(self, event_id: str, kind: str, reason: str) -> str:
+    async def _order_of(self, intent_id: str) -> uuid.UUID | None:
+        """The order an intent belongs to, when one does (for the error log)."""
+        async with self._store.unit_of_work() as uow:
+            order = await uow.orders.get_by_payment_intent(intent_id)
+        return order.id if order is not None else None
+
+    async def _reject(
+        self, event_id: str, kind: str, reason: str, order_id: uuid.UUID | None = None
+    ) -> str:
         await self._error_log.record(
-            Component.WEBHOOKS, f"Rejected Stripe event {event_id} ({kind})", error=reason
+            Component.WEBHOOKS,
+            f"Rejected Stripe event {event_id} ({kind})",
+            error=reason,
+            order_id=order_id,
         )
         await self._store.webhook_events.finish(event_id, "rejected", reason, self._clock.now())
         return "rejected"

@@ -10,6 +10,7 @@ from limits import RateLimitItemPerSecond
 from limits.aio.storage import MemoryStorage, RedisStorage, Storage
 from limits.aio.strategies import FixedWindowRateLimiter
 
+from orderhub.kit.failures import in_words
 from orderhub.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -63,8 +64,13 @@ class RateLimiter:
             stats = await self._strategy.get_window_stats(self.item, client)
         except Exception as exc:
             self.failures += 1
-            self.last_error = type(exc).__name__
-            log.warning("rate_limit_backend_failed", backend=self.backend, error=self.last_error)
+            self.last_error = in_words(exc)
+            log.warning(
+                "rate_limit_backend_failed",
+                backend=self.backend,
+                error=self.last_error,
+                error_type=type(exc).__name__,
+            )
             return None
         return Decision(
             allowed=allowed,

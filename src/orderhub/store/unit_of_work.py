@@ -1,10 +1,11 @@
 """The shared part of every backend's unit of work, and the retry loop that drives it.
 
 A unit of work remembers each order it read, stages each order it is asked to write
-(with the order's events, the deliveries `delivery.model.fan_out` makes of them, and
-the counters `monitoring.rollups` says the change moves) and hands the whole set to its
-backend at `commit()`, which writes it all or nothing. The backend's part is small:
-read by key or index, and write what it is handed.
+(with the order's events, or the internal `order.changed` when a saved change raised
+none; the deliveries `delivery.model.fan_out` makes of them; and the counters
+`monitoring.rollups` says the change moves) and hands the whole set to its backend at
+`commit()`, which writes it all or nothing. The backend's part is small: read by key or
+index, and write what it is handed.
 """
 
 from __future__ import annotations
@@ -95,6 +96,10 @@ class OrderRepositoryBase(ABC):
     def _stage(self, order: Order, before: Order | None) -> None:
         earlier = self._staged.get(order.id)
         events = order.take_events()
+        if before is not None and not events and not (earlier and earlier.events):
+            # a saved change without an event still moves the sheet row (its Updated At
+            # and Version at least): the internal event routes it to the sheet alone
+            events = [order.change_event(order.updated_at)]
         if before is not None:
             order.version += 1
         order.dirty = False

@@ -193,7 +193,7 @@ class EmailRenderer:
             html = self.env.get_template(f"{name}.html.j2").render(context)
         except (jinja2.TemplateError, KeyError, TypeError, ValueError) as exc:
             raise PermanentDeliveryError(
-                f"cannot render {message.event_type} email: {type(exc).__name__}: {exc}"
+                f"cannot render the {message.event_type} email: {_template_problem(exc)}"
             ) from exc
         return EmailMessage(
             delivery_id=message.delivery_id,
@@ -241,3 +241,17 @@ def build_mime(message: EmailMessage) -> MimeMessage:
     mime.set_content(message.text, cte=_transfer_encoding(message.text))
     mime.add_alternative(message.html, subtype="html", cte=_transfer_encoding(message.html))
     return mime
+
+
+def _template_problem(exc: Exception) -> str:
+    """Why a template could not render, in words (the template's name and line when known)."""
+    if isinstance(exc, jinja2.TemplateSyntaxError):
+        where = f" ({exc.name or 'template'}, line {exc.lineno})"
+        return f"a template has a syntax error{where}: {exc.message}"
+    if isinstance(exc, jinja2.TemplateNotFound):
+        return f"the template {exc.name} does not exist"
+    if isinstance(exc, jinja2.UndefinedError):
+        return f"a template uses a value that does not exist ({exc.message or 'no reason given'})"
+    if isinstance(exc, jinja2.TemplateError):
+        return f"a template could not be rendered ({exc.message or 'no reason given'})"
+    return "the order's values could not be put into the template"

@@ -18,6 +18,7 @@ from orderhub.delivery.integrations.base import (
     http_error,
 )
 from orderhub.delivery.integrations.email.render import message_id
+from orderhub.kit.failures import in_words
 
 DEFAULT_API_BASE = "https://api.sendgrid.com"
 
@@ -83,10 +84,10 @@ class SendGridEmailSender:
                 timeout=self.timeout,
             )
         except httpx.TimeoutException as exc:
-            raise TransientDeliveryError(f"SendGrid timeout: {type(exc).__name__}") from exc
+            raise TransientDeliveryError("SendGrid timed out") from exc
         except httpx.TransportError as exc:
             raise TransientDeliveryError(
-                f"SendGrid connection error: {type(exc).__name__}: {exc}"
+                f"SendGrid could not be reached: {exc or in_words(exc)}"
             ) from exc
 
     async def send(self, message: EmailMessage) -> None:

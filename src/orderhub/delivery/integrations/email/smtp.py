@@ -22,6 +22,7 @@ from orderhub.delivery.integrations.base import (
     smtp_error,
 )
 from orderhub.delivery.integrations.email.render import build_mime, envelope_sender
+from orderhub.kit.failures import in_words
 
 DEFAULT_PORTS = {"smtp": 587, "smtps": 465}
 
@@ -129,4 +130,4 @@ def _classify(exc: Exception) -> DeliveryError:
         return TransientDeliveryError(f"SMTP: {exc.message[:500]}")
     if isinstance(exc, OSError):
         return TransientDeliveryError(f"SMTP connection error: {exc}")
-    return TransientDeliveryError(f"SMTP: {type(exc).__name__}: {exc}")
+    return TransientDeliveryError(f"SMTP: {in_words(exc)}")
