@@ -46,9 +46,9 @@ def open_store(settings: Settings, targets: DeliveryTargets | None = None) -> St
     raise SettingsError("DATABASE_URL: must start with sqlite:///, postgresql:// or dynamodb://")
 
 
-def make_payment_provider(settings: Settings, clock: Clock) -> PaymentProvider:
+def make_payment_provider(settings: Settings, clock: Clock, store: Store) -> PaymentProvider:
     if settings.provider_name == "sandbox":
-        return SandboxPaymentProvider(clock)
+        return SandboxPaymentProvider(store.sandbox, clock)
     return StripePaymentProvider(
         settings.stripe_secret_key, settings.stripe_api_base, settings.stripe_timeout_seconds
     )
@@ -158,7 +158,7 @@ def build_container(
             raise SettingsError(str(exc)) from None
     store = store or open_store(settings, delivery_targets(integrations.enabled()))
     authenticator = Authenticator(settings, store, clock)
-    payments = payments or make_payment_provider(settings, clock)
+    payments = payments or make_payment_provider(settings, clock, store)
     recorded = RecordingPaymentProvider(payments, store.monitoring, clock)
     limiter = RateLimiter(settings)
     metrics = Metrics()
