@@ -27,6 +27,7 @@ from orderhub.payments.service import PaymentService
 from orderhub.payments.stripe import StripePaymentProvider
 from orderhub.payments.webhook_service import WebhookService
 from orderhub.ratelimit.limiter import RateLimiter
+from orderhub.sandbox.service import SandboxCheckout
 from orderhub.settings import Settings, SettingsError
 from orderhub.store.protocol import Store
 from orderhub.store.sql.store import SqlStore
@@ -96,6 +97,7 @@ class Container:
     worker: DeliveryWorker
     monitoring: MonitoringService
     metrics: Metrics
+    sandbox: SandboxCheckout | None = None  # the sandbox's client side, with the sandbox only
     _started: bool = field(default=False, init=False)
     _worker_task: asyncio.Task[None] | None = field(default=None, init=False)
     _worker_stop: asyncio.Event = field(default_factory=asyncio.Event, init=False)
@@ -165,6 +167,11 @@ def build_container(
     error_log = ErrorLog(store, clock)
     cursors = Cursors(lambda: store.server_secret("pagination"))
     payment_service = PaymentService(store, recorded, clock, error_log)
+    sandbox = (
+        SandboxCheckout(payments, store, payment_service, settings.shop_name)
+        if isinstance(payments, SandboxPaymentProvider)
+        else None
+    )
     return Container(
         settings=settings,
         clock=clock,
@@ -186,6 +193,7 @@ def build_container(
             clock,
         ),
         metrics=metrics,
+        sandbox=sandbox,
         worker=DeliveryWorker(
             store,
             integrations,

@@ -360,6 +360,10 @@ class SandboxPaymentProvider:
             return None
         return intent
 
+    async def intent_for_id(self, intent_id: str) -> SandboxIntent:
+        """The stored intent (IntentNotFound when there is none)."""
+        return await self._get(intent_id)
+
     async def confirm_with(self, intent_id: str, payment_method: str) -> SandboxIntent:
         """Confirm as Stripe.js does, with a test PaymentMethod id or a test card number;
         CardDeclined / ProviderRejected as `confirm_intent`."""
