@@ -24,6 +24,7 @@ from orderhub.sandbox.service import Checkout, Stage
 
 HERE = Path(__file__).parent
 STYLESHEET = (HERE / "static" / "sandbox.css").read_bytes()
+FAVICON = (HERE / "static" / "favicon.svg").read_bytes()
 
 SECURITY_HEADERS = {
     "Content-Security-Policy": (
@@ -95,6 +96,12 @@ async def _fields(request: Request) -> dict[str, str]:
 async def stylesheet() -> Response:
     headers = {**SECURITY_HEADERS, "Cache-Control": "public, max-age=3600"}
     return Response(STYLESHEET, media_type="text/css", headers=headers)
+
+
+@router.get("/assets/favicon.svg", summary="The sandbox pages' icon")
+async def favicon() -> Response:
+    headers = {**SECURITY_HEADERS, "Cache-Control": "public, max-age=3600"}
+    return Response(FAVICON, media_type="image/svg+xml", headers=headers)
 
 
 @router.get(
