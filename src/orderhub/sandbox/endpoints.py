@@ -20,6 +20,7 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 
 from orderhub.http.dependencies import SandboxCheckoutDep
 from orderhub.payments.sandbox import TEST_CARDS, stripe_object
+from orderhub.sandbox.schemas import StripeErrorOut
 from orderhub.sandbox.service import Checkout, Stage
 
 HERE = Path(__file__).parent
@@ -153,8 +154,14 @@ def _stripe_error(status_code: int, code: str, message: str, param: str | None =
     summary="Confirm a payment intent as Stripe.js does (client_secret, payment_method)",
     responses={
         200: {"description": "The PaymentIntent, Stripe-shaped"},
-        400: {"description": "A Stripe error: parameter_missing, resource_missing, ..."},
-        404: {"description": "No such payment intent for this client secret"},
+        400: {
+            "model": StripeErrorOut,
+            "description": "A Stripe error: parameter_missing, resource_missing, ...",
+        },
+        404: {
+            "model": StripeErrorOut,
+            "description": "No such payment intent for this client secret",
+        },
     },
 )
 async def confirm_intent(intent_id: str, request: Request, sandbox: SandboxCheckoutDep) -> Response:
