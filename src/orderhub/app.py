@@ -36,6 +36,7 @@ from orderhub.orders.endpoints import router as orders_router
 from orderhub.payments.endpoints import router as payments_router
 from orderhub.payments.endpoints import webhooks_router
 from orderhub.ratelimit.middleware import RateLimitMiddleware
+from orderhub.sandbox.endpoints import router as sandbox_router
 from orderhub.settings import Settings
 from orderhub.store.protocol import StoreError
 
@@ -83,6 +84,8 @@ def create_app(
     app.include_router(payments_router)
     app.include_router(monitoring_router)
     app.include_router(webhooks_router)
+    if container.sandbox is not None:
+        app.include_router(sandbox_router)  # the sandbox's client side, with the sandbox only
     _add_probes(app, container)
     _add_prometheus(app, container)
     _add_error_handlers(app)

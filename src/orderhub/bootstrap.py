@@ -27,6 +27,7 @@ from orderhub.payments.service import PaymentService
 from orderhub.payments.stripe import StripePaymentProvider
 from orderhub.payments.webhook_service import WebhookService
 from orderhub.ratelimit.limiter import RateLimiter
+from orderhub.sandbox.service import SandboxCheckout
 from orderhub.settings import Settings, SettingsError
 from orderhub.store.protocol import Store
 from orderhub.store.sql.store import SqlStore
@@ -46,10 +47,10 @@ def open_store(settings: Settings, targets: DeliveryTargets | None = None) -> St
     raise SettingsError("DATABASE_URL: must start with sqlite:///, postgresql:// or dynamodb://")
 
 
-def make_payment_provider(settings: Settings, clock: Clock) -> PaymentProvider:
+def make_payment_provider(settings: Settings, clock: Clock, store: Store) -> PaymentProvider:
     """The configured provider (the one new orders use)."""
     if settings.provider_name == "sandbox":
-        return SandboxPaymentProvider(clock)
+        return SandboxPaymentProvider(store.sandbox, clock)
     return _stripe(settings)
 
 
@@ -60,17 +61,17 @@ def _stripe(settings: Settings) -> StripePaymentProvider:
 
 
 def make_payment_providers(
-    settings: Settings, clock: Clock, configured: PaymentProvider | None = None
+    settings: Settings, clock: Clock, store: Store, configured: PaymentProvider | None = None
 ) -> dict[str, PaymentProvider]:
     """Every provider this process can reach, by name: the configured one, Stripe when
     its key is set, and the in-process sandbox (always available). Orders made with a
     provider that was configured before keep going to it."""
-    configured = configured or make_payment_provider(settings, clock)
+    configured = configured or make_payment_provider(settings, clock, store)
     providers: dict[str, PaymentProvider] = {configured.name: configured}
     if "stripe" not in providers and settings.stripe_secret_key:
         providers["stripe"] = _stripe(settings)
     if "sandbox" not in providers:
-        providers["sandbox"] = SandboxPaymentProvider(clock)
+        providers["sandbox"] = SandboxPaymentProvider(store.sandbox, clock)
     return providers
 
 
@@ -117,6 +118,7 @@ class Container:
     worker: DeliveryWorker
     monitoring: MonitoringService
     metrics: Metrics
+    sandbox: SandboxCheckout | None = None  # the sandbox's client side, with the sandbox only
     _started: bool = field(default=False, init=False)
     _worker_task: asyncio.Task[None] | None = field(default=None, init=False)
     _worker_stop: asyncio.Event = field(default_factory=asyncio.Event, init=False)
@@ -180,8 +182,8 @@ def build_container(
             raise SettingsError(str(exc)) from None
     store = store or open_store(settings, delivery_targets(integrations.enabled()))
     authenticator = Authenticator(settings, store, clock)
-    payments = payments or make_payment_provider(settings, clock)
-    by_name = make_payment_providers(settings, clock, payments)
+    payments = payments or make_payment_provider(settings, clock, store)
+    by_name = make_payment_providers(settings, clock, store, payments)
     recorded_by_name: dict[str, PaymentProvider] = {
         name: RecordingPaymentProvider(provider, store.monitoring, clock)
         for name, provider in by_name.items()
@@ -193,6 +195,11 @@ def build_container(
     cursors = Cursors(lambda: store.server_secret("pagination"))
     payment_service = PaymentService(
         store, PaymentProviders(recorded, recorded_by_name), clock, error_log
+    )
+    sandbox = (
+        SandboxCheckout(payments, store, payment_service, settings.shop_name)
+        if isinstance(payments, SandboxPaymentProvider)
+        else None
     )
     return Container(
         settings=settings,
@@ -216,6 +223,7 @@ def build_container(
             clock,
         ),
         metrics=metrics,
+        sandbox=sandbox,
         worker=DeliveryWorker(
             store,
             integrations,

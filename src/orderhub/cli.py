@@ -119,8 +119,6 @@ def serve(
     settings = _settings(**overrides)
     if workers > 1 and settings.sqlite_path is not None:
         _fail("DATABASE_URL: --workers needs a scale-out store (postgresql://), not SQLite")
-    if workers > 1 and settings.provider_name == "sandbox":
-        _fail("PAYMENT_PROVIDER: the sandbox keeps payments in one process; use one worker")
     if settings.sqlite_path is not None:
         _migrate(settings)
     created = _with_container(settings, lambda c: c.api_keys.ensure_one_exists(settings.api_keys))

@@ -105,6 +105,7 @@ class Settings(BaseSettings):
     stripe_webhook_secret: str = ""
     stripe_api_base: str = ""
     stripe_timeout_seconds: float = Field(default=10.0, gt=0)
+    shop_name: str = Field(default="orderhub", min_length=1, max_length=100)
 
     email_backend: Literal["file", "smtp", "sendgrid", "none"] = "file"
     email_from: str = "orders@localhost"

@@ -289,7 +289,13 @@ async def test_openapi_documents_no_fastapi_422_validation_error(
     every documented error response of the API is the envelope (the probes answer with
     their own `{status}` body, and an unhealthy health check with SPEC §11's envelope that
     carries the health as `data`)."""
-    spec_shaped = {("get", "/api/monitoring/health", "503"): "UnhealthyOut"}
+    sandbox_confirm = "/sandbox/v1/payment_intents/{intent_id}/confirm"
+    spec_shaped = {
+        ("get", "/api/monitoring/health", "503"): "UnhealthyOut",
+        # the sandbox answers as Stripe does (what Stripe.js expects), not in the envelope
+        ("post", sandbox_confirm, "400"): "StripeErrorOut",
+        ("post", sandbox_confirm, "404"): "StripeErrorOut",
+    }
     undocumented = []
     for path, operations in openapi["paths"].items():
         if path in {"/health", "/ready"}:

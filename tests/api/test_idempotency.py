@@ -92,9 +92,9 @@ async def test_twenty_concurrent_creates_make_one_order(harness: Harness) -> Non
 class FailingOnceProvider:
     """The sandbox, failing its first create as a provider timeout would."""
 
-    def __init__(self, inner: Any) -> None:
+    def __init__(self, inner: Any = None) -> None:
         self.inner = inner
-        self.name = inner.name
+        self.name = "sandbox"
         self.calls: list[str] = []
 
     async def create_intent(self, **kwargs: Any) -> Any:
@@ -103,6 +103,9 @@ class FailingOnceProvider:
             raise ProviderError("timeout")
         return await self.inner.create_intent(**kwargs)
 
+    async def probe(self) -> None:
+        """Always answers (the sandbox it wraps is set once the harness has a store)."""
+
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)
 
@@ -110,8 +113,9 @@ class FailingOnceProvider:
 async def test_provider_failure_is_502_not_remembered_and_retry_reuses_the_order_id(
     make_harness: Callable[..., Any],
 ) -> None:
-    provider = FailingOnceProvider(SandboxPaymentProvider(SystemClock()))
+    provider = FailingOnceProvider()
     harness: Harness = await make_harness(payments=provider)
+    provider.inner = SandboxPaymentProvider(harness.container.store.sandbox, SystemClock())
     failed = await harness.create_order(**{"Idempotency-Key": "k5"})
     assert failed.status_code == 502
     assert failed.json()["success"] is False

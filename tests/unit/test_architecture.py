@@ -70,6 +70,7 @@ LAYERS: list[tuple[str, list[str]]] = [
             "auth.service",
             "auth.keys",
             "idempotency.service",
+            "sandbox.service",
         ],
     ),
     # the edges: HTTP (endpoints, middleware, typed dependencies) and the worker

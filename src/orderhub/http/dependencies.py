@@ -15,10 +15,12 @@ from fastapi import Depends, Request
 from orderhub.auth.service import Authenticator, Caller
 from orderhub.delivery.service import DeliveryService
 from orderhub.idempotency.service import IdempotencyService
+from orderhub.kit.errors import NotFound
 from orderhub.monitoring.service import MonitoringService
 from orderhub.orders.service import OrderService
 from orderhub.payments.service import PaymentService
 from orderhub.payments.webhook_service import WebhookService
+from orderhub.sandbox.service import SandboxCheckout
 
 
 class Services(Protocol):
@@ -31,6 +33,7 @@ class Services(Protocol):
     deliveries: DeliveryService
     monitoring: MonitoringService
     idempotency: IdempotencyService
+    sandbox: SandboxCheckout | None
 
 
 def services_of(request: Request) -> Services:
@@ -74,6 +77,13 @@ def _idempotency(request: Request) -> IdempotencyService:
     return services_of(request).idempotency
 
 
+def _sandbox(request: Request) -> SandboxCheckout:
+    sandbox = services_of(request).sandbox
+    if sandbox is None:  # the routes are mounted only with the sandbox: not reached
+        raise NotFound("Route not found")
+    return sandbox
+
+
 CallerDep = Annotated[Caller, Depends(require_caller)]
 OrderServiceDep = Annotated[OrderService, Depends(_orders)]
 PaymentServiceDep = Annotated[PaymentService, Depends(_payments)]
@@ -81,3 +91,4 @@ WebhookServiceDep = Annotated[WebhookService, Depends(_webhooks)]
 DeliveryServiceDep = Annotated[DeliveryService, Depends(_deliveries)]
 MonitoringServiceDep = Annotated[MonitoringService, Depends(_monitoring)]
 IdempotencyDep = Annotated[IdempotencyService, Depends(_idempotency)]
+SandboxCheckoutDep = Annotated[SandboxCheckout, Depends(_sandbox)]

@@ -1,4 +1,4 @@
-"""ASGI middleware: count every /api/ request before authentication (SPEC §5)."""
+"""ASGI middleware: count every /api/ and /sandbox/ request before authentication."""
 
 from __future__ import annotations
 
@@ -12,6 +12,8 @@ from orderhub.ratelimit.clientip import Network, client_ip
 from orderhub.ratelimit.limiter import Decision, RateLimiter
 from orderhub.store.protocol import StoreError
 
+# The sandbox's pages and JSON confirm need no credential: counted like the API.
+COUNTED = ("/api/", "/sandbox/")
 TOO_MANY = "Too many requests from this IP, please try again later."
 
 
@@ -40,7 +42,7 @@ class RateLimitMiddleware:
         self.authenticator = authenticator
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not scope["path"].startswith("/api/"):
+        if scope["type"] != "http" or not scope["path"].startswith(COUNTED):
             await self.app(scope, receive, send)
             return
         headers = Headers(scope=scope)

@@ -17,8 +17,9 @@ Shape, chosen so that DynamoDB can implement it with its own primitives:
   (`TransactWriteItems` in DynamoDB, one transaction in SQL), guarded by the order's
   version. A conflict (`ConcurrencyConflict`, `AlreadyExists`) may surface at `add`,
   `save` or `commit`, so callers retry the whole unit of work (`store.update_order`).
-* Single-item records (idempotency keys, webhook event ids, leases, API keys) are one
-  conditional write each, outside any unit of work.
+* Single-item records (idempotency keys, webhook event ids, leases, API keys, the
+  sandbox provider's intents and refunds) are one conditional write each, outside any
+  unit of work.
 * No item is written by every order change: counters carry a shard.
 """
 
@@ -29,7 +30,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from types import TracebackType
-from typing import Protocol, Self
+from typing import Any, Protocol, Self
 
 from orderhub.delivery.model import Delivery, DeliveryAttempt, DeliveryFilter, DueDelivery
 from orderhub.monitoring.rollups import CallRecord
@@ -326,6 +327,70 @@ class IdempotencyRepository(Protocol):
         """Delete records past their expiry; returns how many."""
 
 
+@dataclass(frozen=True, slots=True)
+class SandboxIntent:
+    """A payment intent of the sandbox provider, as the store keeps it (the sandbox is
+    Stripe-shaped: `created` in epoch seconds, amounts in minor units)."""
+
+    id: str
+    client_secret: str
+    idempotency_key: str  # the key it was created with (`order:<id>`), unique
+    amount: int
+    currency: str
+    status: str
+    created: int
+    metadata: dict[str, str]
+    refunded: int = 0  # minor units refunded so far
+    latest_charge: str | None = None
+    payment_method: str | None = None
+    next_action: dict[str, Any] | None = None
+    last_error: dict[str, str] | None = None  # Stripe's last_payment_error (code, message, ...)
+    version: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class SandboxRefund:
+    id: str
+    intent_id: str
+    idempotency_key: str  # unique per intent
+    amount: int
+    currency: str
+    status: str
+    reason: str | None
+    created: int  # epoch seconds
+
+
+class SandboxRepository(Protocol):
+    """The sandbox provider's intents and refunds, shared by every process on the store.
+    Reads are by key and strongly consistent; every write is conditional."""
+
+    async def get_intent(self, intent_id: str) -> SandboxIntent | None:
+        """By id (primary key)."""
+
+    async def intent_for_key(self, idempotency_key: str) -> SandboxIntent | None:
+        """The intent created with this idempotency key (SQL: unique index; DynamoDB: a
+        pointer item written with the intent)."""
+
+    async def put_intent(self, intent: SandboxIntent, expected_version: int | None) -> None:
+        """`expected_version` None: insert; AlreadyExists when its id or its idempotency
+        key is taken. Otherwise replace the stored intent if its version is
+        `expected_version` (the caller bumps `intent.version`); ConcurrencyConflict when it
+        moved on or is absent."""
+
+    async def add_refund(
+        self, refund: SandboxRefund, intent: SandboxIntent, expected_version: int
+    ) -> None:
+        """Insert the refund and replace its intent (guarded as in `put_intent`), all or
+        nothing: AlreadyExists when the intent has a refund with that idempotency key,
+        ConcurrencyConflict when the intent moved on."""
+
+    async def get_refund(self, intent_id: str, idempotency_key: str) -> SandboxRefund | None:
+        """By (intent, idempotency key)."""
+
+    async def list_refunds(self, intent_id: str) -> list[SandboxRefund]:
+        """The intent's refunds, oldest first (created, then id)."""
+
+
 class Store(Protocol):
     @property
     def idempotency(self) -> IdempotencyRepository: ...
@@ -347,6 +412,9 @@ class Store(Protocol):
 
     @property
     def monitoring(self) -> MonitoringRepository: ...
+
+    @property
+    def sandbox(self) -> SandboxRepository: ...
 
     @property
     def outbox_signal(self) -> asyncio.Event:

@@ -22,6 +22,7 @@ from orderhub.store.dynamodb.records import (
     DynamoLeaseRepository,
     DynamoWebhookEventRepository,
 )
+from orderhub.store.dynamodb.sandbox import DynamoSandboxRepository
 from orderhub.store.protocol import StoreError
 
 
@@ -42,6 +43,7 @@ class DynamoStore:
         self.deliveries = DynamoDeliveryRepository(self.db)
         self.leases = DynamoLeaseRepository(self.db)
         self.monitoring = DynamoMonitoringRepository(self.db, self.leases)
+        self.sandbox = DynamoSandboxRepository(self.db)
         # Set when a commit wrote deliveries; the in-process worker waits on it.
         self.outbox_signal = asyncio.Event()
 

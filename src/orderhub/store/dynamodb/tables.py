@@ -192,3 +192,22 @@ def lease_pk(name: str) -> str:
 
 def secret_pk(name: str) -> str:
     return f"SECRET#{name}"
+
+
+def sandbox_pk(intent_id: str) -> str:
+    return f"SANDBOX#{intent_id}"
+
+
+SANDBOX_INTENT_SK = "INTENT"
+SANDBOX_REFUND_PREFIX = "REFUND#"
+
+
+def sandbox_refund_sk(idempotency_key: str) -> str:
+    return f"{SANDBOX_REFUND_PREFIX}{idempotency_key}"
+
+
+def sandbox_key_pk(idempotency_key: str) -> str:
+    return f"SANDBOXKEY#{idempotency_key}"
+
+
+SANDBOX_KEY_SK = "SANDBOXKEY"

@@ -22,6 +22,7 @@ from orderhub.store.sql.records import (
     SqlLeaseRepository,
     SqlWebhookEventRepository,
 )
+from orderhub.store.sql.sandbox import SqlSandboxRepository
 
 
 class SqlStore:
@@ -38,6 +39,7 @@ class SqlStore:
         self.deliveries = SqlDeliveryRepository(self.db)
         self.leases = SqlLeaseRepository(self.db)
         self.monitoring = SqlMonitoringRepository(self.db)
+        self.sandbox = SqlSandboxRepository(self.db)
         # Set when a commit wrote deliveries; the in-process worker waits on it.
         self.outbox_signal = asyncio.Event()
 

@@ -214,3 +214,38 @@ leases = Table(
     Column("owner", String(100), nullable=False),
     Column("until", BigInteger, nullable=False),
 )
+
+# The sandbox payment provider's state (`store/sql/sandbox.py`).
+sandbox_intents = Table(
+    "sandbox_intents",
+    metadata,
+    Column("id", String(255), primary_key=True),
+    Column("idempotency_key", String(255), nullable=False),
+    Column("client_secret", String(255), nullable=False),
+    Column("amount", BigInteger, nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("status", String(40), nullable=False),
+    Column("created", BigInteger, nullable=False),
+    Column("metadata", JSON, nullable=False),
+    Column("refunded", BigInteger, nullable=False),
+    Column("latest_charge", String(255), nullable=True),
+    Column("payment_method", String(255), nullable=True),
+    Column("next_action", JSON, nullable=True),
+    Column("last_error", JSON, nullable=True),
+    Column("version", Integer, nullable=False),
+    UniqueConstraint("idempotency_key", name="uq_sandbox_intents_idempotency_key"),
+)
+
+sandbox_refunds = Table(
+    "sandbox_refunds",
+    metadata,
+    Column("id", String(255), primary_key=True),
+    Column("intent_id", String(255), nullable=False),
+    Column("idempotency_key", String(255), nullable=False),
+    Column("amount", BigInteger, nullable=False),
+    Column("currency", String(3), nullable=False),
+    Column("status", String(40), nullable=False),
+    Column("reason", String(40), nullable=True),
+    Column("created", BigInteger, nullable=False),
+    UniqueConstraint("intent_id", "idempotency_key", name="uq_sandbox_refunds_key"),
+)

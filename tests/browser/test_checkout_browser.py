@@ -1,0 +1,188 @@
+"""The checkout pages in a real browser: headless Chromium (Debian's `chromium`) driven by
+Playwright, against a real `orderhub serve`. Skipped when Chromium is absent, unless
+ORDERHUB_REQUIRE_SERVICES=1. Screenshots land in tests/browser/screenshots/."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.conftest import services_required
+from tests.fixtures.cli import cli_env, free_port, start_cli, wait_healthy
+from tests.fixtures.orders import order_body
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+KEY = "browser-test-key-123"
+HEADERS = {"X-API-Key": KEY}
+SCREENSHOTS = Path(__file__).parent / "screenshots"
+
+pytestmark = pytest.mark.timeout(240)
+
+
+def _require_chromium() -> None:
+    if os.path.exists(CHROMIUM):
+        try:
+            import playwright.sync_api  # noqa: F401
+        except ImportError:
+            reason = "the playwright package is not installed"
+        else:
+            return
+    else:
+        reason = f"Chromium is not installed at {CHROMIUM} (apt-get install chromium)"
+    if services_required():
+        pytest.fail(f"{reason}, and ORDERHUB_REQUIRE_SERVICES=1")
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    _require_chromium()
+    data_dir = tmp_path_factory.mktemp("browser") / "data"
+    port = free_port()
+    env = cli_env(
+        data_dir, API_KEYS=KEY, PORT=str(port), LOG_LEVEL="warning", SHOP_NAME="Corner Shop"
+    )
+    process: subprocess.Popen[bytes] = start_cli(["serve"], env, data_dir.parent)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        assert wait_healthy(base), "server did not start"
+        yield base
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
+
+
+@pytest.fixture(scope="module")
+def browser(server: str) -> Iterator[Any]:
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+        try:
+            yield launched
+        finally:
+            launched.close()
+
+
+@pytest.fixture
+def page(browser: Any) -> Iterator[Any]:
+    context = browser.new_context()
+    opened = context.new_page()
+    errors: list[str] = []
+    opened.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    try:
+        yield opened
+        # no CSP violation, no missing asset
+        assert errors == []
+    finally:
+        context.close()
+
+
+def _create_order(base: str) -> tuple[dict[str, Any], str]:
+    response = httpx.post(f"{base}/api/orders", json=order_body(), headers=HEADERS, timeout=10)
+    assert response.status_code == 201, response.text
+    data = response.json()["data"]
+    return data["order"], data["clientSecret"]
+
+
+def _seed_confirm(base: str, order: dict[str, Any]) -> httpx.Response:
+    body = {"orderId": order["id"], "paymentIntentId": order["paymentIntentId"]}
+    return httpx.post(f"{base}/api/payments/confirm", json=body, headers=HEADERS, timeout=10)
+
+
+def _assert_paid(base: str, order: dict[str, Any]) -> None:
+    confirmed = _seed_confirm(base, order)
+    assert confirmed.status_code == 200
+    assert confirmed.json() == {
+        "success": True,
+        "message": "Payment confirmed successfully",
+        "data": {"status": "succeeded"},
+    }
+    stored = httpx.get(f"{base}/api/orders/{order['id']}", headers=HEADERS, timeout=10).json()
+    assert (stored["data"]["status"], stored["data"]["paymentStatus"]) == ("paid", "completed")
+
+
+def _open_checkout(page: Any, base: str, secret: str) -> None:
+    response = page.goto(f"{base}/sandbox/checkout/{secret}")
+    assert response is not None and response.status == 200
+    assert response.headers["x-frame-options"] == "DENY"
+
+
+def _pay_with(page: Any, card: str) -> None:
+    page.fill("#card", card)
+    page.click("#pay")
+    page.wait_for_load_state()
+
+
+def test_pay_with_4242(server: str, page: Any) -> None:
+    order, secret = _create_order(server)
+    _open_checkout(page, server, secret)
+    assert page.inner_text("h1") == "Corner Shop"
+    assert "109.97 USD" in page.inner_text("#total")
+    assert "Product A" in page.content()
+    # the stylesheet applied (a CSS rule, not the browser's default)
+    assert page.eval_on_selector("#pay", "b => getComputedStyle(b).borderRadius") == "6px"
+    SCREENSHOTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / "checkout.png"), full_page=True)
+    _pay_with(page, "4242 4242 4242 4242")
+    assert page.get_attribute("#result", "data-result") == "paid"
+    _assert_paid(server, order)
+
+
+def test_3d_secure_completed(server: str, page: Any) -> None:
+    order, secret = _create_order(server)
+    _open_checkout(page, server, secret)
+    _pay_with(page, "4000002500003155")
+    assert "3-D Secure" in page.inner_text("h2")
+    SCREENSHOTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / "three_d_secure.png"), full_page=True)
+    page.click("#complete")
+    page.wait_for_load_state()
+    assert page.get_attribute("#result", "data-result") == "paid"
+    _assert_paid(server, order)
+
+
+def test_3d_secure_failed_then_paid(server: str, page: Any) -> None:
+    order, secret = _create_order(server)
+    _open_checkout(page, server, secret)
+    _pay_with(page, "pm_card_authenticationRequired")
+    page.click("#fail")
+    page.wait_for_load_state()
+    assert page.get_attribute("#result", "data-result") == "authentication_failed"
+    assert _seed_confirm(server, order).json()["data"]["status"] == "requires_payment_method"
+    page.click("#retry")
+    page.wait_for_load_state()
+    _pay_with(page, "4242424242424242")
+    assert page.get_attribute("#result", "data-result") == "paid"
+    _assert_paid(server, order)
+
+
+def test_declined_then_paid(server: str, page: Any) -> None:
+    order, secret = _create_order(server)
+    _open_checkout(page, server, secret)
+    _pay_with(page, "4000000000009995")
+    assert page.get_attribute("#result", "data-result") == "declined"
+    assert "insufficient funds" in page.inner_text("#result")
+    declined = _seed_confirm(server, order)
+    assert declined.json()["data"]["status"] == "requires_payment_method"
+    page.click("#retry")
+    page.wait_for_load_state()
+    assert "insufficient funds" in page.inner_text("#error")
+    _pay_with(page, "4242424242424242")
+    assert page.get_attribute("#result", "data-result") == "paid"
+    _assert_paid(server, order)
