@@ -21,6 +21,7 @@ from orderhub.payments.outcomes import OutcomeRejected, intent_outcome
 from orderhub.payments.provider import CardDeclined, IntentStatus, ProviderError, ProviderRejected
 from orderhub.payments.sandbox import SandboxPaymentProvider, to_payment_intent
 from orderhub.payments.service import PaymentService
+from orderhub.payments.units import from_provider
 from orderhub.store.protocol import SandboxIntent, Store, StoreError
 
 log = structlog.get_logger(__name__)
@@ -191,7 +192,8 @@ def _checkout(intent: SandboxIntent, stage: Stage, shop_name: str, order: Order 
             stage=stage,
             shop_name=shop_name,
             currency=intent.currency.upper(),
-            total=_money(intent.amount, intent.currency),
+            # the intent counts in the provider's units; the page shows the currency's own
+            total=_money(from_provider(intent.amount, intent.currency), intent.currency),
             lines=(),
             shipping=None,
             tax=None,
