@@ -30,12 +30,8 @@ from orderhub.kit.clock import epoch_ms
 from orderhub.kit.ids import new_id
 from orderhub.monitoring.rollups import HOUR_MS, hour_of
 from orderhub.orders.domain import (
-    Address,
-    Amounts,
     EventSource,
-    LineItem,
     Order,
-    OrderDraft,
     OrderStatus,
     Refund,
     RefundStatus,
@@ -51,31 +47,11 @@ from orderhub.store.protocol import (
     ProviderCall,
     StoreError,
 )
+from tests.fixtures.domain import NOW, make_order
 from tests.fixtures.peers import REGION
 
-NOW = datetime(2026, 1, 2, 3, 4, 5, 678000, tzinfo=UTC)
-ADDRESS = Address("1 Main St", "Springfield", "", "12345", "USA")
 EVERYTHING = (0, 2**50)
 BUSY = 12  # orders (a third of them paid) and provider calls (a quarter failing) per round
-
-
-def make_order(customer_id: str = "cust_1", intent: str | None = None) -> Order:
-    draft = OrderDraft(
-        customer_id=customer_id,
-        customer_email="a@example.com",
-        customer_name="Ann",
-        amounts=Amounts("usd", (LineItem("i1", "Thing", 2, 1999),), 500, 100, 50),
-        shipping_address=ADDRESS,
-        billing_address=None,
-        metadata={"k": "v"},
-    )
-    return Order.create(
-        new_id(),
-        draft,
-        payment_provider="sandbox",
-        payment_intent_id=intent or f"pi_{uuid.uuid4().hex}",
-        now=NOW,
-    )
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ import asyncio
 import dataclasses
 import random
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 import pytest
 
@@ -29,14 +29,10 @@ from orderhub.kit.ids import new_id
 from orderhub.monitoring import figures
 from orderhub.monitoring.rollups import CallCounts, OrderBuckets, buckets_from, contributions
 from orderhub.orders.domain import (
-    Address,
-    Amounts,
     EventSource,
     EventType,
-    LineItem,
     Order,
     OrderChanges,
-    OrderDraft,
     OrderStatus,
     PaymentStatus,
     Refund,
@@ -53,30 +49,10 @@ from orderhub.store.protocol import (
     UnitOfWork,
 )
 from orderhub.store.unit_of_work import Change, update_order
+from tests.fixtures.domain import NOW, make_order
 from tests.fixtures.stores import open_test_store
 
-NOW = datetime(2026, 1, 2, 3, 4, 5, 678000, tzinfo=UTC)
-ADDRESS = Address("1 Main St", "Springfield", "", "12345", "USA")
 EVERYWHERE = delivery_targets(list(Integration))
-
-
-def make_order(customer_id: str = "cust_1", at: datetime = NOW, intent: str | None = None) -> Order:
-    draft = OrderDraft(
-        customer_id=customer_id,
-        customer_email="a@example.com",
-        customer_name="Ann",
-        amounts=Amounts("usd", (LineItem("i1", "Thing", 2, 1999),), 500, 100, 50),
-        shipping_address=ADDRESS,
-        billing_address=None,
-        metadata={"k": "v"},
-    )
-    return Order.create(
-        new_id(),
-        draft,
-        payment_provider="sandbox",
-        payment_intent_id=intent or f"pi_{uuid.uuid4().hex}",
-        now=at,
-    )
 
 
 async def _add(store: Store, order: Order) -> None:

@@ -27,7 +27,7 @@ from orderhub.store.sql import tables as t
 from orderhub.store.sql.engine import sync_url
 from orderhub.store.sql.mappers import attempt_row, delivery_row, event_row, order_row
 from orderhub.store.sql.migrate import alembic_config, upgrade_to_head
-from tests.contract.test_store import make_order
+from tests.fixtures.domain import make_order
 from tests.fixtures.stores import open_test_store
 
 NOW = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)

@@ -23,7 +23,7 @@ from orderhub.delivery.model import (
 )
 from orderhub.orders.domain import EventSource, EventType
 from orderhub.store.counting import transition_counters
-from tests.contract.test_store import make_order
+from tests.fixtures.domain import make_order
 
 NOW = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
 LEASE = NOW + timedelta(minutes=1)

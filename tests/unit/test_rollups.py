@@ -23,7 +23,7 @@ from orderhub.monitoring.rollups import (
     status_counts,
 )
 from orderhub.orders.domain import EventSource, Refund, RefundStatus
-from tests.contract.test_store import make_order
+from tests.fixtures.domain import make_order
 
 NOW = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
 HOUR = epoch_ms(NOW) - epoch_ms(NOW) % HOUR_MS

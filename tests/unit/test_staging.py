@@ -12,7 +12,7 @@ from orderhub.delivery.model import Integration, delivery_targets
 from orderhub.orders.domain import EventSource, EventType, Order, OrderEvent
 from orderhub.store.protocol import ConcurrencyConflict, OrderFilter
 from orderhub.store.unit_of_work import OrderRepositoryBase, OrderWrite, UnitOfWorkBase
-from tests.contract.test_store import make_order
+from tests.fixtures.domain import make_order
 
 NOW = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -13,6 +12,7 @@ import structlog
 from orderhub.delivery.model import Integration
 from orderhub.kit.clock import Clock
 from orderhub.kit.errors import ValidationFailed
+from orderhub.kit.periodic import run_every
 from orderhub.monitoring.figures import call_counts, order_buckets
 from orderhub.monitoring.health import (
     AWS_BACKENDS,
@@ -22,6 +22,7 @@ from orderhub.monitoring.health import (
     Role,
     probe_results,
 )
+from orderhub.monitoring.rollups import CallCounts
 from orderhub.settings import Settings
 from orderhub.store.protocol import ErrorEntry, Store, StoreError
 
@@ -89,12 +90,6 @@ class IntegrationsReport:
 
 
 @dataclass(frozen=True, slots=True)
-class Calls:
-    calls: int
-    errors: int
-
-
-@dataclass(frozen=True, slots=True)
 class OrderCounts:
     successful: int
     failed: int
@@ -114,7 +109,7 @@ class MetricsReport:
     revenue_minor: int  # in the reporting currency
     currency: str  # the reporting currency
     revenue_by_currency: dict[str, int]  # minor units, by currency, sorted
-    integrations: dict[str, Calls]  # by health key
+    integrations: dict[str, CallCounts]  # by health key
 
 
 class MonitoringService:
@@ -140,23 +135,15 @@ class MonitoringService:
 
     async def run_probes(self, stop: asyncio.Event, interval: float) -> None:
         """The worker's probe loop: probe every backend each `interval` seconds."""
-        while not stop.is_set():
-            try:
-                await self.probe_and_record()
-            except StoreError as exc:
-                log.warning("probe_not_recorded", error=str(exc))
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), interval)
+        await run_every(stop, interval, self.probe_and_record, name="probe", skip_on=(StoreError,))
 
     async def run_compaction(self, stop: asyncio.Event, interval: float) -> None:
         """The worker's pass folding the store's counter journal (where it keeps one)."""
-        while not stop.is_set():
-            try:
-                await self._store.monitoring.compact(self._clock.now())
-            except StoreError as exc:
-                log.warning("compaction_skipped", error=str(exc))
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), interval)
+
+        async def compact() -> int:
+            return await self._store.monitoring.compact(self._clock.now())
+
+        await run_every(stop, interval, compact, name="compaction", skip_on=(StoreError,))
 
     # -- integrations -------------------------------------------------------------------
 
@@ -231,10 +218,10 @@ class MonitoringService:
         # the provider first, then each configured integration (counted by its name)
         counted: list[tuple[str, str]] = [(names[Backend.PAYMENTS], names[Backend.PAYMENTS])]
         counted += [(names[i], i.value) for i in Integration if i in names]
-        integrations: dict[str, Calls] = {}
+        integrations: dict[str, CallCounts] = {}
         for key, recorded_as in counted:
             counts = calls.get(recorded_as)
-            integrations[key] = Calls(counts.calls, counts.errors) if counts else Calls(0, 0)
+            integrations[key] = counts or CallCounts(0, 0)
         return MetricsReport(
             start=start,
             end=end,

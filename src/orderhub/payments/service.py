@@ -8,7 +8,6 @@ SPEC §7's rules, and commits before the caller answers.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import uuid
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -28,6 +27,7 @@ from orderhub.kit.errors import (
 )
 from orderhub.kit.ids import parse_uuid
 from orderhub.kit.money import AmountError, to_minor
+from orderhub.kit.periodic import run_every
 from orderhub.monitoring.error_log import Component, ErrorLog
 from orderhub.orders.domain import (
     EventSource,
@@ -338,15 +338,13 @@ class PaymentService:
 
     async def run_resender(self, stop: asyncio.Event, interval: float) -> None:
         """The worker's pass over unacknowledged refunds, every `interval` seconds."""
-        while not stop.is_set():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), interval)
-            if stop.is_set():
-                return
-            try:
-                await self.resend_unsent_refunds(quiet_for=timedelta(seconds=interval))
-            except StoreError as exc:
-                log.warning("refund_resend_skipped", error=str(exc))
+
+        async def resend() -> int:
+            return await self.resend_unsent_refunds(quiet_for=timedelta(seconds=interval))
+
+        await run_every(
+            stop, interval, resend, name="refund_resend", skip_on=(StoreError,), wait_first=True
+        )
 
     async def _provider_failed(
         self, recorded: str, answered: str, exc: ProviderError, order_id: uuid.UUID
