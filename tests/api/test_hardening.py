@@ -111,3 +111,23 @@ async def test_jwt_callers_never_share_idempotency_keys(
     assert "Idempotent-Replayed" not in second.headers
     assert second.json()["data"]["order"]["id"] != first.json()["data"]["order"]["id"]
     assert second.json()["data"]["clientSecret"] != first.json()["data"]["clientSecret"]
+
+
+async def test_an_order_takes_at_most_100_requested_refunds_and_then_the_rest_in_one(
+    payments: Payments,
+) -> None:
+    """Each event keeps the order as it was, so refunds are capped per order (storage
+    stays bounded); what is left can still be refunded in one."""
+    order = await payments.paid_order()
+    for _ in range(100):
+        response = await payments.refund(order["id"], amount=0.01)
+        assert response.status_code == 200, response.text
+    refused = await payments.refund(order["id"], amount=0.01)
+    assert refused.status_code == 409
+    assert refused.json()["error"]["code"] == "too_many_refunds"
+    stored = await payments.get_order(order["id"])
+    assert len(stored["refunds"]) == 100 and stored["refundedAmount"] == 1.0
+    rest = await payments.refund(order["id"])  # what is left, in one
+    assert rest.status_code == 200, rest.text
+    final = await payments.get_order(order["id"])
+    assert final["paymentStatus"] == "refunded" and len(final["refunds"]) == 101

@@ -97,6 +97,16 @@ class InvalidTransition(Conflict):
     code = "invalid_transition"
 
 
+# Refunds a client may ask for on one order (a DELETE's or an automatic refund of what is
+# left still goes through). Each event keeps the order as it was (what its deliveries
+# send), so an order's stored size grows with refunds x events: the cap keeps it bounded.
+MAX_REQUESTED_REFUNDS = 100
+
+
+class TooManyRefunds(Conflict):
+    code = "too_many_refunds"
+
+
 class RefundBeyondPayment(InvalidTransition):
     """A refund reported by the provider would take the refunded total past what was paid."""
 

@@ -30,6 +30,7 @@ from orderhub.kit.money import AmountError, to_minor
 from orderhub.kit.periodic import run_every
 from orderhub.monitoring.error_log import Component, ErrorLog
 from orderhub.orders.domain import (
+    MAX_REQUESTED_REFUNDS,
     EventSource,
     Order,
     OrderStatus,
@@ -37,6 +38,7 @@ from orderhub.orders.domain import (
     Refund,
     RefundBeyondPayment,
     RefundStatus,
+    TooManyRefunds,
     auto_refund_id,
 )
 from orderhub.payments.outcomes import (
@@ -240,6 +242,12 @@ class PaymentService:
                 raise Conflict("Order has not been paid", code="order_not_paid")
             if order.refundable_minor <= 0:
                 raise Conflict("Order has been fully refunded", code="nothing_to_refund")
+            rest = requested is None or requested == order.refundable_minor
+            if len(order.refunds) >= MAX_REQUESTED_REFUNDS and not rest:
+                raise TooManyRefunds(
+                    f"An order holds at most {MAX_REQUESTED_REFUNDS} refunds; refund what is "
+                    "left in one (omit amount)"
+                )
             amount_minor = order.refundable_minor if requested is None else requested
             if amount_minor > order.refundable_minor:
                 raise Conflict(
