@@ -113,6 +113,9 @@ async def test_jwt_callers_never_share_idempotency_keys(
     assert second.json()["data"]["clientSecret"] != first.json()["data"]["clientSecret"]
 
 
+# the rule is the service's, whatever the provider; 100 refunds take minutes on moto
+@pytest.mark.timeout(900)
+@pytest.mark.parametrize("payments", ["sandbox"], indirect=True)
 async def test_an_order_takes_at_most_100_requested_refunds_and_then_the_rest_in_one(
     payments: Payments,
 ) -> None:
