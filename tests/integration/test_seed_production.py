@@ -1,0 +1,70 @@
+"""The seed's production configuration, DynamoDB included: health and integrations
+answer with exactly the seed's keys."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from tests.fixtures.app import AUTH, Harness
+from tests.fixtures.peers import Moto, free_port
+from tests.fixtures.stripe_server import FakeStripe
+
+
+async def _production(
+    make_harness: Callable[..., Any],
+    dynamodb_url: str,
+    fake_stripe: FakeStripe,
+    moto: Moto,
+    google_credentials: str,
+) -> Harness:
+    harness: Harness = await make_harness(
+        database_url=dynamodb_url,
+        payment_provider="stripe",
+        stripe_secret_key=fake_stripe.api_key,
+        stripe_api_base=fake_stripe.url,
+        email_backend="sendgrid",
+        sendgrid_api_key="SG.test-key",
+        sendgrid_api_base=f"http://127.0.0.1:{free_port()}",
+        sheets_backend="google",
+        google_sheets_spreadsheet_id="1AbCdEfGhIjKlMnOpQrStUvWxYz0123456789",
+        google_application_credentials=google_credentials,
+        google_sheets_api_base=f"http://127.0.0.1:{free_port()}",
+        notify_backend="sns",
+        sns_topic_arn=moto.create_topic(),
+    )
+    return harness
+
+
+async def test_health_has_exactly_the_seed_keys(
+    make_harness: Callable[..., Any],
+    dynamodb_url: str,
+    fake_stripe: FakeStripe,
+    moto: Moto,
+    google_credentials: str,
+) -> None:
+    h = await _production(make_harness, dynamodb_url, fake_stripe, moto, google_credentials)
+    response = await h.client.get("/api/monitoring/health", headers=AUTH)
+    assert response.status_code == 200, response.text
+    services = response.json()["data"]["services"]
+    assert set(services) == {"dynamodb", "stripe", "sendgrid", "googleSheets", "sns"}
+    assert services["dynamodb"]["status"] == "up"
+    assert isinstance(services["dynamodb"]["latency"], int)
+    assert services["sendgrid"] == {"status": "configured"}
+
+
+async def test_integrations_have_exactly_the_seed_keys(
+    make_harness: Callable[..., Any],
+    dynamodb_url: str,
+    fake_stripe: FakeStripe,
+    moto: Moto,
+    google_credentials: str,
+) -> None:
+    h = await _production(make_harness, dynamodb_url, fake_stripe, moto, google_credentials)
+    await h.container.monitoring.probe_and_record()
+    response = await h.client.get("/api/monitoring/integrations", headers=AUTH)
+    assert response.status_code == 200, response.text
+    entries = response.json()["data"]["integrations"]
+    assert set(entries) == {"stripe", "sendgrid", "googleSheets", "aws"}
+    assert entries["aws"]["name"] == "AWS Services"
+    assert entries["aws"]["services"] == {"dynamodb": "operational", "sns": "operational"}
