@@ -134,3 +134,16 @@ async def test_an_order_takes_at_most_100_requested_refunds_and_then_the_rest_in
     assert rest.status_code == 200, rest.text
     final = await payments.get_order(order["id"])
     assert final["paymentStatus"] == "refunded" and len(final["refunds"]) == 101
+
+
+async def test_a_stripe_failure_is_told_in_words_in_the_error_log(
+    stripe_payments: Payments,
+) -> None:
+    assert stripe_payments.fake is not None
+    stripe_payments.fake.fail_next(status=500, count=10, path_prefix="/v1/payment_intents")
+    response = await stripe_payments.harness.create_order()
+    assert response.status_code == 502
+    logged = await stripe_payments.client.get("/api/monitoring/errors", headers=AUTH)
+    (entry,) = logged.json()["data"]["errors"]
+    assert entry["error"].startswith("Stripe answered HTTP 500"), entry
+    assert "Error" not in entry["error"].split(":")[0]

@@ -73,7 +73,7 @@ def _refund(source: Any) -> ProviderRefund:
 
 
 def _translate(exc: stripe.StripeError) -> ProviderError:
-    message = exc.user_message or str(exc) or type(exc).__name__
+    message = exc.user_message or str(exc) or _in_words(exc)
     if isinstance(exc, stripe.CardError):
         error = exc.error
         intent = getattr(error, "payment_intent", None) if error else None
@@ -89,7 +89,21 @@ def _translate(exc: stripe.StripeError) -> ProviderError:
     if isinstance(exc, stripe.IdempotencyError):
         return ProviderRejected(message, code="idempotency_error")
     # Authentication, permission, rate limits after the SDK's retries, 5xx, network.
-    return ProviderError(f"{type(exc).__name__}: {message}")
+    return ProviderError(f"{_in_words(exc)}: {message}")
+
+
+def _in_words(exc: stripe.StripeError) -> str:
+    """What went wrong with Stripe, for operators (the SDK's class names stay in logs)."""
+    if isinstance(exc, stripe.APIConnectionError):
+        return "Stripe could not be reached"
+    if isinstance(exc, stripe.AuthenticationError):
+        return "Stripe refused the API key"
+    if isinstance(exc, stripe.PermissionError):
+        return "Stripe refused the request for this API key"
+    if isinstance(exc, stripe.RateLimitError):
+        return "Stripe is limiting the request rate"
+    status = getattr(exc, "http_status", None)
+    return f"Stripe answered HTTP {status}" if status else "Stripe answered with an error"
 
 
 class StripePaymentProvider:
