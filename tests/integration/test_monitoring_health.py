@@ -22,6 +22,7 @@ import pytest
 
 from tests.fixtures.app import AUTH, Harness
 from tests.fixtures.peers import REGION, Moto, SmtpPeer, free_port
+from tests.fixtures.production import seed_production
 from tests.fixtures.stripe_server import FakeStripe
 
 ISO_MS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
@@ -245,21 +246,7 @@ async def test_seed_configuration_has_exactly_the_seed_keys(
     moto: Moto,
     google_credentials: str,
 ) -> None:
-    topic = moto.create_topic()
-    h: Harness = await make_harness(
-        payment_provider="stripe",
-        stripe_secret_key=fake_stripe.api_key,
-        stripe_api_base=fake_stripe.url,
-        email_backend="sendgrid",
-        sendgrid_api_key="SG.test-key",
-        sendgrid_api_base=f"http://127.0.0.1:{free_port()}",
-        sheets_backend="google",
-        google_sheets_spreadsheet_id="1AbCdEfGhIjKlMnOpQrStUvWxYz0123456789",
-        google_application_credentials=google_credentials,
-        google_sheets_api_base=f"http://127.0.0.1:{free_port()}",
-        notify_backend="sns",
-        sns_topic_arn=topic,
-    )
+    h: Harness = await make_harness(**seed_production(fake_stripe, moto, google_credentials))
     status, body = await health(h)
     assert status == 200, body
     data = body["data"]

@@ -16,7 +16,8 @@ from orderhub.kit.clock import FrozenClock
 from orderhub.payments.provider import ProviderError
 from tests.fixtures.app import AUTH, Harness
 from tests.fixtures.integrations import Recorders
-from tests.fixtures.peers import Moto, SmtpPeer, free_port
+from tests.fixtures.peers import Moto, SmtpPeer
+from tests.fixtures.production import seed_production
 from tests.fixtures.stripe_server import FakeStripe
 
 T0 = datetime(2026, 3, 1, 12, 0, 0, 250_000, tzinfo=UTC)
@@ -248,18 +249,7 @@ async def test_seed_configuration_keys(
     clock = FrozenClock(T0)
     h: Harness = await make_harness(
         clock=clock,
-        payment_provider="stripe",
-        stripe_secret_key=fake_stripe.api_key,
-        stripe_api_base=fake_stripe.url,
-        email_backend="sendgrid",
-        sendgrid_api_key="SG.test-key",
-        sendgrid_api_base=f"http://127.0.0.1:{free_port()}",
-        sheets_backend="google",
-        google_sheets_spreadsheet_id="1AbCdEfGhIjKlMnOpQrStUvWxYz0123456789",
-        google_application_credentials=google_credentials,
-        google_sheets_api_base=f"http://127.0.0.1:{free_port()}",
-        notify_backend="sns",
-        sns_topic_arn=moto.create_topic(),
+        **seed_production(fake_stripe, moto, google_credentials),
     )
     await h.container.monitoring.probe_and_record()
     entries = await integrations(h)

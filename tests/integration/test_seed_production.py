@@ -7,7 +7,8 @@ from collections.abc import Callable
 from typing import Any
 
 from tests.fixtures.app import AUTH, Harness
-from tests.fixtures.peers import Moto, free_port
+from tests.fixtures.peers import Moto
+from tests.fixtures.production import seed_production
 from tests.fixtures.stripe_server import FakeStripe
 
 
@@ -20,18 +21,7 @@ async def _production(
 ) -> Harness:
     harness: Harness = await make_harness(
         database_url=dynamodb_url,
-        payment_provider="stripe",
-        stripe_secret_key=fake_stripe.api_key,
-        stripe_api_base=fake_stripe.url,
-        email_backend="sendgrid",
-        sendgrid_api_key="SG.test-key",
-        sendgrid_api_base=f"http://127.0.0.1:{free_port()}",
-        sheets_backend="google",
-        google_sheets_spreadsheet_id="1AbCdEfGhIjKlMnOpQrStUvWxYz0123456789",
-        google_application_credentials=google_credentials,
-        google_sheets_api_base=f"http://127.0.0.1:{free_port()}",
-        notify_backend="sns",
-        sns_topic_arn=moto.create_topic(),
+        **seed_production(fake_stripe, moto, google_credentials),
     )
     return harness
 
