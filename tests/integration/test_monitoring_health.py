@@ -198,6 +198,7 @@ async def test_sns_topic_that_does_not_exist_is_down(
 ) -> None:
     missing = f"arn:aws:sns:{REGION}:123456789012:nope-{uuid.uuid4().hex[:8]}"
     h: Harness = await make_harness(notify_backend="sns", sns_topic_arn=missing)
+    await health(h)  # the first check builds the SNS client (see test_probes_run_concurrently)
     status, body = await health(h)
     assert status == 200, body
     assert body["data"]["status"] == "degraded"
