@@ -76,11 +76,7 @@ class DynamoSandboxRepository:
         self._db = db
 
     async def _get(self, pk: str, sk: str) -> Item | None:
-        found = await self._db.call(
-            "get_item", TableName=self._db.name, Key=t.Table.key(pk, sk), ConsistentRead=True
-        )
-        item: Item | None = found.get("Item")
-        return item
+        return await self._db.get(t.Table.key(pk, sk))
 
     async def get_intent(self, intent_id: str) -> SandboxIntent | None:
         item = await self._get(t.sandbox_pk(intent_id), t.SANDBOX_INTENT_SK)
@@ -118,16 +114,7 @@ class DynamoSandboxRepository:
         )
         try:
             await self._db.transact(
-                [
-                    {
-                        "Put": {
-                            "TableName": self._db.name,
-                            "Item": item,
-                            "ConditionExpression": "attribute_not_exists(pk)",
-                        }
-                    }
-                    for item in (intent_item(intent), pointer)
-                ]
+                [self._db.put_new(intent_item(intent)), self._db.put_new(pointer)]
             )
         except TransactionCancelled as cancelled:
             if cancelled.conflicted and "ConditionalCheckFailed" not in cancelled.reasons:
@@ -140,13 +127,7 @@ class DynamoSandboxRepository:
         try:
             await self._db.transact(
                 [
-                    {
-                        "Put": {
-                            "TableName": self._db.name,
-                            "Item": refund_item(refund),
-                            "ConditionExpression": "attribute_not_exists(pk)",
-                        }
-                    },
+                    self._db.put_new(refund_item(refund)),
                     self._guarded_put(intent, expected_version),
                 ]
             )
