@@ -13,10 +13,9 @@ from typing import Any
 
 import pytest
 
-from orderhub.kit.clock import FrozenClock, SystemClock
 from tests.fixtures.app import AUTH, Harness
 from tests.fixtures.orders import order_body
-from tests.fixtures.payments import Payments, stripe_payments_with
+from tests.fixtures.payments import Payments, stripe_payments_frozen, stripe_payments_with
 from tests.fixtures.stripe_server import WEBHOOK_SECRET, FakeStripe, make_event
 
 
@@ -58,9 +57,8 @@ async def _errors(p: Payments) -> list[Any]:
 async def test_unreachable_refund_is_502_reports_nothing_until_the_resend(
     make_harness: Any, fake_stripe: FakeStripe
 ) -> None:
-    clock = FrozenClock(SystemClock().now())
-    p = await stripe_payments_with(
-        make_harness, fake_stripe, stripe_webhook_secret=WEBHOOK_SECRET, clock=clock
+    p, clock = await stripe_payments_frozen(
+        make_harness, fake_stripe, stripe_webhook_secret=WEBHOOK_SECRET
     )
     order = await p.paid_order()
     clock.advance(minutes=1)  # the metrics' range ends before "now"
@@ -160,9 +158,8 @@ async def test_delete_retried_with_the_same_key_replays(payments: Payments) -> N
 async def test_cancellation_emails_tell_the_truth(
     make_harness: Any, fake_stripe: FakeStripe
 ) -> None:
-    clock = FrozenClock(SystemClock().now())
-    p = await stripe_payments_with(
-        make_harness, fake_stripe, stripe_webhook_secret=WEBHOOK_SECRET, clock=clock
+    p, clock = await stripe_payments_frozen(
+        make_harness, fake_stripe, stripe_webhook_secret=WEBHOOK_SECRET
     )
     unpaid = await p.create_order()
     paid = await p.paid_order()

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 from typing import Any
 
 import pytest
 
 from tests.fixtures.app import AUTH
-from tests.fixtures.payments import Payments, stripe_payments_with
+from tests.fixtures.payments import Payments, stripe_payments_frozen, stripe_payments_with
 
 SEED_TOTAL = 109.97
 
@@ -347,12 +348,7 @@ async def test_bad_refund_amount_is_400_whatever_the_order_state(payments: Payme
 async def test_delete_with_the_provider_down_is_200_and_the_worker_sends_the_refund(
     make_harness: Any, fake_stripe: Any
 ) -> None:
-    from datetime import timedelta
-
-    from orderhub.kit.clock import FrozenClock, SystemClock
-
-    clock = FrozenClock(SystemClock().now())
-    p = await stripe_payments_with(make_harness, fake_stripe, clock=clock)
+    p, clock = await stripe_payments_frozen(make_harness, fake_stripe)
     harness = p.harness
     order = await p.paid_order()
     fake_stripe.fail_next(status=500, count=10, path_prefix="/v1/refunds")
@@ -379,12 +375,7 @@ async def test_delete_with_the_provider_down_is_200_and_the_worker_sends_the_ref
 async def test_unacknowledged_refunds_are_sent_by_the_worker_later(
     make_harness: Any, fake_stripe: Any
 ) -> None:
-    from datetime import timedelta
-
-    from orderhub.kit.clock import FrozenClock, SystemClock
-
-    clock = FrozenClock(SystemClock().now())
-    p = await stripe_payments_with(make_harness, fake_stripe, clock=clock)
+    p, clock = await stripe_payments_frozen(make_harness, fake_stripe)
     harness = p.harness
     cancelled = await p.paid_order()
     partly = await p.paid_order()

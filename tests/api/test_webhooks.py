@@ -123,8 +123,7 @@ async def test_payment_failed_then_succeeded_by_webhooks(payments: Payments) -> 
 
 async def test_charge_refunded_before_payment_succeeded(stripe_payments: Payments) -> None:
     p = stripe_payments
-    fake = p.fake
-    assert fake is not None
+    fake = p.stripe
     order = await p.create_order()
     fake.succeed_intent(order["paymentIntentId"])
     # refund at Stripe directly (e.g. from the dashboard), then deliver the events out of order
@@ -286,8 +285,7 @@ async def test_charge_refunded_without_embedded_refunds_asks_the_provider(
 ) -> None:
     """Current API versions no longer embed `refunds` in the charge."""
     p = stripe_payments
-    fake = p.fake
-    assert fake is not None
+    fake = p.stripe
     order = await p.paid_order()
     assert (await p.refund(order["id"], amount=30)).status_code == 200
     import stripe
@@ -313,8 +311,7 @@ async def test_auto_refund_with_the_provider_down_fails_the_webhook_until_it_is_
     stripe_payments: Payments,
 ) -> None:
     p = stripe_payments
-    fake = p.fake
-    assert fake is not None
+    fake = p.stripe
     order = await p.create_order()
     fake.succeed_intent(order["paymentIntentId"])
     # cancelled in orderhub (its intent already succeeded at Stripe, unknown to us)
