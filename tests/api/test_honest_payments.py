@@ -323,14 +323,21 @@ async def test_signature_from_the_future_is_400(stripe_payments: Payments) -> No
 # -- each order keeps its provider -----------------------------------------------------------
 
 
+async def _paid_on_stripe(
+    make_harness: Any, fake_stripe: FakeStripe, database_url: str
+) -> dict[str, Any]:
+    """An order paid through Stripe, kept in the store at `database_url`."""
+    before = await stripe_payments_with(
+        make_harness, fake_stripe, stripe_webhook_secret=WEBHOOK_SECRET, database_url=database_url
+    )
+    return await before.paid_order()
+
+
 async def test_an_old_orders_refund_goes_to_its_own_provider(
     make_harness: Any, fake_stripe: FakeStripe, tmp_path: Any
 ) -> None:
     database_url = f"sqlite:///{tmp_path / 'shared.db'}"
-    before = await stripe_payments_with(
-        make_harness, fake_stripe, stripe_webhook_secret=WEBHOOK_SECRET, database_url=database_url
-    )
-    order = await before.paid_order()
+    order = await _paid_on_stripe(make_harness, fake_stripe, database_url)
     # PAYMENT_PROVIDER changes to the sandbox; Stripe's key is still configured
     after: Harness = await make_harness(
         payment_provider="sandbox",
@@ -350,10 +357,7 @@ async def test_an_old_orders_provider_that_is_gone_fails_clearly(
     make_harness: Any, fake_stripe: FakeStripe, tmp_path: Any
 ) -> None:
     database_url = f"sqlite:///{tmp_path / 'shared.db'}"
-    before = await stripe_payments_with(
-        make_harness, fake_stripe, stripe_webhook_secret=WEBHOOK_SECRET, database_url=database_url
-    )
-    order = await before.paid_order()
+    order = await _paid_on_stripe(make_harness, fake_stripe, database_url)
     after: Harness = await make_harness(payment_provider="sandbox", database_url=database_url)
     p = Payments(after, "sandbox", None)
     for response in (
