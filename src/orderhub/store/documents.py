@@ -51,8 +51,9 @@ def _refund(refund: Refund) -> dict[str, Any]:
     }
 
 
-def order_to_document(order: Order) -> dict[str, Any]:
-    return {
+def order_to_document(order: Order, *, refunds: bool = True) -> dict[str, Any]:
+    """The order's document; without `refunds`, all of it but the refunds list."""
+    document = {
         "schema": DOCUMENT_SCHEMA,
         "id": str(order.id),
         "customerId": order.customer_id,
@@ -75,7 +76,6 @@ def order_to_document(order: Order) -> dict[str, Any]:
         "paymentProvider": order.payment_provider,
         "paymentIntentId": order.payment_intent_id,
         "trackingNumber": order.tracking_number,
-        "refunds": [_refund(r) for r in order.refunds],
         "paidAt": epoch_ms(order.paid_at) if order.paid_at else None,
         "cancelledAt": epoch_ms(order.cancelled_at) if order.cancelled_at else None,
         "createdAt": epoch_ms(order.created_at),
@@ -84,6 +84,9 @@ def order_to_document(order: Order) -> dict[str, Any]:
         if order.status_before_refund
         else None,
     }
+    if refunds:
+        document["refunds"] = [_refund(r) for r in order.refunds]
+    return document
 
 
 def order_from_document(doc: dict[str, Any], version: int) -> Order:
@@ -150,8 +153,7 @@ REFUNDS_BEFORE = "refundsBefore"
 def event_document(order: Order, refunds_before: Sequence[Refund]) -> dict[str, Any]:
     """What an event of the change from `refunds_before` to `order` keeps of the order:
     its size does not grow with the order's refunds or events."""
-    document = order_to_document(order)
-    del document["refunds"]
+    document = order_to_document(order, refunds=False)
     after = order.refunds
     document[REFUNDS_BEFORE] = {
         "count": len(refunds_before),
