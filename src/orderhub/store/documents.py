@@ -182,9 +182,8 @@ def order_as_of_event(
     after `version` up to the current one (any order, repeats allowed)."""
     if not is_slim(event_doc):
         return order_from_document(event_doc, version)
-    if current is None:
-        raise ValueError("a slim event needs the current order")
-    current_doc, current_version = current
+    # an order is never deleted; were it missing, the event still goes out, without refunds
+    current_doc, current_version = current or ({"refunds": []}, version)
     refunds: list[dict[str, Any]] = list(current_doc["refunds"])
     undo = {v: doc for v, doc in later if version < v <= current_version and is_slim(doc)}
     for v in sorted(undo, reverse=True):
