@@ -166,9 +166,10 @@ def event_document(order: Order, refunds_before: Sequence[Refund]) -> dict[str, 
     return document
 
 
-def is_slim(event_doc: dict[str, Any]) -> bool:
-    """True when the event's refunds are to be rebuilt from the current order."""
-    return "refunds" not in event_doc
+def is_slim(event_doc: dict[str, Any] | None) -> bool:
+    """True when the event's refunds are to be rebuilt from the current order (not for an
+    event stored whole, nor for one stored with no order at all)."""
+    return event_doc is not None and "refunds" not in event_doc
 
 
 def order_as_of_event(
