@@ -45,10 +45,6 @@ def _assert_in_words(error: StoreError, expected: str) -> None:
         assert name not in text, text
 
 
-def _sqlite_folder(tmp_path: Path) -> tuple[str, str]:
-    return f"sqlite:///{tmp_path}", f"SQLite database {tmp_path}: the database file cannot be"
-
-
 def _sqlite_unmigrated(tmp_path: Path) -> tuple[str, str]:
     return f"sqlite:///{tmp_path / 'new.db'}", "has no orderhub tables (run `orderhub migrate`)"
 
@@ -69,9 +65,7 @@ def _postgres_no_database(_tmp_path: Path) -> tuple[str, str]:
     )
 
 
-@pytest.mark.parametrize(
-    "broken", [_sqlite_folder, _sqlite_unmigrated, _postgres_closed, _postgres_no_database]
-)
+@pytest.mark.parametrize("broken", [_sqlite_unmigrated, _postgres_closed, _postgres_no_database])
 async def test_sql_store_failures_are_told_in_words(
     broken: Callable[[Path], tuple[str, str]], tmp_path: Path
 ) -> None:
@@ -96,10 +90,17 @@ async def test_dynamodb_that_cannot_be_reached_is_told_in_words(
 
 def test_the_cli_tells_a_store_it_cannot_reach_in_words(tmp_path: Path) -> None:
     port = free_port()
-    env = cli_env(tmp_path / "data", DATABASE_URL=f"postgresql://postgres@127.0.0.1:{port}/x")
-    for args in (["keys", "list"], ["migrate"]):
-        result = run_cli(args, env, tmp_path)
+    unreachable = f"could not connect to PostgreSQL at 127.0.0.1:{port}"
+    folder = tmp_path / "a-folder"
+    folder.mkdir()
+    cases = [
+        (f"postgresql://postgres@127.0.0.1:{port}/x", ["keys", "list"], unreachable),
+        (f"postgresql://postgres@127.0.0.1:{port}/x", ["migrate"], unreachable),
+        (f"sqlite:///{folder}", ["keys", "list"], "the database file cannot be opened"),
+    ]
+    for url, args, expected in cases:
+        result = run_cli(args, cli_env(tmp_path / "data", DATABASE_URL=url), tmp_path)
         assert result.returncode == 1, result.stderr
         line = result.stderr.strip().splitlines()[-1]
-        assert f"could not connect to PostgreSQL at 127.0.0.1:{port}" in line, line
+        assert expected in line, line
         assert not CLASS_LIKE.search(line), line
