@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from orderhub.auth.keys import ApiKeyService
 from orderhub.auth.service import Authenticator
 from orderhub.delivery.model import DeliveryTargets, delivery_targets
-from orderhub.delivery.registry import Integrations
+from orderhub.delivery.registry import Integrations, open_client
 from orderhub.delivery.service import DeliveryService
 from orderhub.delivery.setup import make_integrations
 from orderhub.delivery.worker import DeliveryWorker
@@ -125,11 +125,17 @@ class Container:
 
     async def start(self, *, with_worker: bool = False) -> None:
         """Things that need the event loop: the store's pagination secret (read now, so a
-        store that does not answer stops the start), expired keys, the in-process worker."""
+        store that does not answer stops the start), expired keys, the integrations' and
+        payment providers' network clients, the in-process worker."""
         if self._started:
             return
         await self.cursors.codec()
         await self.store.idempotency.purge_expired(self.clock.now())
+        # network clients whose first use is slow to set up (models to load, modules to
+        # import): built now, not on the event loop of the first request or health probe
+        await self.worker.integrations.open()
+        for provider in (self.payments, *self.other_payments):
+            await open_client(provider)
         if with_worker:
             self._worker_stop.clear()
             self._worker_task = asyncio.create_task(self.run_worker(self._worker_stop))

@@ -75,11 +75,9 @@ def _migrate(settings: Settings) -> None:
         migrate(settings)
     except SettingsError as exc:
         _fail(str(exc))
-    except (SQLAlchemyError, OSError) as exc:
-        typer.echo(
-            f"orderhub: cannot migrate the store ({in_words(exc)}); check DATABASE_URL",
-            err=True,
-        )
+    except (SQLAlchemyError, OSError, StoreError) as exc:
+        words = str(exc) if isinstance(exc, StoreError) else in_words(exc)
+        typer.echo(f"orderhub: cannot migrate the store ({words}); check DATABASE_URL", err=True)
         raise typer.Exit(1) from None
 
 

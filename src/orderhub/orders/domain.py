@@ -98,8 +98,8 @@ class InvalidTransition(Conflict):
 
 
 # Refunds a client may ask for on one order (a DELETE's or an automatic refund of what is
-# left still goes through). Each event keeps the order as it was (what its deliveries
-# send), so an order's stored size grows with refunds x events: the cap keeps it bounded.
+# left still goes through). The order carries every refund (and so does each message its
+# events send): the cap keeps an order, and what is sent about it, bounded.
 MAX_REQUESTED_REFUNDS = 100
 
 
