@@ -595,6 +595,48 @@ async def test_metadata_can_change_after_delivery(harness: Harness) -> None:
     assert updated["status"] == "delivered"
 
 
+async def deliveries_by_integration(harness: Harness, order_id: str) -> dict[str, list[str]]:
+    """The event types of an order's deliveries, oldest first, by integration."""
+    response = await harness.client.get(
+        f"/api/monitoring/deliveries?orderId={order_id}&limit=100", headers=AUTH
+    )
+    assert response.status_code == 200, response.text
+    found: dict[str, list[str]] = {}
+    for item in reversed(response.json()["data"]):
+        found.setdefault(item["integration"], []).append(item["eventType"])
+    return found
+
+
+async def test_a_tracking_number_after_shipping_is_mailed_on_its_own(harness: Harness) -> None:
+    order = await paid_order(harness)
+    await patched(harness, order["id"], {"status": "shipped"})
+    await patched(harness, order["id"], {"trackingNumber": "1Z999AA10123456789"})
+    await patched(harness, order["id"], {"trackingNumber": "1Z999AA10123456789"})  # the same
+    await patched(harness, order["id"], {"status": "delivered", "trackingNumber": "CORRECTED"})
+    after = await fetch(harness, order["id"])
+    # the public trail is unchanged: after created, paid and shipped, each edit is an update
+    assert history_types(after)[3:] == ["order.updated", "order.delivered", "order.updated"]
+    found = await deliveries_by_integration(harness, order["id"])
+    assert found["email"] == [
+        "order.created",
+        "order.paid",
+        "order.shipped",
+        "order.tracking_updated",
+        "order.tracking_updated",
+    ]
+    assert "order.tracking_updated" not in found["notifications"] + found["sheets"]
+
+
+async def test_a_tracking_number_given_before_or_with_shipping_is_in_the_shipped_email(
+    harness: Harness,
+) -> None:
+    order = await paid_order(harness)
+    await patched(harness, order["id"], {"trackingNumber": "EARLY"})
+    await patched(harness, order["id"], {"status": "shipped", "trackingNumber": "1Z999"})
+    found = await deliveries_by_integration(harness, order["id"])
+    assert found["email"] == ["order.created", "order.paid", "order.shipped"]
+
+
 # -- DELETE of a paid order: refunded in full ---------------------------------------------
 
 

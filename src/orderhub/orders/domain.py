@@ -50,13 +50,17 @@ class EventType(StrEnum):
     # decline, a pending refund settling). It keeps the sheet row current and goes nowhere
     # else: not in the history, not mailed, not notified.
     CHANGED = "order.changed"
+    # Internal: the tracking number was added or changed once the order had shipped. It
+    # rides beside that change's public `order.updated` and only sends the customer the
+    # tracking-number email: not in the history, not notified, not another sheet write.
+    TRACKING_UPDATED = "order.tracking_updated"
 
     @property
     def internal(self) -> bool:
         return self in INTERNAL_EVENTS
 
 
-INTERNAL_EVENTS = frozenset({EventType.CHANGED})
+INTERNAL_EVENTS = frozenset({EventType.CHANGED, EventType.TRACKING_UPDATED})
 
 
 class EventSource(StrEnum):
@@ -85,6 +89,8 @@ TRACKABLE = frozenset(
     {OrderStatus.PAID, OrderStatus.PROCESSING, OrderStatus.SHIPPED, OrderStatus.DELIVERED}
 )
 ADDRESS_EDITABLE = frozenset({OrderStatus.PENDING, OrderStatus.PAID, OrderStatus.PROCESSING})
+# Once shipped, a new tracking number is mailed to the customer on its own.
+SHIPPED_ALREADY = frozenset({OrderStatus.SHIPPED, OrderStatus.DELIVERED})
 STATUS_EVENT = {
     OrderStatus.PROCESSING: EventType.PROCESSING,
     OrderStatus.SHIPPED: EventType.SHIPPED,
@@ -448,11 +454,12 @@ class Order:
         metadata = changes.metadata_after(self.metadata) if metadata_asked else self.metadata
         metadata_edited = metadata_asked and metadata != (self.metadata or None)
         moved = target is not None and target != self.status
+        tracking_edited = (
+            changes.tracking_number is not None and changes.tracking_number != self.tracking_number
+        )
+        tracking_mailed = tracking_edited and self.status in SHIPPED_ALREADY
         edited = (
-            (
-                changes.tracking_number is not None
-                and changes.tracking_number != self.tracking_number
-            )
+            tracking_edited
             or (
                 changes.shipping_address is not None
                 and changes.shipping_address != self.shipping_address
@@ -481,6 +488,8 @@ class Order:
                 self._record(EventType.UPDATED, now, source)
         else:
             self._record(EventType.UPDATED, now, source)
+        if tracking_mailed:
+            self._record(EventType.TRACKING_UPDATED, now, source)
         return True
 
     # -- cancellation ---------------------------------------------------------------
