@@ -169,7 +169,7 @@ async def test_cancellation_emails_tell_the_truth(
 
     def cancelled_mail(mails: list[EmailMessage], order_id: str) -> str:
         # the subject's reference is the id's first 8 characters; the body has all of it
-        subject = f"Order {order_id[:8]} cancelled"
+        subject = f"Order {order_id[-8:]} cancelled"
         [text] = [_text(m) for m in mails if str(m["Subject"]) == subject and order_id in _text(m)]
         return text
 

@@ -202,7 +202,7 @@ def test_every_email_event_names_order_items_and_total(
     assert message.delivery_id == "dlv-0001"
     assert message.event_id == "evt-0001"
     # a short reference in the subject, the whole id in the body
-    assert "0192f0c4" in message.subject and ORDER_ID not in message.subject
+    assert "2e3c4b5a" in message.subject and ORDER_ID not in message.subject
     assert "\n" not in message.subject
     for body in (message.text, message.html):
         assert ORDER_ID in body
@@ -243,7 +243,7 @@ def test_shipped_without_tracking_number_has_no_tracking_line(renderer: EmailRen
 
 def test_tracking_number_email_names_the_number(renderer: EmailRenderer) -> None:
     message = rendered(renderer, "order.tracking_updated")
-    assert message.subject == "Tracking number for order 0192f0c4: 1Z999AA1"
+    assert message.subject == "Tracking number for order 2e3c4b5a: 1Z999AA1"
     for body in (message.text, message.html):
         assert "1Z999AA1" in body
 

@@ -49,7 +49,9 @@ EMAIL_EVENTS: frozenset[str] = frozenset(event.value for event in ROUTED_EMAIL_E
 assert frozenset(EVENT_TEMPLATES) == EMAIL_EVENTS, "a mailed event without a template"
 
 _COUNTED_REFUNDS = ("succeeded", "pending")
-# How many characters of the order id a subject shows (the body has the whole id).
+# How many characters of the order id a subject shows (the body has the whole id): its
+# last 8, which are random in a UUIDv7 (its first 8 are the creation time, shared by every
+# order of the same minute).
 ORDER_REF_CHARS = 8
 # The refund reasons (Stripe's three) as a customer reads them.
 REFUND_REASONS: Mapping[str, str] = {
@@ -132,7 +134,7 @@ def template_context(message: DeliveryMessage, shop_name: str = "orderhub") -> d
         "occurred_at": message.occurred_at,
         "order_id": str(order["id"]),
         # what subjects show: short enough to read, the whole id is in the body
-        "order_ref": str(order["id"])[:ORDER_REF_CHARS],
+        "order_ref": str(order["id"])[-ORDER_REF_CHARS:],
         "customer_name": str(order.get("customerName") or ""),
         "currency": currency.upper(),
         "items": [
