@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import atexit
+import os
+import shutil
 import signal
 import sys
+import tempfile
 from collections.abc import Awaitable, Callable
 from typing import Annotated, NoReturn, TypeVar
 
@@ -24,6 +28,7 @@ from orderhub.settings import Settings, SettingsError, load_settings
 from orderhub.store.protocol import StoreError
 
 T = TypeVar("T")
+MULTIPROC_DIR = "PROMETHEUS_MULTIPROC_DIR"
 
 cli = typer.Typer(no_args_is_help=True, add_completion=False, help="orderhub service")
 keys_cli = typer.Typer(no_args_is_help=True, help="API keys kept hashed in the store")
@@ -101,6 +106,18 @@ def app_without_worker() -> FastAPI:
     return _app_for_worker_process(run_worker=False)
 
 
+def _share_metrics_between_processes(settings: Settings) -> None:
+    """`serve --workers N`: every worker process counts its Prometheus figures into one
+    directory, so that a scrape answered by any of them sums them all. Unless the operator
+    named one (PROMETHEUS_MULTIPROC_DIR), a fresh directory for this run, removed at exit;
+    the processes inherit it through the environment (prometheus-client reads it there)."""
+    if settings.prometheus_multiproc_dir is not None:
+        return
+    directory = tempfile.mkdtemp(prefix="orderhub-metrics-")
+    os.environ[MULTIPROC_DIR] = directory
+    atexit.register(shutil.rmtree, directory, ignore_errors=True)
+
+
 @cli.command()
 def serve(
     host: Annotated[str | None, typer.Option(help="bind address (default HOST)")] = None,
@@ -130,6 +147,7 @@ def serve(
             flush=True,
         )
     if workers > 1:
+        _share_metrics_between_processes(settings)
         factory = "app_without_worker" if no_worker else "app_with_worker"
         uvicorn.run(
             f"orderhub.cli:{factory}",
