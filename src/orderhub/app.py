@@ -134,9 +134,7 @@ def _add_prometheus(app: FastAPI, container: Container) -> None:
     async def scrape(request: Request) -> Response:
         if not container.settings.metrics_public:
             await require_caller(request)
-        body = await container.metrics.render(
-            container.store, container.clock, container.limiter.failures
-        )
+        body = await container.metrics.render(container.store, container.clock)
         return Response(body, media_type=CONTENT_TYPE)
 
     app.add_api_route(

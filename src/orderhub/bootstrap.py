@@ -216,6 +216,7 @@ class Container:
                 if close_payments is not None:
                     await close_payments()
             await self.store.close()
+            self.metrics.close()
         self._started = False
 
 
@@ -242,8 +243,8 @@ def build_container(
         for name, provider in by_name.items()
     }
     recorded = recorded_by_name[payments.name]
-    limiter = RateLimiter(settings)
-    metrics = Metrics()
+    metrics = Metrics(settings.prometheus_multiproc_dir)
+    limiter = RateLimiter(settings, on_failure=metrics.observe_limiter_failure)
     error_log = ErrorLog(store, clock)
     cursors = Cursors(lambda: store.server_secret("pagination"))
     payment_service = PaymentService(

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import atexit
 import errno
 import os
+import shutil
 import signal
 import socket
 import sys
+import tempfile
 import uuid
 from collections.abc import Awaitable, Callable
 from enum import StrEnum
@@ -30,6 +33,7 @@ from orderhub.settings import Settings, SettingsError, load_settings
 from orderhub.store.protocol import StoreError
 
 T = TypeVar("T")
+MULTIPROC_DIR = "PROMETHEUS_MULTIPROC_DIR"
 
 
 def _typer(help_text: str) -> typer.Typer:
@@ -214,6 +218,18 @@ def app_without_worker() -> FastAPI:
     return _app_for_worker_process(run_worker=False)
 
 
+def _share_metrics_between_processes(settings: Settings) -> None:
+    """`serve --workers N`: every worker process counts its Prometheus figures into one
+    directory, so that a scrape answered by any of them sums them all. Unless the operator
+    named one (PROMETHEUS_MULTIPROC_DIR), a fresh directory for this run, removed at exit;
+    the processes inherit it through the environment (prometheus-client reads it there)."""
+    if settings.prometheus_multiproc_dir is not None:
+        return
+    directory = tempfile.mkdtemp(prefix="orderhub-metrics-")
+    os.environ[MULTIPROC_DIR] = directory
+    atexit.register(shutil.rmtree, directory, ignore_errors=True)
+
+
 @cli.command()
 def serve(
     host: Annotated[
@@ -233,7 +249,7 @@ def serve(
         overrides["port"] = port
     settings = _settings(**overrides)
     if workers > 1 and settings.sqlite_path is not None:
-        _fail("DATABASE_URL: --workers needs a scale-out store (postgresql://), not SQLite")
+        _fail("DATABASE_URL: --workers needs a scale-out store (postgresql:// or dynamodb://), not SQLite")
     _check_port(settings)
     created = _with_container(settings, lambda c: c.api_keys.ensure_one_exists(settings.api_keys))
     if created is not None:
@@ -244,6 +260,7 @@ def serve(
             flush=True,
         )
     if workers > 1:
+        _share_metrics_between_processes(settings)
         factory = "app_without_worker" if no_worker else "app_with_worker"
         uvicorn.run(
             f"orderhub.cli:{factory}",
