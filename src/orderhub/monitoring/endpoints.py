@@ -34,6 +34,8 @@ from orderhub.monitoring.schemas import (
     MetricsOut,
     OrderCountsOut,
     RevenueOut,
+    SeriesOut,
+    SeriesPointOut,
     ServiceHealthOut,
     UnhealthyOut,
     delivery_out,
@@ -43,6 +45,7 @@ from orderhub.monitoring.service import (
     IntegrationsReport,
     IntegrationStatus,
     MetricsReport,
+    SeriesReport,
 )
 
 router = APIRouter(prefix="/api/monitoring", tags=["monitoring"])
@@ -127,28 +130,55 @@ def integrations_out(report: IntegrationsReport) -> IntegrationsOut:
     )
 
 
-def metrics_out(report: MetricsReport) -> MetricsOut:
+def _order_counts_out(report: MetricsReport) -> OrderCountsOut:
     orders = report.orders
+    return OrderCountsOut(
+        total=orders.total,
+        successful=orders.successful,
+        failed=orders.failed,
+        pending=orders.pending,
+        cancelled=orders.cancelled,
+    )
+
+
+def _revenue_out(report: MetricsReport) -> RevenueOut:
+    return RevenueOut(
+        total=json_number(report.revenue_minor, report.currency),
+        currency=report.currency,
+        byCurrency={
+            currency: json_number(minor, currency)
+            for currency, minor in report.revenue_by_currency.items()
+        },
+    )
+
+
+def _calls_out(report: MetricsReport) -> dict[str, CallsOut]:
+    return {key: CallsOut(calls=c.calls, errors=c.errors) for key, c in report.integrations.items()}
+
+
+def metrics_out(report: MetricsReport) -> MetricsOut:
     return MetricsOut(
         timeRange={"start": iso_ms(report.start), "end": iso_ms(report.end)},
-        orders=OrderCountsOut(
-            total=orders.total,
-            successful=orders.successful,
-            failed=orders.failed,
-            pending=orders.pending,
-            cancelled=orders.cancelled,
-        ),
-        revenue=RevenueOut(
-            total=json_number(report.revenue_minor, report.currency),
-            currency=report.currency,
-            byCurrency={
-                currency: json_number(minor, currency)
-                for currency, minor in report.revenue_by_currency.items()
-            },
-        ),
-        integrations={
-            key: CallsOut(calls=c.calls, errors=c.errors) for key, c in report.integrations.items()
-        },
+        orders=_order_counts_out(report),
+        revenue=_revenue_out(report),
+        integrations=_calls_out(report),
+    )
+
+
+def series_out(report: SeriesReport) -> SeriesOut:
+    return SeriesOut(
+        timeRange={"start": iso_ms(report.start), "end": iso_ms(report.end)},
+        step=report.step,
+        points=[
+            SeriesPointOut(
+                start=iso_ms(p.start),
+                end=iso_ms(p.end),
+                orders=_order_counts_out(p),
+                revenue=_revenue_out(p),
+                integrations=_calls_out(p),
+            )
+            for p in report.points
+        ],
     )
 
 
@@ -215,6 +245,27 @@ async def metrics(
     timeRange: Annotated[str, Query(max_length=10, examples=["24h"])] = "24h",
 ) -> Response:
     return ok(_wire(metrics_out(await monitoring.metrics(timeRange))))
+
+
+@router.get(
+    "/metrics/series",
+    summary="The figures of /metrics step by step over a time range (for charts)",
+    description=(
+        "`step` is `5m`, `1h` or `1d` (default: `5m` up to 6 hours, `1h` up to 7 days, "
+        "else `1d`), at most 500 points. Points are cut at whole steps of UTC time, so the "
+        "first and the last may be partial; together they cover the range exactly once and "
+        "add up to what `/metrics` reports for it."
+    ),
+    response_model=Envelope[SeriesOut],
+    responses=error_responses(400, 401, 429),
+)
+async def metrics_series(
+    _caller: CallerDep,
+    monitoring: MonitoringServiceDep,
+    timeRange: Annotated[str, Query(max_length=10, examples=["24h"])] = "24h",
+    step: Annotated[str | None, Query(max_length=10, examples=["1h"])] = None,
+) -> Response:
+    return ok(_wire(series_out(await monitoring.series(timeRange, step))))
 
 
 @router.get(
