@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import asdict
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
@@ -49,6 +50,8 @@ from orderhub.monitoring.service import (
 )
 
 router = APIRouter(prefix="/api/monitoring", tags=["monitoring"])
+
+TimeRangeQuery = Annotated[str, Query(max_length=10, examples=["24h"])]
 
 
 @router.get(
@@ -131,14 +134,7 @@ def integrations_out(report: IntegrationsReport) -> IntegrationsOut:
 
 
 def _order_counts_out(report: MetricsReport) -> OrderCountsOut:
-    orders = report.orders
-    return OrderCountsOut(
-        total=orders.total,
-        successful=orders.successful,
-        failed=orders.failed,
-        pending=orders.pending,
-        cancelled=orders.cancelled,
-    )
+    return OrderCountsOut(total=report.orders.total, **asdict(report.orders))
 
 
 def _revenue_out(report: MetricsReport) -> RevenueOut:
@@ -240,9 +236,7 @@ async def integrations(_caller: CallerDep, monitoring: MonitoringServiceDep) -> 
     responses=error_responses(400, 401, 429),
 )
 async def metrics(
-    _caller: CallerDep,
-    monitoring: MonitoringServiceDep,
-    timeRange: Annotated[str, Query(max_length=10, examples=["24h"])] = "24h",
+    _caller: CallerDep, monitoring: MonitoringServiceDep, timeRange: TimeRangeQuery = "24h"
 ) -> Response:
     return ok(_wire(metrics_out(await monitoring.metrics(timeRange))))
 
@@ -262,7 +256,7 @@ async def metrics(
 async def metrics_series(
     _caller: CallerDep,
     monitoring: MonitoringServiceDep,
-    timeRange: Annotated[str, Query(max_length=10, examples=["24h"])] = "24h",
+    timeRange: TimeRangeQuery = "24h",
     step: Annotated[str | None, Query(max_length=10, examples=["1h"])] = None,
 ) -> Response:
     return ok(_wire(series_out(await monitoring.series(timeRange, step))))
