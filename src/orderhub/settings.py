@@ -130,6 +130,7 @@ class Settings(BaseSettings):
     probe_interval_seconds: int = Field(default=60, ge=1)
     reporting_currency: str = "usd"
     metrics_public: bool = False
+    console_enabled: bool = True
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["json", "console"] = "json"
 

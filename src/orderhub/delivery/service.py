@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from orderhub.delivery.model import (
     Delivery,
+    DeliveryAttempt,
     DeliveryFilter,
     DeliveryStatus,
     Integration,
@@ -62,6 +64,10 @@ class DeliveryService:
         if delivery is None:
             raise NotFound("Delivery not found")
         return delivery
+
+    async def attempts(self, delivery: Delivery) -> Sequence[DeliveryAttempt]:
+        """The delivery's attempts, oldest first."""
+        return await self._store.deliveries.attempts(delivery.id)
 
     async def retry(self, delivery_id: str) -> Delivery:
         """A dead delivery goes back to pending, due now (409 unless it is dead)."""

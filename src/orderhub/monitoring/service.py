@@ -14,7 +14,7 @@ from orderhub.delivery.model import Integration
 from orderhub.kit.clock import Clock, epoch_ms, from_epoch_ms
 from orderhub.kit.errors import ValidationFailed
 from orderhub.kit.periodic import run_every
-from orderhub.monitoring.figures import call_counts, order_buckets
+from orderhub.monitoring.figures import call_counts, order_buckets, outbox_backlog
 from orderhub.monitoring.health import (
     AWS_BACKENDS,
     Backend,
@@ -298,6 +298,10 @@ class MonitoringService:
             revenue_by_currency=dict(sorted(revenue.items())),
             integrations=integrations,
         )
+
+    async def backlog(self) -> tuple[int, float]:
+        """Deliveries waiting (pending or in flight) and the oldest one's age in seconds."""
+        return await outbox_backlog(self._store, self._clock.now())
 
     # -- errors -------------------------------------------------------------------------
 

@@ -60,10 +60,13 @@ INTERNAL_EVENTS = frozenset({EventType.CHANGED})
 
 
 class EventSource(StrEnum):
+    """Who made a change, as the order's history tells it."""
+
     API = "api"
     WEBHOOK = "webhook"
     PROVIDER = "provider"
     SYSTEM = "system"
+    CONSOLE = "console"  # an operator, from the console's pages
 
 
 class RefundStatus(StrEnum):
