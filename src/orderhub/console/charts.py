@@ -10,8 +10,8 @@ from dataclasses import dataclass
 
 from markupsafe import Markup, escape
 
-WIDTH, HEIGHT = 600, 180
-TOP, BOTTOM, LEFT = 12, 22, 44  # room for the scale and the first/last labels
+WIDTH, HEIGHT = 600, 230
+TOP, BOTTOM, LEFT = 16, 34, 100  # room for the scale and the first/last labels
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,12 +50,12 @@ def stacked_bars(
     gap = min(2.0, slot * 0.2)
     parts = [
         f'<svg class="chart" viewBox="0 0 {WIDTH} {HEIGHT}" role="img" '
-        f'aria-label="{escape(title)}" preserveAspectRatio="none">',
+        f'aria-label="{escape(title)}">',
         f"<title>{escape(title)}</title>",
         f'<line class="axis" x1="{LEFT}" y1="{TOP + plot_h}" x2="{WIDTH}" y2="{TOP + plot_h}"/>',
         f'<line class="grid" x1="{LEFT}" y1="{TOP}" x2="{WIDTH}" y2="{TOP}"/>',
-        f'<text class="scale" x="{LEFT - 4}" y="{TOP + 4}">{escape(fmt(top))}</text>',
-        f'<text class="scale" x="{LEFT - 4}" y="{TOP + plot_h}">0</text>',
+        f'<text class="scale" x="{LEFT - 6}" y="{TOP + 14}">{escape(fmt(top))}</text>',
+        f'<text class="scale" x="{LEFT - 6}" y="{TOP + plot_h}">0</text>',
     ]
     for i in range(count):
         x = LEFT + i * slot + gap / 2

@@ -14,7 +14,7 @@ from orderhub.console.charts import Layer, stacked_bars
 from orderhub.kit.clock import iso_ms
 from orderhub.kit.errors import ValidationFailed
 from orderhub.kit.ids import parse_uuid
-from orderhub.kit.money import format_major
+from orderhub.kit.money import format_major, to_major
 from orderhub.monitoring.service import SeriesReport
 from orderhub.orders.domain import CANCELLABLE, PATCH_MOVES, Order, OrderStatus
 
@@ -140,7 +140,7 @@ def charts(series: SeriesReport) -> list[tuple[str, Markup, list[str]]]:
     revenue = stacked_bars(
         f"Revenue ({currency.upper()}) per {series.step}",
         labels,
-        [Layer("revenue", [p.revenue_minor / 100 for p in points])],
+        [Layer("revenue", [float(to_major(p.revenue_minor, currency)) for p in points])],
         lambda v: f"{v:,.2f}",
     )
     names = sorted({name for p in points for name in p.integrations})
