@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -12,6 +11,7 @@ import structlog
 
 from orderhub.delivery.model import Integration
 from orderhub.kit.clock import Clock, epoch_ms, from_epoch_ms
+from orderhub.kit.durations import parse_duration
 from orderhub.kit.errors import ValidationFailed
 from orderhub.kit.periodic import run_every
 from orderhub.monitoring.figures import call_counts, order_buckets, outbox_backlog
@@ -35,8 +35,6 @@ RECENT_DELIVERIES = timedelta(minutes=15)
 ERRORS_PERIOD = timedelta(hours=24)
 ERRORS_KEPT = timedelta(days=7)
 PROBES_KEPT = timedelta(days=2)
-_RANGE = re.compile(r"^([1-9][0-9]{0,5})([mhd])$")
-_UNITS = {"m": "minutes", "h": "hours", "d": "days"}
 # The steps of a series (SPEC §11): each point one step of the range, aligned to whole steps
 # of UTC time, so hourly and daily points read whole-hour counters.
 STEPS = {"5m": timedelta(minutes=5), "1h": timedelta(hours=1), "1d": timedelta(days=1)}
@@ -62,10 +60,9 @@ DISPLAY_NAMES = {
 
 
 def parse_time_range(value: str) -> timedelta:
-    match = _RANGE.fullmatch(value)
-    if match is None:
+    span = parse_duration(value)
+    if span is None:
         raise ValidationFailed.one("timeRange", "must look like 30m, 24h or 7d")
-    span = timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
     if span > MAX_RANGE:
         raise ValidationFailed.one("timeRange", "must be at most 90 days")
     return span
