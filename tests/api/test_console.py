@@ -13,8 +13,10 @@ import httpx
 import pytest
 
 from orderhub.app import create_app
+from orderhub.delivery.integrations.base import PermanentDeliveryError
 from orderhub.kit.clock import FrozenClock
 from tests.fixtures.app import API_KEY, AUTH, Harness, HarnessFactory
+from tests.fixtures.integrations import Recorders
 from tests.fixtures.orders import order_body
 
 ORIGIN = "http://127.0.0.1:3000"
@@ -29,7 +31,7 @@ class Console:
     client: httpx.AsyncClient
 
     async def get(self, path: str, **params: str) -> httpx.Response:
-        return await self.client.get(path, params=params)
+        return await self.client.get(path, params=params or None)
 
     async def csrf(self, path: str = "/console") -> str:
         page = await self.get(path)
@@ -494,6 +496,83 @@ async def test_deliveries_page_filters_and_retries_a_dead_one(console: Console) 
     )
     assert refused.status_code == 409
     assert "Only dead deliveries can be retried" in refused.text
+
+
+async def _with_dead(console_factory: ConsoleFactory, make_harness: HarnessFactory) -> Any:
+    """A signed-in console whose first two orders' email and notification deliveries died."""
+    rec = Recorders()
+    h: Harness = await make_harness(integrations=rec.integrations())
+    rec.email.script.failures = [PermanentDeliveryError("550 mailbox unavailable")] * 2
+    rec.notifications.script.failures = [PermanentDeliveryError("HTTP 410")] * 2
+    orders = []
+    for _ in range(2):
+        created = await h.create_order()
+        assert created.status_code == 201
+        orders.append(created.json()["data"]["order"])
+        while await h.container.worker.run_once() > 0:
+            pass
+    c: Console = await console_factory(h)
+    assert (await c.sign_in()).status_code == 303
+    return c, rec, orders
+
+
+async def _dead_ids(h: Harness, query: str = "") -> list[str]:
+    listed = await h.client.get(f"/api/monitoring/deliveries?status=dead{query}", headers=AUTH)
+    return [d["id"] for d in listed.json()["data"]]
+
+
+async def test_retry_one_dead_delivery(
+    console_factory: ConsoleFactory, make_harness: HarnessFactory
+) -> None:
+    c, rec, _orders = await _with_dead(console_factory, make_harness)
+    dead = await _dead_ids(c.harness, "&integration=email")
+    page = await c.get(f"/console/deliveries/{dead[0]}")
+    assert "550 mailbox unavailable" in page.text and "Retry this delivery" in page.text
+    done = await c.submit(
+        f"/console/deliveries/{dead[0]}/retry", {}, f"/console/deliveries/{dead[0]}"
+    )
+    assert done.status_code == 303
+    assert done.headers["location"] == f"/console/deliveries/{dead[0]}?done=retried"
+    assert await _dead_ids(c.harness, "&integration=email") == dead[1:]
+    while await c.harness.container.worker.run_once() > 0:
+        pass
+    assert len(rec.email.sent) == 1
+    assert "Retry this delivery" not in (await c.get(f"/console/deliveries/{dead[0]}")).text
+
+
+async def test_retry_all_dead_matching_the_filter(
+    console_factory: ConsoleFactory, make_harness: HarnessFactory
+) -> None:
+    c, rec, orders = await _with_dead(console_factory, make_harness)
+    listing = "/console/deliveries?status=dead&integration=notifications"
+    page = await c.get(listing)
+    assert "Retry all dead deliveries matching this filter" in page.text
+    assert "Retry all" not in (await c.get("/console/deliveries")).text  # dead ones only
+    fields = {"integration": "notifications", "orderId": ""}
+    asked = await c.submit("/console/deliveries/retry", fields, listing)
+    assert asked.status_code == 200
+    assert "Put every dead notifications delivery back in the queue." in asked.text
+    assert len(await _dead_ids(c.harness)) == 4  # nothing yet
+    confirm = dict(
+        re.findall(r'<input type="hidden" name="([a-zA-Z_]+)" value="([^"]*)">', asked.text)
+    )
+    done = await c.post("/console/deliveries/retry", confirm)
+    assert done.status_code == 303
+    shown = await c.client.get(done.headers["location"])
+    assert "2 dead deliveries are queued again." in shown.text
+    assert len(await _dead_ids(c.harness, "&integration=email")) == 2
+    assert await _dead_ids(c.harness, "&integration=notifications") == []
+    # by order: only that order's dead email
+    by_order = {"integration": "email", "orderId": orders[0]["id"], "confirmed": "yes"}
+    again = await c.submit("/console/deliveries/retry", by_order, listing)
+    assert again.status_code == 303
+    assert (
+        "1 dead delivery is queued again." in (await c.client.get(again.headers["location"])).text
+    )
+    assert len(await _dead_ids(c.harness)) == 1
+    while await c.harness.container.worker.run_once() > 0:
+        pass
+    assert len(rec.notifications.published) == 2 and len(rec.email.sent) == 1
 
 
 async def test_errors_page_lists_recent_errors(console: Console) -> None:

@@ -522,6 +522,7 @@ async def deliveries_page(
     integration: str = "",
     orderId: str = "",
     lastKey: str = "",
+    retried: int | None = None,
 ) -> Response:
     chosen_status = views.choice(DeliveryStatus, status, "status")
     chosen_integration = views.choice(Integration, integration, "integration")
@@ -538,12 +539,36 @@ async def deliveries_page(
         page=page,
         statuses=[s.value for s in DeliveryStatus],
         integrations=[i.value for i in Integration],
+        notice=views.retried_notice(retried),
         **_pager(
             {"status": status, "integration": integration, "orderId": orderId},
             page.last_key,
             lastKey,
         ),
     )
+
+
+@router.post(
+    "/deliveries/retry",
+    summary="Retry every dead delivery matching the filter (integration, order), confirmed first",
+    response_class=HTMLResponse,
+)
+@_guarded
+async def retry_dead(
+    signed: SignedDep, fields: FormDep, deliveries: DeliveryServiceDep
+) -> Response:
+    integration = views.choice(Integration, fields.get("integration", ""), "integration")
+    order_id = fields.get("orderId", "").strip()[:100]
+    scope = {"status": "dead", "integration": fields.get("integration", ""), "orderId": order_id}
+    if fields.get("confirmed") != "yes":
+        return signed.page(
+            "confirm_retry.html.j2",
+            active="deliveries",
+            scope=scope,
+            description=views.describe_retry(integration, order_id),
+        )
+    count = await deliveries.retry_matching(integration=integration, order_id=order_id or None)
+    return _redirect("/console/deliveries", **scope, retried=str(count))
 
 
 @router.get(

@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 from markupsafe import Markup
 
 from orderhub.console.charts import Layer, stacked_bars
+from orderhub.delivery.model import Integration
 from orderhub.kit.clock import iso_ms
 from orderhub.kit.errors import ValidationFailed
 from orderhub.kit.ids import parse_uuid
@@ -121,6 +122,18 @@ def describe(action: str, order: Order, fields: dict[str, str]) -> str:
             f"({money(order.refundable_minor, order.currency)}) is refunded."
         )
     return f"Cancel this order ({total}). Its payment is cancelled."
+
+
+def describe_retry(integration: Integration | None, order_id: str) -> str:
+    scope = f"{integration} " if integration else ""
+    order = f" of order {order_id}" if order_id else ""
+    return f"Put every dead {scope}delivery{order} back in the queue."
+
+
+def retried_notice(count: int | None) -> str:
+    if count is None:
+        return ""
+    return f"{count} dead {'delivery is' if count == 1 else 'deliveries are'} queued again."
 
 
 def charts(series: SeriesReport) -> list[tuple[str, Markup, list[str]]]:
