@@ -52,6 +52,17 @@ class Server:
             assert self.api("POST", "/api/payments/confirm", json=body).status_code == 200
         return order
 
+    def idle(self) -> None:
+        """Wait until the worker has sent everything (its attempts count in the metrics)."""
+
+        def waiting() -> int:
+            return sum(
+                len(self.api("GET", f"/api/monitoring/deliveries?status={s}").json()["data"])
+                for s in ("pending", "in_flight")
+            )
+
+        self.until(lambda: waiting() == 0)
+
     def until(self, check: Callable[[], Any], seconds: float = 20) -> Any:
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline:
@@ -174,6 +185,7 @@ def test_a_wrong_key_is_refused(tab: Tab) -> None:
 def test_overview_shows_the_figures_of_the_metrics_endpoint(tab: Tab, server: Server) -> None:
     server.order()
     server.order(paid=False)
+    server.idle()
     tab.sign_in()
     for time_range in ("24h", "1h"):
         tab.page.select_option("select[name=timeRange]", time_range)  # the script submits
@@ -279,8 +291,14 @@ def test_the_console_is_keyboard_reachable(tab: Tab) -> None:
 
 
 def test_screenshots_of_every_page(browser: Any, server: Server) -> None:
+    server.receiver.status = 410  # some deliveries die, for the retry pages
     paid = server.order(customerName="<script>alert(1)</script>")
     server.order(paid=False, customerId="cust_other", customerName="Grace Hopper")
+    server.until(
+        lambda: server.api(
+            "GET", f"/api/monitoring/deliveries?status=dead&orderId={paid['id']}"
+        ).json()["data"]
+    )
     for width in WIDTHS:
         tab = Tab(browser, server, width=width)
         try:
@@ -302,10 +320,14 @@ def test_screenshots_of_every_page(browser: Any, server: Server) -> None:
             first = tab.page.locator("table.list tbody a").first.get_attribute("href")
             tab.go(first)
             tab.shoot("delivery")
+            tab.go("/console/deliveries?status=dead")
+            tab.submit("form[action='/console/deliveries/retry'] button")
+            tab.shoot("confirm-retry")
             tab.go("/console/errors")
             tab.shoot("errors")
         finally:
             tab.close()
     shots = sorted(p.name for p in ARTIFACTS.glob("console-*.png"))
-    for name in ("sign-in", "overview", "orders", "order", "confirm", "deliveries", "delivery"):
+    pages = ("sign-in", "overview", "orders", "order", "confirm", "deliveries", "delivery")
+    for name in (*pages, "confirm-retry", "errors"):
         assert {f"console-{name}-{w}.png" for w in WIDTHS} <= set(shots)
