@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Annotated, Any, ParamSpec
 from urllib.parse import parse_qs, urlencode, urlsplit
 
-import jinja2
 from fastapi import APIRouter, Depends, FastAPI, Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
@@ -33,6 +32,7 @@ from orderhub.http.dependencies import (
 )
 from orderhub.kit.errors import AppError, Unauthorized, ValidationFailed
 from orderhub.kit.ids import new_id
+from orderhub.kit.pages import page_templates
 from orderhub.kit.validation import validate_model
 from orderhub.orders.domain import EventSource, Order, OrderStatus
 from orderhub.orders.schemas import OrderUpdateIn
@@ -69,11 +69,7 @@ SECURITY_HEADERS = {
     "Cache-Control": "no-store",
 }
 
-templates = jinja2.Environment(
-    loader=jinja2.FileSystemLoader(HERE / "templates"),
-    autoescape=True,
-    undefined=jinja2.StrictUndefined,
-)
+templates = page_templates(HERE / "templates")
 templates.filters.update(views.FILTERS)
 
 router = APIRouter(prefix="/console", tags=["console"])
@@ -118,6 +114,22 @@ def _guarded(
             return _unavailable()
 
     return page
+
+
+def _route(
+    method: str, path: str, summary: str
+) -> Callable[[Callable[P, Awaitable[Response]]], Callable[P, Awaitable[Response]]]:
+    """A console page: an HTML route whose refusals are pages (see `_guarded`)."""
+    add = router.get if method == "GET" else router.post
+
+    def register(
+        handler: Callable[P, Awaitable[Response]],
+    ) -> Callable[P, Awaitable[Response]]:
+        page = _guarded(handler)
+        add(path, summary=summary, response_class=HTMLResponse)(page)
+        return page
+
+    return register
 
 
 # -- sessions, forms -------------------------------------------------------------------
@@ -260,20 +272,16 @@ async def asset(name: str) -> Response:
 # -- signing in and out ----------------------------------------------------------------
 
 
-@router.get("/sign-in", summary="The console's sign-in page", response_class=HTMLResponse)
-@_guarded
+@_route("GET", "/sign-in", "The console's sign-in page")
 async def sign_in_page(request: Request, sessions: ConsoleSessionsDep) -> Response:
     if await _signed(request, sessions) is not None:
         return _redirect("/console")
     return _sign_in_page(request)
 
 
-@router.post(
-    "/sign-in",
-    summary="Sign in with an API key (form: api_key, csrf); rate-limited like /api/",
-    response_class=HTMLResponse,
+@_route(
+    "POST", "/sign-in", "Sign in with an API key (form: api_key, csrf); rate-limited like /api/"
 )
-@_guarded
 async def sign_in(request: Request, sessions: ConsoleSessionsDep) -> Response:
     fields = await _form(request)
     expected = request.cookies.get(SIGN_IN_COOKIE, "")
@@ -316,8 +324,7 @@ async def sign_in(request: Request, sessions: ConsoleSessionsDep) -> Response:
     return response
 
 
-@router.post("/sign-out", summary="End the console session", response_class=HTMLResponse)
-@_guarded
+@_route("POST", "/sign-out", "End the console session")
 async def sign_out(request: Request, sessions: ConsoleSessionsDep, _form: FormDep) -> Response:
     await sessions.sign_out(request.cookies.get(COOKIE, ""))
     response = _redirect("/console/sign-in", signed_out="1")
@@ -330,10 +337,7 @@ async def sign_out(request: Request, sessions: ConsoleSessionsDep, _form: FormDe
 # -- overview --------------------------------------------------------------------------
 
 
-@router.get(
-    "", summary="Overview: health, integrations, backlog, charts", response_class=HTMLResponse
-)
-@_guarded
+@_route("GET", "", "Overview: health, integrations, backlog, charts")
 async def overview(
     signed: SignedDep,
     monitoring: MonitoringServiceDep,
@@ -361,10 +365,7 @@ async def overview(
 # -- orders ----------------------------------------------------------------------------
 
 
-@router.get(
-    "/orders", summary="Orders, newest first, with the API's filters", response_class=HTMLResponse
-)
-@_guarded
+@_route("GET", "/orders", "Orders, newest first, with the API's filters")
 async def orders_page(
     signed: SignedDep,
     orders: OrderServiceDep,
@@ -411,12 +412,7 @@ async def _order_page(
     )
 
 
-@router.get(
-    "/orders/{order_id}",
-    summary="One order: items, payments, history, deliveries",
-    response_class=HTMLResponse,
-)
-@_guarded
+@_route("GET", "/orders/{order_id}", "One order: items, payments, history, deliveries")
 async def order_page(
     order_id: str,
     signed: SignedDep,
@@ -468,12 +464,11 @@ async def _perform(
         )
 
 
-@router.post(
+@_route(
+    "POST",
     "/orders/{order_id}/actions/{action}",
-    summary="Act on an order (processing, shipped, delivered, refund, cancel), confirmed first",
-    response_class=HTMLResponse,
+    "Act on an order (processing, shipped, delivered, refund, cancel), confirmed first",
 )
-@_guarded
 async def order_action(
     order_id: str,
     action: str,
@@ -513,8 +508,7 @@ async def order_action(
 # -- deliveries ------------------------------------------------------------------------
 
 
-@router.get("/deliveries", summary="Deliveries with filters", response_class=HTMLResponse)
-@_guarded
+@_route("GET", "/deliveries", "Deliveries with filters")
 async def deliveries_page(
     signed: SignedDep,
     deliveries: DeliveryServiceDep,
@@ -548,12 +542,11 @@ async def deliveries_page(
     )
 
 
-@router.post(
+@_route(
+    "POST",
     "/deliveries/retry",
-    summary="Retry every dead delivery matching the filter (integration, order), confirmed first",
-    response_class=HTMLResponse,
+    "Retry every dead delivery matching the filter (integration, order), confirmed first",
 )
-@_guarded
 async def retry_dead(
     signed: SignedDep, fields: FormDep, deliveries: DeliveryServiceDep
 ) -> Response:
@@ -571,12 +564,7 @@ async def retry_dead(
     return _redirect("/console/deliveries", **scope, retried=str(count))
 
 
-@router.get(
-    "/deliveries/{delivery_id}",
-    summary="One delivery and its attempts",
-    response_class=HTMLResponse,
-)
-@_guarded
+@_route("GET", "/deliveries/{delivery_id}", "One delivery and its attempts")
 async def delivery_page(
     delivery_id: str,
     signed: SignedDep,
@@ -593,10 +581,7 @@ async def delivery_page(
     )
 
 
-@router.post(
-    "/deliveries/{delivery_id}/retry", summary="Retry a dead delivery", response_class=HTMLResponse
-)
-@_guarded
+@_route("POST", "/deliveries/{delivery_id}/retry", "Retry a dead delivery")
 async def retry_delivery(
     delivery_id: str, _form: FormDep, deliveries: DeliveryServiceDep
 ) -> Response:
@@ -607,8 +592,7 @@ async def retry_delivery(
 # -- errors ----------------------------------------------------------------------------
 
 
-@router.get("/errors", summary="Recent errors, newest first", response_class=HTMLResponse)
-@_guarded
+@_route("GET", "/errors", "Recent errors, newest first")
 async def errors_page(signed: SignedDep, monitoring: MonitoringServiceDep) -> Response:
     errors = await monitoring.errors(200)
     return signed.page("errors.html.j2", active="errors", errors=errors)
