@@ -20,7 +20,7 @@ class Layer:
     values: Sequence[float]
 
 
-def _ceiling(value: float) -> float:
+def round_top(value: float) -> float:
     """A round top for the scale: 1, 2 or 5 times a power of ten."""
     if value <= 0:
         return 1.0
@@ -44,7 +44,7 @@ def stacked_bars(
     """`labels[i]` names point i (its start); each layer gives one value per point."""
     count = len(labels)
     totals = [sum(layer.values[i] for layer in layers) for i in range(count)]
-    top = _ceiling(max(totals, default=0))
+    top = round_top(max(totals, default=0))
     plot_w, plot_h = WIDTH - LEFT, HEIGHT - TOP - BOTTOM
     slot = plot_w / max(count, 1)
     gap = min(2.0, slot * 0.2)
