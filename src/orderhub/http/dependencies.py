@@ -13,6 +13,7 @@ from typing import Annotated, Protocol
 from fastapi import Depends, Request
 
 from orderhub.auth.service import Authenticator, Caller
+from orderhub.console.sessions import ConsoleSessions
 from orderhub.delivery.service import DeliveryService
 from orderhub.idempotency.service import IdempotencyService
 from orderhub.kit.errors import NotFound
@@ -34,6 +35,7 @@ class Services(Protocol):
     monitoring: MonitoringService
     idempotency: IdempotencyService
     sandbox: SandboxCheckout | None
+    console_sessions: ConsoleSessions
 
 
 def services_of(request: Request) -> Services:
@@ -77,6 +79,10 @@ def _idempotency(request: Request) -> IdempotencyService:
     return services_of(request).idempotency
 
 
+def _console_sessions(request: Request) -> ConsoleSessions:
+    return services_of(request).console_sessions
+
+
 def _sandbox(request: Request) -> SandboxCheckout:
     sandbox = services_of(request).sandbox
     if sandbox is None:  # the routes are mounted only with the sandbox: not reached
@@ -92,3 +98,4 @@ DeliveryServiceDep = Annotated[DeliveryService, Depends(_deliveries)]
 MonitoringServiceDep = Annotated[MonitoringService, Depends(_monitoring)]
 IdempotencyDep = Annotated[IdempotencyService, Depends(_idempotency)]
 SandboxCheckoutDep = Annotated[SandboxCheckout, Depends(_sandbox)]
+ConsoleSessionsDep = Annotated[ConsoleSessions, Depends(_console_sessions)]
