@@ -208,14 +208,21 @@ def _asset_dir() -> Path:
     return Path(str(files("fastapi_offline").joinpath("static")))
 
 
+# The pages load nothing from elsewhere (ReDoc's footer would fetch a logo otherwise);
+# their own small inline script and styles are allowed, as are ReDoc's blob workers.
+DOCS_CSP = (
+    "default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' data:; worker-src 'self' blob:; frame-ancestors 'none'; base-uri 'none'"
+)
+
+
 def install_docs(app: FastAPI, *, docs_url: str = "/docs", redoc_url: str = "/redoc") -> None:
     """Swagger UI at `docs_url` and ReDoc at `redoc_url`, from local assets only."""
     assets = _asset_dir()
     openapi_url = app.openapi_url or "/openapi.json"
     favicon = f"{DOCS_ASSETS}/favicon.png"
-
-    async def swagger_ui() -> HTMLResponse:
-        return get_swagger_ui_html(
+    pages = {
+        docs_url: get_swagger_ui_html(
             openapi_url=openapi_url,
             title=f"{app.title} - Swagger UI",
             swagger_js_url=f"{DOCS_ASSETS}/swagger-ui-bundle.js",
@@ -223,33 +230,40 @@ def install_docs(app: FastAPI, *, docs_url: str = "/docs", redoc_url: str = "/re
             swagger_favicon_url=favicon,
             oauth2_redirect_url=None,
             swagger_ui_parameters={"validatorUrl": None},
-        )
-
-    async def redoc() -> HTMLResponse:
-        return get_redoc_html(
+        ),
+        redoc_url: get_redoc_html(
             openapi_url=openapi_url,
             title=f"{app.title} - ReDoc",
             redoc_js_url=f"{DOCS_ASSETS}/redoc.standalone.js",
             redoc_favicon_url=favicon,
             with_google_fonts=False,
-        )
+        ),
+    }
 
-    def serve(name: str, media_type: str) -> Any:
+    def page(html: HTMLResponse) -> Any:
+        body = bytes(html.body)
+
+        async def show() -> Response:
+            return HTMLResponse(body, headers={"Content-Security-Policy": DOCS_CSP})
+
+        return show
+
+    def asset(name: str, media_type: str) -> Any:
         path = assets / name
 
-        async def asset() -> Response:
+        async def send() -> Response:
             return FileResponse(
                 path, media_type=media_type, headers={"Cache-Control": "public, max-age=86400"}
             )
 
-        return asset
+        return send
 
-    app.add_api_route(docs_url, swagger_ui, methods=["GET"], include_in_schema=False)
-    app.add_api_route(redoc_url, redoc, methods=["GET"], include_in_schema=False)
+    for url, html in pages.items():
+        app.add_api_route(url, page(html), methods=["GET"], include_in_schema=False)
     for name, media_type in _ASSET_TYPES.items():
         app.add_api_route(
             f"{DOCS_ASSETS}/{name}",
-            serve(name, media_type),
+            asset(name, media_type),
             methods=["GET"],
             include_in_schema=False,
         )
