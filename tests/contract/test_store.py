@@ -470,6 +470,58 @@ async def test_delivered_failed_dead_and_retried(database_url: str) -> None:
         await store.close()
 
 
+async def test_dead_deliveries_listed_by_integration_and_creation_time(database_url: str) -> None:
+    store = open_test_store(database_url, EVERYWHERE)
+    try:
+        later = NOW + timedelta(hours=2)
+        for at in (NOW, later):
+            await _add(store, make_order(at=at))
+        due = await lease_due(store, later, "w", later + timedelta(minutes=1), 10)
+        assert len(due) == 6
+        for item in due:
+            if item.delivery.integration != Integration.NOTIFICATIONS:
+                dead = failed(item.delivery, "550 no such user", None)
+                assert await store.deliveries.transition(item.delivery, dead)
+            else:
+                done = delivered(item.delivery, later)
+                assert await store.deliveries.transition(item.delivery, done)
+
+        async def listed(**wanted: object) -> list[tuple[str, datetime]]:
+            rows = await store.deliveries.list_page(
+                DeliveryFilter(status=DeliveryStatus.DEAD, **wanted),  # type: ignore[arg-type]
+                None,
+                10,
+            )
+            assert all(r.status == DeliveryStatus.DEAD for r in rows)
+            return sorted((r.integration.value, r.created_at) for r in rows)
+
+        assert await listed() == [
+            ("email", NOW),
+            ("email", later),
+            ("sheets", NOW),
+            ("sheets", later),
+        ]
+        assert await listed(integration=Integration.EMAIL) == [("email", NOW), ("email", later)]
+        since = NOW + timedelta(hours=1)
+        assert await listed(created_since=since) == [("email", later), ("sheets", later)]
+        assert await listed(created_since=later, integration=Integration.SHEETS) == [
+            ("sheets", later)
+        ]
+        assert await listed(created_since=later + timedelta(milliseconds=1)) == []
+        # a page filled past the ones the filter leaves out, and the keyset cursor
+        first = await store.deliveries.list_page(
+            DeliveryFilter(status=DeliveryStatus.DEAD, integration=Integration.SHEETS), None, 1
+        )
+        rest = await store.deliveries.list_page(
+            DeliveryFilter(status=DeliveryStatus.DEAD, integration=Integration.SHEETS),
+            first[0].id,
+            10,
+        )
+        assert [d.created_at for d in first + rest] == [later, NOW]
+    finally:
+        await store.close()
+
+
 async def test_lost_attempts_count_and_a_crash_loop_ends_dead(database_url: str) -> None:
     store = open_test_store(database_url, EVERYWHERE)
     try:

@@ -19,7 +19,10 @@ from orderhub.http.dependencies import (
 from orderhub.idempotency.http import IdempotencyKey, run_idempotent
 from orderhub.kit.clock import iso_ms
 from orderhub.kit.envelope import Envelope, EnvelopeResponse, error_responses, ok
+from orderhub.kit.jsonbody import parse_json_object
 from orderhub.kit.money import json_number
+from orderhub.kit.openapi import json_body
+from orderhub.kit.validation import validate_model
 from orderhub.kit.wire import PaginationOut
 from orderhub.monitoring.health import HealthReport
 from orderhub.monitoring.schemas import (
@@ -33,6 +36,8 @@ from orderhub.monitoring.schemas import (
     IntegrationsOut,
     MetricsOut,
     OrderCountsOut,
+    RetriedOut,
+    RetryDeliveriesIn,
     RevenueOut,
     ServiceHealthOut,
     UnhealthyOut,
@@ -71,6 +76,31 @@ async def list_deliveries(
         pagination=PaginationOut(lastKey=page.last_key, hasMore=page.has_more),
     )
     return EnvelopeResponse(body.model_dump(mode="json"))
+
+
+@router.post(
+    "/deliveries/retry",
+    summary="Put every matching dead delivery back in the queue",
+    response_model=Envelope[RetriedOut],
+    responses=error_responses(400, 401, 409, 413, 422, 429),
+    openapi_extra=json_body(RetryDeliveriesIn),
+)
+async def retry_deliveries(
+    request: Request,
+    caller: CallerDep,
+    deliveries: DeliveryServiceDep,
+    idempotency: IdempotencyDep,
+    idempotency_key: IdempotencyKey = None,
+) -> Response:
+    raw = await request.body()
+    body = validate_model(RetryDeliveriesIn, parse_json_object(raw))
+
+    async def handler(_resource_id: uuid.UUID) -> Response:
+        count = await deliveries.retry_matching(integration=body.integration, since=body.since)
+        noun = "delivery" if count == 1 else "deliveries"
+        return ok(RetriedOut(retried=count).model_dump(), message=f"{count} {noun} queued")
+
+    return await run_idempotent(idempotency, request, caller, idempotency_key, handler, raw)
 
 
 @router.post(

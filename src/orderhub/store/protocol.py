@@ -184,8 +184,8 @@ class DeliveryRepository(Protocol):
         self, delivery_filter: DeliveryFilter, before_id: uuid.UUID | None, limit: int
     ) -> list[Delivery]:
         """Newest first (by id). Indexes: `order_id` -> deliveries by order; else
-        `status` -> deliveries by status; else all by id; the other filters are applied
-        after the read, the page still filled to `limit`."""
+        `status` -> deliveries by status; else all by id; the other filters (integration,
+        `created_since`) are applied after the read, the page still filled to `limit`."""
 
     async def attempts(self, delivery_id: uuid.UUID) -> list[DeliveryAttempt]:
         """A delivery's attempts, oldest first."""

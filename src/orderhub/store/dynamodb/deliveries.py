@@ -251,10 +251,14 @@ class DynamoDeliveryRepository(DeliveryTransitions):
     ) -> list[Delivery]:
         status = delivery_filter.status.value if delivery_filter.status else None
         integration = delivery_filter.integration.value if delivery_filter.integration else None
+        since = delivery_filter.created_since
+        since_ms = epoch_ms(since) if since is not None else None
 
         def keep(item: Item) -> bool:
-            return (status is None or item["status"]["S"] == status) and (
-                integration is None or item["integration"]["S"] == integration
+            return (
+                (status is None or item["status"]["S"] == status)
+                and (integration is None or item["integration"]["S"] == integration)
+                and (since_ms is None or int(item["created_at"]["N"]) >= since_ms)
             )
 
         if delivery_filter.order_id is not None:
