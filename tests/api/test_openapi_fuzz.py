@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import re
 import uuid
+from datetime import UTC
 from decimal import Decimal
 from typing import Any
 from urllib.parse import quote
@@ -54,6 +55,10 @@ def _resolve(schema: dict[str, Any], document: dict[str, Any]) -> dict[str, Any]
 def _text(schema: dict[str, Any]) -> st.SearchStrategy[str]:
     low, high = schema.get("minLength", 0), schema.get("maxLength", 300)
     pattern = schema.get("pattern")
+    if schema.get("format") == "date-time":
+        return st.datetimes(timezones=st.just(UTC)).map(lambda t: t.isoformat())
+    if schema.get("format") == "date":
+        return st.dates().map(lambda d: d.isoformat())
     if schema.get("format") == "email":
         local = st.from_regex(r"[a-z0-9]([a-z0-9._+-]{0,30}[a-z0-9])?", fullmatch=True)
         domain = st.from_regex(r"[a-z0-9]{1,20}\.(com|org|net|shop)", fullmatch=True)
@@ -86,7 +91,9 @@ def from_schema(schema: dict[str, Any], document: dict[str, Any]) -> st.SearchSt
         return st.just(schema["const"])
     for key in ("anyOf", "oneOf"):
         if key in schema:
-            return st.one_of([from_schema(option, document) for option in schema[key]])
+            common = {k: v for k, v in schema.items() if k not in ("anyOf", "oneOf")}
+            options = [{**common, **_resolve(option, document)} for option in schema[key]]
+            return st.one_of([from_schema(option, document) for option in options])
     kind = schema.get("type")
     if kind == "string":
         return _text(schema)
@@ -191,6 +198,7 @@ OPERATIONS = [
     ("post", "/api/payments/refund"),
     ("get", "/api/payments/{payment_intent_id}"),
     ("get", "/api/monitoring/deliveries"),
+    ("post", "/api/monitoring/deliveries/retry"),
     ("post", "/api/monitoring/deliveries/{delivery_id}/retry"),
     ("get", "/api/monitoring/health"),
     ("get", "/api/monitoring/integrations"),
