@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -175,3 +176,19 @@ async def test_the_document_points_nowhere_outside_orderhub(openapi: dict[str, A
     text = json.dumps(openapi, ensure_ascii=False)
     for pointer in (r"\bSPEC\b", "§", r"\bthe seed\b", r"\bseed's\b", r"\bissue \d", r"\.\./"):
         assert not re.search(pointer, text), pointer
+
+
+def _shape(path: str) -> str:
+    """A path with its parameters blanked: `/api/orders/{order_id}` and
+    `/api/orders/:id` are the same endpoint."""
+    return re.sub(r"\{[^/]+\}|:[A-Za-z_]+", "*", path.rstrip("/."))
+
+
+async def test_every_endpoint_is_documented_in_docs(openapi: dict[str, Any]) -> None:
+    """A reader with only the repository finds every endpoint in `docs/`."""
+    docs = Path(__file__).resolve().parents[2] / "docs"
+    text = "\n".join(page.read_text() for page in sorted(docs.glob("*.md")))
+    roots = "api|webhooks|sandbox|health|ready|metrics|openapi|docs|redoc"
+    mentioned = {_shape(p) for p in re.findall(rf"(/(?:{roots})[\w/{{}}:.-]*)", text)}
+    missing = sorted(path for path in openapi["paths"] if _shape(path) not in mentioned)
+    assert missing == [], f"endpoints no page of docs/ names: {missing}"
