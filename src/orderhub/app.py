@@ -29,7 +29,7 @@ from orderhub.kit.envelope import (
     error_responses,
 )
 from orderhub.kit.errors import AppError, ValidationFailed
-from orderhub.kit.openapi import install_openapi
+from orderhub.kit.openapi import install_docs, install_openapi
 from orderhub.kit.validation import problems_from
 from orderhub.monitoring.endpoints import router as monitoring_router
 from orderhub.monitoring.prometheus import CONTENT_TYPE
@@ -76,7 +76,7 @@ def create_app(
             "the envelope `{success: false, error: {message, code?, details?}}`."
         ),
         lifespan=lifespan,
-        docs_url="/docs",
+        docs_url=None,  # install_docs serves /docs and /redoc from local assets
         redoc_url=None,
         openapi_url="/openapi.json",
         redirect_slashes=False,
@@ -94,6 +94,7 @@ def create_app(
     _add_prometheus(app, container)
     _add_error_handlers(app)
     install_openapi(app)
+    install_docs(app)
 
     # Added innermost first: the request context wraps everything, then CORS, then the
     # rate limit (counted before authentication), then the body limit.

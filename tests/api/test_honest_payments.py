@@ -366,6 +366,7 @@ async def test_an_old_orders_provider_that_is_gone_fails_clearly(
         await p.refund(order["id"], amount=1),
         await p.client.delete(f"/api/orders/{order['id']}", headers=AUTH),
         await p.confirm(order, None),
+        await p.client.get(f"/api/payments/{order['paymentIntentId']}", headers=AUTH),
     ):
         assert response.status_code == 409, response.text
         assert response.json()["error"]["code"] == "payment_provider_unavailable"

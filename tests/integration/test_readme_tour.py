@@ -32,7 +32,7 @@ from typing import Any
 
 import pytest
 
-from tests.fixtures.cli import cli_env, free_port, start_cli, wait_healthy
+from tests.fixtures.cli import cli_env, free_port, serving
 
 ROOT = Path(__file__).resolve().parents[2]
 README = ROOT / "README.md"
@@ -196,13 +196,8 @@ def live_server(tmp_path: Path) -> Iterator[tuple[int, dict[str, str], Path]]:
     home.mkdir()
     port = free_port()
     env = cli_env(home / "data", PORT=str(port))
-    server = start_cli(["serve"], env, cwd=home)
-    try:
-        assert wait_healthy(f"http://127.0.0.1:{port}", 60), "orderhub serve did not start"
+    with serving(env, home):
         yield port, env, home
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
 
 
 def test_the_tour_is_found() -> None:

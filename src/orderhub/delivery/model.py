@@ -15,7 +15,7 @@ from orderhub.orders.domain import INTERNAL_EVENTS, EventType, Order, OrderEvent
 
 class Integration(StrEnum):
     """The systems order events reach: the deliveries' integration, the health role, the
-    metrics key; the error log spells it as a service (SPEC §11)."""
+    metrics key; the error log spells it as a service."""
 
     EMAIL = "email"
     SHEETS = "sheets"

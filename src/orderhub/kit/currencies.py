@@ -56,6 +56,11 @@ def currency_exponent(code: str) -> int:
         raise UnknownCurrency(code) from None
 
 
+def currency_codes() -> list[str]:
+    """Every code `is_currency` accepts, lower-case and sorted (for the API's schema)."""
+    return sorted(_exponents())
+
+
 def is_currency(code: str) -> bool:
     return code.lower() in _exponents()
 

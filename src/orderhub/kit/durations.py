@@ -25,7 +25,10 @@ def parse_since(text: str, now: datetime, field: str = "since") -> datetime:
     without an offset is UTC). Anything else is a 400 naming `field`."""
     span = parse_duration(text.strip())
     if span is not None:
-        return now - span
+        try:
+            return now - span
+        except OverflowError:  # before year 1
+            raise ValidationFailed.one(field, "goes back too far") from None
     try:
         moment = datetime.fromisoformat(text.strip())
     except ValueError:

@@ -100,23 +100,25 @@ def app_error_response(exc: AppError) -> EnvelopeResponse:
     )
 
 
+ERROR_DESCRIPTIONS = {
+    400: "Validation error or malformed request",
+    401: "Missing or invalid credentials",
+    402: "Card declined",
+    404: "Not found",
+    409: "State conflict, or the same Idempotency-Key is still in flight",
+    413: "Request body larger than MAX_BODY_BYTES",
+    422: "Idempotency-Key reused with a different request",
+    429: "Too many requests (RATE_LIMIT_MAX per RATE_LIMIT_WINDOW_SECONDS); see Retry-After",
+    500: "Unexpected failure (recorded for operators)",
+    502: "The payment provider failed",
+    503: "The store does not answer",
+}
+
+
 def error_responses(*codes: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI `responses=` entries documenting the error envelope for each status code."""
-    descriptions = {
-        400: "Validation error or malformed request",
-        401: "Missing or invalid credentials",
-        402: "Card declined",
-        404: "Not found",
-        409: "State conflict, or the same Idempotency-Key is still in flight",
-        413: "Request body larger than MAX_BODY_BYTES",
-        422: "Idempotency-Key reused with a different request",
-        429: "Too many requests",
-        500: "Unexpected failure (recorded for operators)",
-        502: "The payment provider failed",
-        503: "The store does not answer",
-    }
     # Every route may also meet a store that does not answer, or an unexpected failure.
     return {
-        code: {"model": ErrorEnvelope, "description": descriptions.get(code, "Error")}
+        code: {"model": ErrorEnvelope, "description": ERROR_DESCRIPTIONS.get(code, "Error")}
         for code in (*codes, 500, 503)
     }

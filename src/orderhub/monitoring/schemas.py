@@ -55,6 +55,13 @@ Since = Annotated[
         max_length=40,
         description="a span back from now (30m, 24h, 7d) or an ISO 8601 time",
         examples=["24h"],
+        json_schema_extra={
+            "anyOf": [
+                {"pattern": "^(?:[1-9][0-9]{0,5}[mh]|[1-9][0-9]{0,4}d)$"},
+                {"format": "date-time"},
+                {"format": "date"},
+            ]
+        },
     ),
 ]
 

@@ -1,4 +1,4 @@
-"""The Orders API on the wire: request models (strict, SPEC §6) and response models (§7)."""
+"""The Orders API on the wire: strict request models and the response models."""
 
 from __future__ import annotations
 
@@ -17,8 +17,9 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from orderhub.kit.clock import iso_ms
-from orderhub.kit.currencies import is_currency
+from orderhub.kit.currencies import currency_codes, is_currency
 from orderhub.kit.money import json_number
+from orderhub.kit.openapi import not_nullable
 from orderhub.kit.wire import Amount, JsonAmount, PaginationOut, Text100, Timestamp
 from orderhub.orders.domain import (
     Address,
@@ -48,9 +49,24 @@ def _currency(value: str) -> str:
 
 Text200 = Annotated[StrictStr, Field(min_length=1, max_length=200)]
 Email = Annotated[
-    StrictStr, Field(max_length=254, json_schema_extra={"format": "email"}), AfterValidator(_email)
+    StrictStr,
+    Field(
+        max_length=254,
+        description="checked without a deliverability check; reserved domains such as "
+        "`.test` or `.localhost` are refused",
+        json_schema_extra={"format": "email"},
+    ),
+    AfterValidator(_email),
 ]
-Currency = Annotated[StrictStr, AfterValidator(_currency), Field(examples=["usd"])]
+Currency = Annotated[
+    StrictStr,
+    AfterValidator(_currency),
+    Field(
+        examples=["usd"],
+        description="ISO 4217 code; upper case is accepted and stored in lower case",
+        json_schema_extra={"enum": currency_codes()},
+    ),
+]
 Metadata = Annotated[
     dict[
         Annotated[StrictStr, Field(min_length=1, max_length=40)],
@@ -85,7 +101,8 @@ class ItemIn(BaseModel):
 
 
 class OrderCreateIn(BaseModel):
-    """POST /api/orders (SPEC §6)."""
+    """A new order: `totalAmount` must equal the items' sum plus `shippingAmount` and
+    `taxAmount` minus `discountAmount`, exactly, in the currency's decimals."""
 
     model_config = _STRICT_INPUT
 
@@ -104,9 +121,13 @@ class OrderCreateIn(BaseModel):
 
 
 class OrderUpdateIn(BaseModel):
-    """PATCH /api/orders/:id (SPEC §7): at least one field."""
+    """What a PATCH changes: at least one field."""
 
-    model_config = _STRICT_INPUT
+    # `null` is taken for "not given"; the schema asks for values (and at least one).
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra=not_nullable("status", "trackingNumber", "shippingAddress", "metadata"),
+    )
 
     status: OrderStatus | None = None
     trackingNumber: Annotated[StrictStr, Field(min_length=1, max_length=100)] | None = None

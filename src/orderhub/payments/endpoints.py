@@ -102,7 +102,7 @@ async def refund_payment(
     "/{payment_intent_id}",
     summary="Payment intent details, from the provider",
     response_model=Envelope[PaymentIntentOut],
-    responses=error_responses(401, 404, 429, 502),
+    responses=error_responses(401, 404, 409, 429, 502),
 )
 async def get_payment(
     payment_intent_id: str, _caller: CallerDep, payments: PaymentServiceDep

@@ -1,10 +1,10 @@
-"""The Payments API on the wire (seed + SPEC §8)."""
+"""The Payments API on the wire: request and response models."""
 
 from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictStr
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictStr, WithJsonSchema
 from pydantic_core import PydanticCustomError
 
 from orderhub.kit.wire import Amount, Text100
@@ -34,9 +34,14 @@ class RefundIn(BaseModel):
     model_config = _STRICT_INPUT
 
     orderId: Text100
-    amount: Annotated[Amount, AfterValidator(_positive)] | None = Field(
-        default=None, description="major units; default: everything not yet refunded"
-    )
+    amount: (
+        Annotated[
+            Amount,
+            AfterValidator(_positive),
+            WithJsonSchema({"type": "number", "exclusiveMinimum": 0, "examples": [9.97]}),
+        ]
+        | None
+    ) = Field(default=None, description="major units; default: everything not yet refunded")
     reason: Literal["duplicate", "fraudulent", "requested_by_customer"] | None = None
 
 

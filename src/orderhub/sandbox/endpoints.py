@@ -42,6 +42,30 @@ templates = page_templates(HERE / "templates")
 
 router = APIRouter(prefix="/sandbox", tags=["sandbox"], include_in_schema=True)
 
+_HTML = {"text/html": {"schema": {"type": "string"}}}
+PAGE_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"description": "The page", "content": _HTML},
+    404: {"description": "No payment intent has this client secret", "content": _HTML},
+}
+
+
+def _form(description: str, **fields: dict[str, Any]) -> dict[str, Any]:
+    """`openapi_extra` for a route that reads these fields, form-encoded or as JSON."""
+    schema = {"type": "object", "properties": fields, "required": list(fields)}
+    return {
+        "requestBody": {
+            "required": True,
+            "description": description,
+            "content": {
+                "application/x-www-form-urlencoded": {"schema": schema},
+                "application/json": {"schema": schema},
+            },
+        }
+    }
+
+
+_SECRET = {"type": "string", "description": "the payment intent's client secret"}
+
 STAGE_TEMPLATES = {
     Stage.PAY: "checkout.html.j2",
     Stage.UNKNOWN_CARD: "checkout.html.j2",
@@ -105,6 +129,7 @@ async def favicon() -> Response:
     "/checkout/{client_secret}",
     summary="The checkout page of a payment intent (the client secret is the credential)",
     response_class=HTMLResponse,
+    responses=PAGE_RESPONSES,
 )
 async def checkout_page(client_secret: str, sandbox: SandboxCheckoutDep) -> Response:
     return _checkout_page(await sandbox.checkout(client_secret))
@@ -114,6 +139,15 @@ async def checkout_page(client_secret: str, sandbox: SandboxCheckoutDep) -> Resp
     "/checkout/pay",
     summary="Pay from the checkout page (form: client_secret, card)",
     response_class=HTMLResponse,
+    responses={
+        **PAGE_RESPONSES,
+        400: {"description": "The card field is empty or not a test card", "content": _HTML},
+    },
+    openapi_extra=_form(
+        "the checkout page's form",
+        client_secret=_SECRET,
+        card={"type": "string", "description": "a test card number or PaymentMethod id"},
+    ),
 )
 async def pay(request: Request, sandbox: SandboxCheckoutDep) -> Response:
     fields = await _fields(request)
@@ -128,6 +162,12 @@ async def pay(request: Request, sandbox: SandboxCheckoutDep) -> Response:
     "/checkout/authenticate",
     summary="Answer the 3-D Secure challenge (form: client_secret, outcome complete|fail)",
     response_class=HTMLResponse,
+    responses=PAGE_RESPONSES,
+    openapi_extra=_form(
+        "the challenge page's form",
+        client_secret=_SECRET,
+        outcome={"type": "string", "enum": ["complete", "fail"]},
+    ),
 )
 async def authenticate(request: Request, sandbox: SandboxCheckoutDep) -> Response:
     fields = await _fields(request)
@@ -159,6 +199,11 @@ def _stripe_error(status_code: int, code: str, message: str, param: str | None =
             "description": "No such payment intent for this client secret",
         },
     },
+    openapi_extra=_form(
+        "what Stripe.js sends",
+        client_secret=_SECRET,
+        payment_method={"type": "string", "examples": ["pm_card_visa"]},
+    ),
 )
 async def confirm_intent(intent_id: str, request: Request, sandbox: SandboxCheckoutDep) -> Response:
     fields = await _fields(request)
