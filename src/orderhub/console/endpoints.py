@@ -72,7 +72,8 @@ SECURITY_HEADERS = {
 templates = page_templates(HERE / "templates")
 templates.filters.update(views.FILTERS)
 
-router = APIRouter(prefix="/console", tags=["console"])
+# Pages for people, not an API: documented in docs/console.md, not in the OpenAPI document.
+router = APIRouter(prefix="/console", tags=["console"], include_in_schema=False)
 
 P = ParamSpec("P")
 

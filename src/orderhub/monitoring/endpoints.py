@@ -46,6 +46,7 @@ from orderhub.monitoring.schemas import (
     delivery_out,
 )
 from orderhub.monitoring.service import (
+    STEPS,
     ErrorsPage,
     IntegrationsReport,
     IntegrationStatus,
@@ -285,7 +286,9 @@ async def metrics_series(
     _caller: CallerDep,
     monitoring: MonitoringServiceDep,
     timeRange: TimeRangeQuery = "24h",
-    step: Annotated[str | None, Query(max_length=10, examples=["1h"])] = None,
+    step: Annotated[
+        str | None, Query(max_length=10, examples=["1h"], json_schema_extra={"enum": list(STEPS)})
+    ] = None,
 ) -> Response:
     return ok(_wire(series_out(await monitoring.series(timeRange, step))))
 
