@@ -21,6 +21,7 @@ from orderhub.monitoring.prometheus import Metrics
 from orderhub.monitoring.service import MonitoringService
 from orderhub.orders.service import OrderService
 from orderhub.payments.provider import PaymentProvider, PaymentProviders
+from orderhub.payments.reconcile import ReconcileService
 from orderhub.payments.recording import RecordingPaymentProvider
 from orderhub.payments.sandbox import SandboxPaymentProvider
 from orderhub.payments.service import PaymentService
@@ -90,9 +91,6 @@ def migrate(settings: Settings) -> None:
     raise SettingsError("DATABASE_URL: must start with sqlite:///, postgresql:// or dynamodb://")
 
 
-# How long a refund stays unacknowledged before the worker sends it again (well beyond a
-# provider call with its retries, so a request still waiting on it is never overtaken).
-REFUND_RESEND_SECONDS = 120
 # How often the worker folds the store's counter journal (DynamoDB; nothing to do on SQL).
 COMPACT_SECONDS = 5.0
 
@@ -115,6 +113,7 @@ class Container:
     orders: OrderService
     deliveries: DeliveryService
     webhooks: WebhookService
+    reconcile: ReconcileService
     worker: DeliveryWorker
     monitoring: MonitoringService
     metrics: Metrics
@@ -136,12 +135,15 @@ class Container:
         self._started = True
 
     async def run_worker(self, stop: asyncio.Event) -> None:
-        """The delivery worker and, beside it, the health probes and the refund resender."""
+        """The delivery worker and, beside it, the health probes, the reconciliation (which
+        also sends unacknowledged refunds again) and the counters' compaction."""
         side_tasks = [
             asyncio.create_task(
                 self.monitoring.run_probes(stop, self.settings.probe_interval_seconds)
             ),
-            asyncio.create_task(self.payment_service.run_resender(stop, REFUND_RESEND_SECONDS)),
+            asyncio.create_task(
+                self.reconcile.run_periodically(stop, self.settings.reconcile_interval_seconds)
+            ),
             asyncio.create_task(self.monitoring.run_compaction(stop, COMPACT_SECONDS)),
         ]
         try:
@@ -196,6 +198,10 @@ def build_container(
     payment_service = PaymentService(
         store, PaymentProviders(recorded, recorded_by_name), clock, error_log
     )
+    webhooks = WebhookService(
+        store, payment_service, clock, error_log, settings.stripe_webhook_secret
+    )
+    feeds = {name: p for name, p in by_name.items() if isinstance(p, StripePaymentProvider)}
     sandbox = (
         SandboxCheckout(payments, store, payment_service, settings.shop_name)
         if isinstance(payments, SandboxPaymentProvider)
@@ -213,9 +219,8 @@ def build_container(
         payment_service=payment_service,
         orders=OrderService(store, recorded, payment_service, clock, cursors, error_log),
         deliveries=DeliveryService(store, clock, cursors),
-        webhooks=WebhookService(
-            store, payment_service, clock, error_log, settings.stripe_webhook_secret
-        ),
+        webhooks=webhooks,
+        reconcile=ReconcileService(store, payment_service, webhooks, feeds, clock, error_log),
         monitoring=MonitoringService(
             settings,
             store,

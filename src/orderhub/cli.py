@@ -17,6 +17,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from orderhub.bootstrap import Container, build_container, migrate
 from orderhub.delivery.model import DeliveryStatus, Integration
 from orderhub.kit.clock import iso_ms
+from orderhub.kit.durations import parse_duration
 from orderhub.kit.errors import AppError
 from orderhub.kit.failures import in_words
 from orderhub.kit.logging import configure_logging
@@ -304,6 +305,31 @@ def deliveries_retry(
         typer.echo(f"orderhub: {exc.message}", err=True)
         raise typer.Exit(1) from None
     typer.echo(f"queued {delivery.id} ({delivery.integration.value}, {delivery.event_type.value})")
+
+
+@cli.command()
+def reconcile(
+    since: Annotated[
+        str | None,
+        typer.Option(help="look back this far (30m, 24h, 7d; events: 30 days at most)"),
+    ] = None,
+) -> None:
+    """Heal what missed webhooks left behind: read unsettled payments and the provider's
+    events, apply what orderhub missed, send unacknowledged refunds again."""
+    span = parse_duration(since) if since is not None else None
+    if since is not None and span is None:
+        typer.echo("orderhub: --since must look like 30m, 24h or 7d", err=True)
+        raise typer.Exit(2)
+    settings = _settings()
+    try:
+        run = _with_container(settings, lambda c: c.reconcile.run(span))
+    except AppError as exc:
+        typer.echo(f"orderhub: {exc.message}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(f"reconciled: checked {run.checked}, changed {run.changed}, errors {run.errors}")
+    if run.error:
+        typer.echo(f"orderhub: {run.error}", err=True)
+        raise typer.Exit(1)
 
 
 def main() -> None:

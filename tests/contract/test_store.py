@@ -45,6 +45,7 @@ from orderhub.store.protocol import (
     IdempotencyRecord,
     OrderFilter,
     ProviderCall,
+    ReconcileRun,
     Store,
     UnitOfWork,
 )
@@ -678,3 +679,38 @@ async def test_status_gauges_follow_every_change(store: Store) -> None:
     assert await figures.orders_by_status(store) == {"cancelled": 1}
     final = await _get(store, order.id)
     assert final.payment_status == PaymentStatus.COMPLETED
+
+
+# -- reconciliation runs ------------------------------------------------------------------
+
+
+def _run(started: datetime, checkpoint: datetime | None = None, **counts: int) -> ReconcileRun:
+    return ReconcileRun(
+        id=new_id(),
+        started_at=started,
+        finished_at=started + timedelta(seconds=3),
+        checked=counts.get("checked", 0),
+        changed=counts.get("changed", 0),
+        errors=counts.get("errors", 0),
+        error="Stripe could not be reached" if counts.get("errors") else None,
+        checkpoint=checkpoint,
+    )
+
+
+async def test_reconcile_runs_newest_first_and_pruned(store: Store) -> None:
+    runs = store.reconcile_runs
+    assert await runs.latest() is None
+    assert await runs.recent(NOW - timedelta(days=60), 10) == []
+    old = _run(NOW - timedelta(days=31), checked=5)
+    middle = _run(NOW - timedelta(hours=1), NOW - timedelta(hours=1), checked=7, changed=2)
+    last = _run(NOW, None, checked=3, errors=1)
+    for run in (middle, old, last):
+        await runs.record(run)
+    assert await runs.latest() == last
+    assert await runs.recent(NOW - timedelta(days=60), 10) == [last, middle, old]
+    assert await runs.recent(NOW - timedelta(hours=2), 1) == [last]
+    assert await runs.recent(NOW - timedelta(hours=2), 10) == [last, middle]
+    await runs.prune(NOW - timedelta(days=30))
+    # pruned (SQL) or left to the TTL (DynamoDB): never listed past the window asked for
+    assert old not in await runs.recent(NOW - timedelta(days=30), 10)
+    assert await runs.latest() == last

@@ -57,6 +57,7 @@ LAYERS: list[tuple[str, list[str]]] = [
             "orders.service",
             "payments.service",
             "payments.webhook_service",
+            "payments.reconcile",
             "delivery.service",
             "delivery.leasing",
             "monitoring.figures",

@@ -145,9 +145,13 @@ def integration_out(item: IntegrationStatus) -> IntegrationOut:
         return IntegrationOut(
             name=item.name, status=item.status, lastChecked=last_checked, services=item.services
         )
-    return IntegrationOut(
+    out = IntegrationOut(
         name=item.name, status=item.status, lastChecked=last_checked, uptime=item.uptime
     )
+    if item.reconciled:
+        reconciled = item.last_reconciled
+        out.lastReconciledAt = iso_ms(reconciled) if reconciled else None
+    return out
 
 
 def integrations_out(report: IntegrationsReport) -> IntegrationsOut:

@@ -135,6 +135,10 @@ class IntegrationOut(BaseModel):
     lastChecked: str | None
     uptime: str | None = Field(default=None, examples=["99.9%"])
     services: dict[str, str] | None = None
+    lastReconciledAt: str | None = Field(
+        default=None,
+        description="the payment provider's entry only: when the last reconciliation finished",
+    )
 
 
 class IntegrationsOut(BaseModel):

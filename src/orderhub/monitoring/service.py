@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 import structlog
@@ -78,6 +78,9 @@ class IntegrationStatus:
     last_checked: datetime | None
     uptime: str | None = None
     services: dict[str, str] | None = None
+    # the payment provider's entry: when the last reconciliation finished (None: never)
+    reconciled: bool = False
+    last_reconciled: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,8 +180,12 @@ class MonitoringService:
 
         result: dict[str, IntegrationStatus] = {}
         aws: dict[str, str] = {}
+        last_run = await self._store.reconcile_runs.latest()
         for role, name in names.items():
             item = entry(role, name)
+            if role == Backend.PAYMENTS:
+                finished = last_run.finished_at if last_run else None
+                item = replace(item, reconciled=True, last_reconciled=finished)
             if name in AWS_BACKENDS:
                 aws[name] = item.status
                 continue

@@ -8,6 +8,7 @@ can never act twice.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import stripe
@@ -15,6 +16,7 @@ import stripe
 from orderhub.payments.provider import (
     REFUND_ID_METADATA,
     CardDeclined,
+    EventPage,
     IntentNotFound,
     IntentStatus,
     PaymentIntent,
@@ -26,6 +28,7 @@ from orderhub.payments.provider import (
 _STATUSES = {status.value: status for status in IntentStatus}
 TIMEOUT_SECONDS = 10.0
 NETWORK_RETRIES = 2
+EVENTS_PAGE = 100  # Stripe's largest page
 
 
 def _data(obj: Any) -> dict[str, Any]:
@@ -110,8 +113,14 @@ class StripePaymentProvider:
     name = "stripe"
 
     def __init__(
-        self, secret_key: str, api_base: str = "", timeout: float = TIMEOUT_SECONDS
+        self,
+        secret_key: str,
+        api_base: str = "",
+        timeout: float = TIMEOUT_SECONDS,
+        *,
+        events_page: int = EVENTS_PAGE,
     ) -> None:
+        self._events_page = events_page
         self._http = stripe.HTTPXClient(timeout=timeout)
         self._client = stripe.StripeClient(
             secret_key,
@@ -202,6 +211,25 @@ class StripePaymentProvider:
                 params["starting_after"] = data["data"][-1]["id"]
         except stripe.StripeError as exc:
             raise _translate(exc) from exc
+
+    async def list_events(
+        self, *, types: Sequence[str], created_gte: int, starting_after: str | None
+    ) -> EventPage:
+        params: dict[str, Any] = {
+            "types": list(types),
+            "created": {"gte": created_gte},
+            "limit": self._events_page,
+        }
+        if starting_after is not None:
+            params["starting_after"] = starting_after
+        try:
+            page = await self._client.v1.events.list_async(params)  # type: ignore[arg-type]
+        except stripe.StripeError as exc:
+            raise _translate(exc) from exc
+        data = _data(page)
+        return EventPage(
+            [dict(event) for event in data.get("data", [])], bool(data.get("has_more"))
+        )
 
     async def probe(self) -> None:
         try:

@@ -208,6 +208,37 @@ class LeaseRepository(Protocol):
 
 
 @dataclass(frozen=True, slots=True)
+class ReconcileRun:
+    """One reconciliation run, kept for operators (30 days)."""
+
+    id: uuid.UUID
+    started_at: datetime
+    finished_at: datetime
+    checked: int  # orders read from the provider, events listed, refunds re-sent
+    changed: int  # of those, how many changed an order
+    errors: int
+    error: str | None  # the first errors, in words
+    # Events of the provider are applied up to this moment (the provider's clock); the
+    # next run lists from a little before it. None: no event was ever listed.
+    checkpoint: datetime | None
+
+
+class ReconcileRunRepository(Protocol):
+    async def record(self, run: ReconcileRun) -> None:
+        """Keep a finished run (insert)."""
+
+    async def latest(self) -> ReconcileRun | None:
+        """The run that started last (strongly consistent)."""
+
+    async def recent(self, since: datetime, limit: int) -> list[ReconcileRun]:
+        """Runs started since `since`, newest first."""
+
+    async def prune(self, before: datetime) -> None:
+        """Drop runs started before `before` (a no-op where the backend expires them
+        itself, e.g. DynamoDB's TTL)."""
+
+
+@dataclass(frozen=True, slots=True)
 class ProbeResult:
     name: str  # the health key: "sqlite", "stripe", "smtp", ...
     at: datetime
@@ -415,6 +446,9 @@ class Store(Protocol):
 
     @property
     def sandbox(self) -> SandboxRepository: ...
+
+    @property
+    def reconcile_runs(self) -> ReconcileRunRepository: ...
 
     @property
     def outbox_signal(self) -> asyncio.Event:

@@ -15,6 +15,7 @@ from orderhub.store.dynamodb.engine import ConditionFailed, DynamoEngine
 from orderhub.store.dynamodb.mappers import item_of
 from orderhub.store.dynamodb.monitoring import DynamoMonitoringRepository
 from orderhub.store.dynamodb.orders import DynamoUnitOfWork
+from orderhub.store.dynamodb.reconcile import DynamoReconcileRunRepository
 from orderhub.store.dynamodb.records import (
     DynamoApiKeyRepository,
     DynamoErrorLogRepository,
@@ -44,6 +45,7 @@ class DynamoStore:
         self.leases = DynamoLeaseRepository(self.db)
         self.monitoring = DynamoMonitoringRepository(self.db, self.leases)
         self.sandbox = DynamoSandboxRepository(self.db)
+        self.reconcile_runs = DynamoReconcileRunRepository(self.db)
         # Set when a commit wrote deliveries; the in-process worker waits on it.
         self.outbox_signal = asyncio.Event()
 

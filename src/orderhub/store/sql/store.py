@@ -15,6 +15,7 @@ from orderhub.store.sql.deliveries import SqlDeliveryRepository
 from orderhub.store.sql.engine import SqlEngine
 from orderhub.store.sql.monitoring import SqlMonitoringRepository
 from orderhub.store.sql.orders import SqlUnitOfWork
+from orderhub.store.sql.reconcile import SqlReconcileRunRepository
 from orderhub.store.sql.records import (
     SqlApiKeyRepository,
     SqlErrorLogRepository,
@@ -40,6 +41,7 @@ class SqlStore:
         self.leases = SqlLeaseRepository(self.db)
         self.monitoring = SqlMonitoringRepository(self.db)
         self.sandbox = SqlSandboxRepository(self.db)
+        self.reconcile_runs = SqlReconcileRunRepository(self.db)
         # Set when a commit wrote deliveries; the in-process worker waits on it.
         self.outbox_signal = asyncio.Event()
 

@@ -249,3 +249,18 @@ sandbox_refunds = Table(
     Column("created", BigInteger, nullable=False),
     UniqueConstraint("intent_id", "idempotency_key", name="uq_sandbox_refunds_key"),
 )
+
+# Reconciliation runs (`store/sql/reconcile.py`), kept 30 days.
+reconcile_runs = Table(
+    "reconcile_runs",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("started_at", BigInteger, nullable=False),
+    Column("finished_at", BigInteger, nullable=False),
+    Column("checked", Integer, nullable=False),
+    Column("changed", Integer, nullable=False),
+    Column("errors", Integer, nullable=False),
+    Column("error", Text, nullable=True),
+    Column("checkpoint", BigInteger, nullable=True),
+    Index("ix_reconcile_runs_started_at", "started_at"),
+)
