@@ -9,6 +9,7 @@ from orderhub.auth.keys import ApiKeyService
 from orderhub.auth.service import Authenticator
 from orderhub.delivery.model import DeliveryTargets, delivery_targets
 from orderhub.delivery.registry import Integrations
+from orderhub.delivery.resync import ResyncService
 from orderhub.delivery.service import DeliveryService
 from orderhub.delivery.setup import make_integrations
 from orderhub.delivery.worker import DeliveryWorker
@@ -112,6 +113,7 @@ class Container:
     payment_service: PaymentService
     orders: OrderService
     deliveries: DeliveryService
+    resync: ResyncService
     webhooks: WebhookService
     reconcile: ReconcileService
     worker: DeliveryWorker
@@ -219,6 +221,7 @@ def build_container(
         payment_service=payment_service,
         orders=OrderService(store, recorded, payment_service, clock, cursors, error_log),
         deliveries=DeliveryService(store, clock, cursors),
+        resync=ResyncService(store, clock, integrations.enabled()),
         webhooks=webhooks,
         reconcile=ReconcileService(store, payment_service, webhooks, feeds, clock, error_log),
         monitoring=MonitoringService(

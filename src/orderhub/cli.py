@@ -332,5 +332,26 @@ def reconcile(
         raise typer.Exit(1)
 
 
+@cli.command()
+def resync(
+    integration: Annotated[str, typer.Argument(help="sheets or notifications")],
+    since: Annotated[
+        str | None, typer.Option(help="orders created since (30m, 24h, 7d or an ISO time)")
+    ] = None,
+    order: Annotated[str | None, typer.Option("--order", help="only this order id")] = None,
+) -> None:
+    """Send the current state of orders to the sheet (rebuilding it) or the notifications
+    again, through the outbox; the worker delivers them."""
+    settings = _settings()
+    try:
+        count = _with_container(
+            settings, lambda c: c.resync.resync(integration, since=since, order_id=order)
+        )
+    except AppError as exc:
+        typer.echo(f"orderhub: {exc.message}", err=True)
+        raise typer.Exit(2 if exc.status_code == 400 else 1) from None
+    typer.echo(f"queued {count} {integration} {'delivery' if count == 1 else 'deliveries'}")
+
+
 def main() -> None:
     cli()

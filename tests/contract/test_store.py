@@ -22,6 +22,7 @@ from orderhub.delivery.model import (
     delivered,
     delivery_targets,
     failed,
+    resync_delivery,
     retried,
 )
 from orderhub.kit.clock import FrozenClock
@@ -33,6 +34,7 @@ from orderhub.orders.domain import (
     EventType,
     Order,
     OrderChanges,
+    OrderEvent,
     OrderStatus,
     PaymentStatus,
     Refund,
@@ -521,6 +523,53 @@ async def test_dead_deliveries_listed_by_integration_and_creation_time(database_
         assert [d.created_at for d in first + rest] == [later, NOW]
     finally:
         await store.close()
+
+
+async def test_added_deliveries_of_stored_events_are_due_and_in_the_backlog(
+    database_url: str,
+) -> None:
+    # the sheet was not configured when the orders were made: their events have no
+    # sheet delivery, and a resync adds one per order
+    store = open_test_store(database_url, delivery_targets([Integration.EMAIL]))
+    try:
+        orders = [make_order() for _ in range(3)]
+        for order in orders:
+            await _add(store, order)
+        for due in await lease_due(store, NOW, "w", NOW + timedelta(minutes=1), 10):
+            done = delivered(due.delivery, NOW)
+            assert await store.deliveries.transition(due.delivery, done)
+        assert (await figures.outbox_backlog(store, NOW))[0] == 0
+        later = NOW + timedelta(hours=1)
+        added = []
+        for order in orders:
+            history = await _history(store, order.id)
+            delivery = resync_delivery(history, Integration.SHEETS, later)
+            assert delivery is not None and delivery.event_id == history[-1].id
+            added.append(delivery)
+        store.outbox_signal.clear()
+        await store.deliveries.add(added)
+        assert (await figures.outbox_backlog(store, later))[0] == 3
+        assert {d.id for d in await store.deliveries.due(later, 10)} == {d.id for d in added}
+        loaded = await lease_due(store, later, "w2", later + timedelta(minutes=1), 10)
+        assert {(d.order.id, d.event.type) for d in loaded} == {
+            (o.id, EventType.CREATED) for o in orders
+        }
+        assert [await store.deliveries.get(d.id) for d in added] == [
+            dataclasses.replace(
+                d,
+                status=DeliveryStatus.IN_FLIGHT,
+                lease_owner="w2",
+                lease_until=later + timedelta(minutes=1),
+            )
+            for d in added
+        ]
+    finally:
+        await store.close()
+
+
+async def _history(store: Store, order_id: uuid.UUID) -> list[OrderEvent]:
+    async with store.unit_of_work() as uow:
+        return await uow.orders.history(order_id)
 
 
 async def test_lost_attempts_count_and_a_crash_loop_ends_dead(database_url: str) -> None:

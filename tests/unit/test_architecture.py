@@ -59,6 +59,7 @@ LAYERS: list[tuple[str, list[str]]] = [
             "payments.webhook_service",
             "payments.reconcile",
             "delivery.service",
+            "delivery.resync",
             "delivery.leasing",
             "monitoring.figures",
             "delivery.messages",

@@ -13,6 +13,7 @@ from typing import Annotated, Protocol
 from fastapi import Depends, Request
 
 from orderhub.auth.service import Authenticator, Caller
+from orderhub.delivery.resync import ResyncService
 from orderhub.delivery.service import DeliveryService
 from orderhub.idempotency.service import IdempotencyService
 from orderhub.kit.errors import NotFound
@@ -31,6 +32,7 @@ class Services(Protocol):
     payment_service: PaymentService
     webhooks: WebhookService
     deliveries: DeliveryService
+    resync: ResyncService
     monitoring: MonitoringService
     idempotency: IdempotencyService
     sandbox: SandboxCheckout | None
@@ -69,6 +71,10 @@ def _deliveries(request: Request) -> DeliveryService:
     return services_of(request).deliveries
 
 
+def _resync(request: Request) -> ResyncService:
+    return services_of(request).resync
+
+
 def _monitoring(request: Request) -> MonitoringService:
     return services_of(request).monitoring
 
@@ -89,6 +95,7 @@ OrderServiceDep = Annotated[OrderService, Depends(_orders)]
 PaymentServiceDep = Annotated[PaymentService, Depends(_payments)]
 WebhookServiceDep = Annotated[WebhookService, Depends(_webhooks)]
 DeliveryServiceDep = Annotated[DeliveryService, Depends(_deliveries)]
+ResyncServiceDep = Annotated[ResyncService, Depends(_resync)]
 MonitoringServiceDep = Annotated[MonitoringService, Depends(_monitoring)]
 IdempotencyDep = Annotated[IdempotencyService, Depends(_idempotency)]
 SandboxCheckoutDep = Annotated[SandboxCheckout, Depends(_sandbox)]

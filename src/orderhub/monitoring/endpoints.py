@@ -15,6 +15,7 @@ from orderhub.http.dependencies import (
     DeliveryServiceDep,
     IdempotencyDep,
     MonitoringServiceDep,
+    ResyncServiceDep,
 )
 from orderhub.idempotency.http import IdempotencyKey, run_idempotent
 from orderhub.kit.clock import iso_ms
@@ -36,6 +37,8 @@ from orderhub.monitoring.schemas import (
     IntegrationsOut,
     MetricsOut,
     OrderCountsOut,
+    QueuedOut,
+    ResyncIn,
     RetriedOut,
     RetryDeliveriesIn,
     RevenueOut,
@@ -122,6 +125,31 @@ async def retry_delivery(
         return ok(delivery_out(delivery).model_dump(mode="json"), message="Delivery queued")
 
     return await run_idempotent(idempotency, request, caller, idempotency_key, handler)
+
+
+@router.post(
+    "/resync",
+    summary="Send the current state of orders to the sheet or the notifications again",
+    response_model=Envelope[QueuedOut],
+    responses=error_responses(400, 401, 404, 409, 413, 422, 429),
+    openapi_extra=json_body(ResyncIn),
+)
+async def resync(
+    request: Request,
+    caller: CallerDep,
+    resyncs: ResyncServiceDep,
+    idempotency: IdempotencyDep,
+    idempotency_key: IdempotencyKey = None,
+) -> Response:
+    raw = await request.body()
+    body = validate_model(ResyncIn, parse_json_object(raw))
+
+    async def handler(_resource_id: uuid.UUID) -> Response:
+        count = await resyncs.resync(body.integration, since=body.since, order_id=body.orderId)
+        noun = "delivery" if count == 1 else "deliveries"
+        return ok(QueuedOut(queued=count).model_dump(), message=f"{count} {noun} queued")
+
+    return await run_idempotent(idempotency, request, caller, idempotency_key, handler, raw)
 
 
 # -- services' results -> the wire ----------------------------------------------------

@@ -148,6 +148,9 @@ class WebhookEventRepository(Protocol):
         is not finished, so Stripe's retry handles it again."""
 
 
+ADD_BATCH = 50  # deliveries added in one write (one DynamoDB transaction)
+
+
 class DeliveryRepository(Protocol):
     """The outbox. Deliveries are written with their events (by the unit of work that
     commits an order change); these operations are the worker's and the operators'.
@@ -179,6 +182,11 @@ class DeliveryRepository(Protocol):
 
     async def get(self, delivery_id: uuid.UUID) -> Delivery | None:
         """By id (primary key)."""
+
+    async def add(self, deliveries: list[Delivery]) -> None:
+        """Insert new pending deliveries of events already stored (a resync), each naming
+        its event (`event_id` of order `order_id`), with the backlog they add, all or
+        nothing per batch of at most `ADD_BATCH`."""
 
     async def list_page(
         self, delivery_filter: DeliveryFilter, before_id: uuid.UUID | None, limit: int
