@@ -41,6 +41,7 @@ from orderhub.orders.domain import (
     RefundStatus,
 )
 from orderhub.store.protocol import (
+    Alert,
     AlreadyExists,
     ApiKeyRecord,
     ConcurrencyConflict,
@@ -763,3 +764,36 @@ async def test_reconcile_runs_newest_first_and_pruned(store: Store) -> None:
     # pruned (SQL) or left to the TTL (DynamoDB): never listed past the window asked for
     assert old not in await runs.recent(NOW - timedelta(days=30), 10)
     assert await runs.latest() == last
+
+
+# -- alerts -------------------------------------------------------------------------------
+
+
+def _alert(created: datetime, channel: str = "webhook") -> Alert:
+    return Alert(
+        id=new_id(),
+        subject="email",
+        kind="delivery_dead",
+        message="3 email deliveries are dead",
+        channel=channel,
+        status="pending",
+        attempts=0,
+        next_attempt_at=created,
+        last_error=None,
+        created_at=created,
+    )
+
+
+async def test_alerts_wait_until_sent(store: Store) -> None:
+    first, second = _alert(NOW), _alert(NOW + timedelta(seconds=1), "email")
+    await store.alerts.add([second, first])
+    assert await store.alerts.due(NOW - timedelta(seconds=1), 10) == []
+    assert await store.alerts.due(NOW + timedelta(seconds=5), 10) == [first, second]
+    assert await store.alerts.due(NOW + timedelta(seconds=5), 1) == [first]
+    later = dataclasses.replace(
+        first, attempts=1, next_attempt_at=NOW + timedelta(minutes=1), last_error="HTTP 503"
+    )
+    await store.alerts.save(later)
+    await store.alerts.save(dataclasses.replace(second, status="sent", attempts=1))
+    assert await store.alerts.due(NOW + timedelta(seconds=5), 10) == []
+    assert await store.alerts.due(NOW + timedelta(minutes=2), 10) == [later]

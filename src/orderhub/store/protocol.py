@@ -247,6 +247,36 @@ class ReconcileRunRepository(Protocol):
 
 
 @dataclass(frozen=True, slots=True)
+class Alert:
+    """A message to operators (a delivery went dead, an integration is down), kept until
+    it is sent: the alerts' own small outbox."""
+
+    id: uuid.UUID
+    subject: str  # what it is about: an integration ("email") or a backend ("smtp")
+    kind: str  # delivery_dead, integration_down
+    message: str
+    channel: str  # email, webhook
+    status: str  # pending, sent, dead
+    attempts: int
+    next_attempt_at: datetime
+    last_error: str | None
+    created_at: datetime
+
+
+class AlertRepository(Protocol):
+    """Written by whoever raises an alert; read and updated by the one sender holding the
+    store lease `alerts` (so updates need no condition)."""
+
+    async def add(self, alerts: list[Alert]) -> None: ...
+
+    async def due(self, now: datetime, limit: int) -> list[Alert]:
+        """Pending alerts due by `now`, oldest first."""
+
+    async def save(self, alert: Alert) -> None:
+        """Replace the stored alert's state (status, attempts, next attempt, error)."""
+
+
+@dataclass(frozen=True, slots=True)
 class ProbeResult:
     name: str  # the health key: "sqlite", "stripe", "smtp", ...
     at: datetime
@@ -457,6 +487,9 @@ class Store(Protocol):
 
     @property
     def reconcile_runs(self) -> ReconcileRunRepository: ...
+
+    @property
+    def alerts(self) -> AlertRepository: ...
 
     @property
     def outbox_signal(self) -> asyncio.Event:

@@ -1,6 +1,6 @@
-"""The shared part of the reconciliation runs' repositories: a run as plain values (ids
-as text, moments as epoch milliseconds) and back, and `latest`/`recent` over the one
-query a backend provides (runs newest first, from a moment on)."""
+"""The shared part of the small record repositories (reconciliation runs, alerts): a
+record as plain values (ids as text, moments as epoch milliseconds) and back, and
+`latest`/`recent` of the runs over the one query a backend provides (newest first)."""
 
 from __future__ import annotations
 
@@ -9,32 +9,33 @@ import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from orderhub.kit.clock import epoch_ms, from_epoch_ms
-from orderhub.store.protocol import ReconcileRun
+from orderhub.store.protocol import Alert, ReconcileRun
 
-_MOMENTS = ("started_at", "finished_at", "checkpoint")
+R = TypeVar("R", ReconcileRun, Alert)
+_MOMENTS = frozenset({"started_at", "finished_at", "checkpoint", "created_at", "next_attempt_at"})
 
 
-def run_values(run: ReconcileRun) -> dict[str, Any]:
-    """Every field of the run, as a row or an item stores it."""
-    stored = dataclasses.asdict(run)
-    stored["id"] = str(run.id)
-    for name in _MOMENTS:
+def record_values(record: ReconcileRun | Alert) -> dict[str, Any]:
+    """Every field of the record, as a row or an item stores it."""
+    stored = dataclasses.asdict(record)
+    stored["id"] = str(record.id)
+    for name in _MOMENTS & stored.keys():
         moment = stored[name]
         stored[name] = epoch_ms(moment) if moment is not None else None
     return stored
 
 
-def run_of(stored: Mapping[str, Any]) -> ReconcileRun:
-    """A run from what `run_values` stored (absent fields are None)."""
-    fields: dict[str, Any] = {f.name: stored.get(f.name) for f in dataclasses.fields(ReconcileRun)}
+def record_of(kind: type[R], stored: Mapping[str, Any]) -> R:
+    """A record from what `record_values` stored (absent fields are None)."""
+    fields: dict[str, Any] = {f.name: stored.get(f.name) for f in dataclasses.fields(kind)}
     fields["id"] = uuid.UUID(fields["id"])
-    for name in _MOMENTS:
+    for name in _MOMENTS & fields.keys():
         value = fields[name]
         fields[name] = from_epoch_ms(value) if value is not None else None
-    return ReconcileRun(**fields)
+    return kind(**fields)
 
 
 class ReconcileRunsBase(ABC):

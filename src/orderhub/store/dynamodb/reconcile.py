@@ -11,7 +11,7 @@ from orderhub.store.dynamodb import tables as t
 from orderhub.store.dynamodb.engine import DynamoEngine
 from orderhub.store.dynamodb.mappers import av, item_of, values
 from orderhub.store.protocol import ReconcileRun
-from orderhub.store.runs import ReconcileRunsBase, run_of, run_values
+from orderhub.store.runs import ReconcileRunsBase, record_of, record_values
 
 
 class DynamoReconcileRunRepository(ReconcileRunsBase):
@@ -23,7 +23,7 @@ class DynamoReconcileRunRepository(ReconcileRunsBase):
             pk=t.RECONCILE_PK,
             sk=f"{t.padded(epoch_ms(run.started_at))}#{run.id}",
             expires=t.ttl_seconds(run.started_at + t.RECONCILE_RUNS_KEPT),
-            **run_values(run),
+            **record_values(run),
         )
         await self._db.call("put_item", TableName=self._db.name, Item=item)
 
@@ -40,7 +40,7 @@ class DynamoReconcileRunRepository(ReconcileRunsBase):
         async for item in self._db.query(
             condition, {}, vals, forward=False, consistent=True, page_size=limit
         ):
-            runs.append(run_of(values(item)))
+            runs.append(record_of(ReconcileRun, values(item)))
             if len(runs) >= limit:
                 break
         return runs

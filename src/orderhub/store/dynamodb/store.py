@@ -10,6 +10,7 @@ import secrets
 
 from orderhub.delivery.model import DeliveryTargets
 from orderhub.store.dynamodb import tables as t
+from orderhub.store.dynamodb.alerts import DynamoAlertRepository
 from orderhub.store.dynamodb.deliveries import DynamoDeliveryRepository
 from orderhub.store.dynamodb.engine import ConditionFailed, DynamoEngine
 from orderhub.store.dynamodb.mappers import item_of
@@ -45,6 +46,7 @@ class DynamoStore:
         self.leases = DynamoLeaseRepository(self.db)
         self.monitoring = DynamoMonitoringRepository(self.db, self.leases)
         self.sandbox = DynamoSandboxRepository(self.db)
+        self.alerts = DynamoAlertRepository(self.db)
         self.reconcile_runs = DynamoReconcileRunRepository(self.db)
         # Set when a commit wrote deliveries; the in-process worker waits on it.
         self.outbox_signal = asyncio.Event()

@@ -23,6 +23,7 @@ PROBES_KEPT = timedelta(days=2)
 ERRORS_KEPT = timedelta(days=7)
 CALLS_KEPT = timedelta(days=7)
 RECONCILE_RUNS_KEPT = timedelta(days=30)
+ALERTS_KEPT = timedelta(days=7)
 
 # DynamoDB's limits for one TransactWriteItems and one item.
 MAX_ACTIONS = 100
@@ -188,6 +189,7 @@ def webhook_pk(event_id: str) -> str:
 
 
 RECONCILE_PK = "RECONCILE"
+ALERTS_PK = "ALERTS"
 
 
 def lease_pk(name: str) -> str:

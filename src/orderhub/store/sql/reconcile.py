@@ -8,7 +8,7 @@ from sqlalchemy import delete, insert, select
 
 from orderhub.kit.clock import epoch_ms
 from orderhub.store.protocol import ReconcileRun
-from orderhub.store.runs import ReconcileRunsBase, run_of, run_values
+from orderhub.store.runs import ReconcileRunsBase, record_of, record_values
 from orderhub.store.sql import tables as t
 from orderhub.store.sql.engine import SqlEngine
 
@@ -21,7 +21,7 @@ class SqlReconcileRunRepository(ReconcileRunsBase):
 
     async def record(self, run: ReconcileRun) -> None:
         async with self._db.write() as conn:
-            await conn.execute(insert(_R).values(run_values(run)))
+            await conn.execute(insert(_R).values(record_values(run)))
 
     async def _newest_first(self, since: datetime | None, limit: int) -> list[ReconcileRun]:
         c = _R.c
@@ -30,7 +30,7 @@ class SqlReconcileRunRepository(ReconcileRunsBase):
             query = query.where(c.started_at >= epoch_ms(since))
         async with self._db.read() as conn:
             rows = (await conn.execute(query)).all()
-        return [run_of(dict(row._mapping)) for row in rows]
+        return [record_of(ReconcileRun, dict(row._mapping)) for row in rows]
 
     async def prune(self, before: datetime) -> None:
         async with self._db.write() as conn:

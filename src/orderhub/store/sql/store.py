@@ -11,6 +11,7 @@ from sqlalchemy.exc import IntegrityError
 
 from orderhub.delivery.model import DeliveryTargets
 from orderhub.store.sql import tables as t
+from orderhub.store.sql.alerts import SqlAlertRepository
 from orderhub.store.sql.deliveries import SqlDeliveryRepository
 from orderhub.store.sql.engine import SqlEngine
 from orderhub.store.sql.monitoring import SqlMonitoringRepository
@@ -41,6 +42,7 @@ class SqlStore:
         self.leases = SqlLeaseRepository(self.db)
         self.monitoring = SqlMonitoringRepository(self.db)
         self.sandbox = SqlSandboxRepository(self.db)
+        self.alerts = SqlAlertRepository(self.db)
         self.reconcile_runs = SqlReconcileRunRepository(self.db)
         # Set when a commit wrote deliveries; the in-process worker waits on it.
         self.outbox_signal = asyncio.Event()

@@ -264,3 +264,20 @@ reconcile_runs = Table(
     Column("checkpoint", BigInteger, nullable=True),
     Index("ix_reconcile_runs_started_at", "started_at"),
 )
+
+# Alerts to operators until they are sent (`store/sql/alerts.py`).
+alerts = Table(
+    "alerts",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("subject", String(40), nullable=False),
+    Column("kind", String(40), nullable=False),
+    Column("message", Text, nullable=False),
+    Column("channel", String(20), nullable=False),
+    Column("status", String(20), nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("next_attempt_at", BigInteger, nullable=False),
+    Column("last_error", Text, nullable=True),
+    Column("created_at", BigInteger, nullable=False),
+    Index("ix_alerts_due", "status", "next_attempt_at"),
+)
