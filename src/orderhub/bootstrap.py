@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 from orderhub.auth.keys import ApiKeyService
 from orderhub.auth.service import Authenticator
+from orderhub.delivery.integrations.notify.webhook import WebhookNotifier
 from orderhub.delivery.model import DeliveryTargets, delivery_targets
 from orderhub.delivery.registry import Integrations
 from orderhub.delivery.resync import ResyncService
@@ -16,6 +19,7 @@ from orderhub.delivery.worker import DeliveryWorker
 from orderhub.idempotency.service import IdempotencyService
 from orderhub.kit.clock import Clock, SystemClock
 from orderhub.kit.cursor import Cursors
+from orderhub.monitoring.alerts import AlertService
 from orderhub.monitoring.error_log import ErrorLog
 from orderhub.monitoring.health import HealthChecker
 from orderhub.monitoring.prometheus import Metrics
@@ -77,6 +81,17 @@ def make_payment_providers(
     return providers
 
 
+def _alert_webhook(settings: Settings) -> WebhookNotifier | None:
+    if not settings.alert_webhook_url:
+        return None
+    try:
+        return WebhookNotifier(
+            settings.alert_webhook_url, settings.alert_webhook_secret, setting="ALERT_WEBHOOK"
+        )
+    except ValueError as exc:
+        raise SettingsError(str(exc)) from None
+
+
 def migrate(settings: Settings) -> None:
     """Create or upgrade the configured store's schema (idempotent)."""
     if settings.database_url.startswith(("sqlite:///", "postgresql://")):
@@ -118,8 +133,10 @@ class Container:
     reconcile: ReconcileService
     worker: DeliveryWorker
     monitoring: MonitoringService
+    alerts: AlertService
     metrics: Metrics
     sandbox: SandboxCheckout | None = None  # the sandbox's client side, with the sandbox only
+    closing: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     _started: bool = field(default=False, init=False)
     _worker_task: asyncio.Task[None] | None = field(default=None, init=False)
     _worker_stop: asyncio.Event = field(default_factory=asyncio.Event, init=False)
@@ -147,6 +164,7 @@ class Container:
                 self.reconcile.run_periodically(stop, self.settings.reconcile_interval_seconds)
             ),
             asyncio.create_task(self.monitoring.run_compaction(stop, COMPACT_SECONDS)),
+            asyncio.create_task(self.alerts.run(stop)),
         ]
         try:
             await self.worker.run(stop)
@@ -162,6 +180,8 @@ class Container:
                 await task
         finally:
             await self.worker.integrations.aclose()
+            for closing in self.closing:
+                await closing()
             for provider in (self.payments, *self.other_payments):
                 close_payments = getattr(provider, "aclose", None)
                 if close_payments is not None:
@@ -204,6 +224,17 @@ def build_container(
         store, payment_service, clock, error_log, settings.stripe_webhook_secret
     )
     feeds = {name: p for name, p in by_name.items() if isinstance(p, StripePaymentProvider)}
+    alert_webhook = _alert_webhook(settings)
+    alerts = AlertService(
+        store,
+        clock,
+        email=integrations.email,
+        email_from=settings.email_from,
+        email_to=settings.alert_email,
+        webhook=alert_webhook,
+        shop_name=settings.shop_name,
+        max_age=timedelta(hours=settings.delivery_max_age_hours),
+    )
     sandbox = (
         SandboxCheckout(payments, store, payment_service, settings.shop_name)
         if isinstance(payments, SandboxPaymentProvider)
@@ -229,7 +260,10 @@ def build_container(
             store,
             HealthChecker(settings, store, payments, integrations, limiter, clock),
             clock,
+            alerts,
         ),
+        alerts=alerts,
+        closing=[alert_webhook.aclose] if alert_webhook is not None else [],
         metrics=metrics,
         sandbox=sandbox,
         worker=DeliveryWorker(
@@ -242,6 +276,7 @@ def build_container(
             max_age_hours=settings.delivery_max_age_hours,
             wake=store.outbox_signal,
             on_outcome=metrics.observe_delivery,
+            on_dead=alerts.delivery_dead,
         ),
         authenticator=authenticator,
         api_keys=ApiKeyService(store, clock),

@@ -224,6 +224,8 @@ class Settings(BaseSettings):
                 raise ValueError(f"{name}: required when {because}")
         if self.alert_email and not _is_address(self.alert_email):
             raise ValueError("alert_email: not an email address")
+        if self.alert_email and self.email_backend == "none":
+            raise ValueError("alert_email: set, but EMAIL_BACKEND=none sends no email")
         if self.alert_webhook_url:
             if not self.alert_webhook_url.startswith(("https://", "http://")):
                 raise ValueError("alert_webhook_url: must be an http(s) URL")

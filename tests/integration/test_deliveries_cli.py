@@ -4,48 +4,22 @@ delivery dead at once; `orderhub deliveries list/retry` and `orderhub worker` fi
 from __future__ import annotations
 
 import base64
-import json
 import signal
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
 
 from tests.fixtures.cli import cli_env, free_port, run_cli, start_cli, wait_healthy
 from tests.fixtures.orders import order_body
+from tests.fixtures.peers import WebhookPeer
 
 KEY = "cli-test-key-1234"
 SECRET = "whsec_" + base64.b64encode(b"0123456789abcdef0123456789abcdef").decode()
 
 
-class Receiver:
-    def __init__(self) -> None:
-        self.status = 410
-        self.bodies: list[dict[str, Any]] = []
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                length = int(self.headers.get("Content-Length", "0"))
-                body = json.loads(self.rfile.read(length))
-                if receiver.status == 200:
-                    receiver.bodies.append(body)
-                self.send_response(receiver.status)
-                self.end_headers()
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
-
-
-def _env(data_dir: Path, receiver: Receiver, port: int) -> dict[str, str]:
+def _env(data_dir: Path, receiver: WebhookPeer, port: int) -> dict[str, str]:
     return cli_env(
         data_dir,
         API_KEYS=KEY,
@@ -63,7 +37,7 @@ def _env(data_dir: Path, receiver: Receiver, port: int) -> dict[str, str]:
 def test_dead_delivery_listed_and_retried_by_cli_then_delivered_by_worker(
     tmp_path: Path, bulk: bool
 ) -> None:
-    receiver = Receiver()
+    receiver = WebhookPeer(status=410)
     port = free_port()
     env = _env(tmp_path / "data", receiver, port)
     server = start_cli(["serve"], env, tmp_path)
@@ -110,14 +84,14 @@ def test_dead_delivery_listed_and_retried_by_cli_then_delivered_by_worker(
     worker = start_cli(["worker"], env, tmp_path)
     try:
         deadline = time.monotonic() + 20
-        while not receiver.bodies and time.monotonic() < deadline:
+        while not receiver.accepted() and time.monotonic() < deadline:
             time.sleep(0.2)
     finally:
         worker.send_signal(signal.SIGTERM)
         assert worker.wait(timeout=15) == 0  # a graceful stop
-    assert [(b["type"], b["data"]["order"]["id"]) for b in receiver.bodies] == [
+    assert [(b["type"], b["data"]["order"]["id"]) for b in receiver.accepted()] == [
         ("order.created", order_id)
     ]
     delivered = run_cli(["deliveries", "list", "--order", order_id], env, tmp_path)
     assert "delivered" in delivered.stdout
-    receiver.server.shutdown()
+    receiver.stop()

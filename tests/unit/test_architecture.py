@@ -66,6 +66,7 @@ LAYERS: list[tuple[str, list[str]]] = [
             "delivery.dispatch",
             "delivery.setup",
             "monitoring.error_log",
+            "monitoring.alerts",
             "monitoring.health",
             "monitoring.prometheus",
             "monitoring.service",

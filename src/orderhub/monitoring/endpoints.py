@@ -17,13 +17,11 @@ from orderhub.http.dependencies import (
     MonitoringServiceDep,
     ResyncServiceDep,
 )
-from orderhub.idempotency.http import IdempotencyKey, run_idempotent
+from orderhub.idempotency.http import IdempotencyKey, run_idempotent, run_idempotent_json
 from orderhub.kit.clock import iso_ms
 from orderhub.kit.envelope import Envelope, EnvelopeResponse, error_responses, ok
-from orderhub.kit.jsonbody import parse_json_object
 from orderhub.kit.money import json_number
 from orderhub.kit.openapi import json_body
-from orderhub.kit.validation import validate_model
 from orderhub.kit.wire import PaginationOut
 from orderhub.monitoring.health import HealthReport
 from orderhub.monitoring.schemas import (
@@ -95,15 +93,13 @@ async def retry_deliveries(
     idempotency: IdempotencyDep,
     idempotency_key: IdempotencyKey = None,
 ) -> Response:
-    raw = await request.body()
-    body = validate_model(RetryDeliveriesIn, parse_json_object(raw))
-
-    async def handler(_resource_id: uuid.UUID) -> Response:
+    async def work(body: RetryDeliveriesIn) -> Response:
         count = await deliveries.retry_matching(integration=body.integration, since=body.since)
-        noun = "delivery" if count == 1 else "deliveries"
-        return ok(RetriedOut(retried=count).model_dump(), message=f"{count} {noun} queued")
+        return ok(RetriedOut(retried=count).model_dump(), message=_queued(count))
 
-    return await run_idempotent(idempotency, request, caller, idempotency_key, handler, raw)
+    return await run_idempotent_json(
+        idempotency, request, caller, idempotency_key, RetryDeliveriesIn, work
+    )
 
 
 @router.post(
@@ -141,15 +137,15 @@ async def resync(
     idempotency: IdempotencyDep,
     idempotency_key: IdempotencyKey = None,
 ) -> Response:
-    raw = await request.body()
-    body = validate_model(ResyncIn, parse_json_object(raw))
-
-    async def handler(_resource_id: uuid.UUID) -> Response:
+    async def work(body: ResyncIn) -> Response:
         count = await resyncs.resync(body.integration, since=body.since, order_id=body.orderId)
-        noun = "delivery" if count == 1 else "deliveries"
-        return ok(QueuedOut(queued=count).model_dump(), message=f"{count} {noun} queued")
+        return ok(QueuedOut(queued=count).model_dump(), message=_queued(count))
 
-    return await run_idempotent(idempotency, request, caller, idempotency_key, handler, raw)
+    return await run_idempotent_json(idempotency, request, caller, idempotency_key, ResyncIn, work)
+
+
+def _queued(count: int) -> str:
+    return f"{count} {'delivery' if count == 1 else 'deliveries'} queued"
 
 
 # -- services' results -> the wire ----------------------------------------------------
