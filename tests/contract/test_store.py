@@ -54,7 +54,7 @@ from orderhub.store.protocol import (
 )
 from orderhub.store.unit_of_work import Change, update_order
 from tests.fixtures.domain import NOW, make_order
-from tests.fixtures.stores import open_test_store
+from tests.fixtures.stores import change_stored, open_test_store
 
 EVERYWHERE = delivery_targets(list(Integration))
 
@@ -138,12 +138,7 @@ async def test_stale_version_is_a_conflict_and_changes_nothing(store: Store) -> 
     async with store.unit_of_work() as stale_uow:
         stale = await stale_uow.orders.get(order.id)
         assert stale is not None
-        async with store.unit_of_work() as uow:
-            fresh = await uow.orders.get(order.id)
-            assert fresh is not None
-            fresh.cancel(NOW, EventSource.API)
-            await uow.orders.save(fresh)
-            await uow.commit()
+        fresh = await change_stored(store, order.id, lambda o: o.cancel(NOW, EventSource.API))
         assert fresh.version == 2
         stale.record_payment_succeeded(NOW, EventSource.WEBHOOK)
         with pytest.raises(ConcurrencyConflict):  # at save or at commit

@@ -13,8 +13,8 @@ from starlette.responses import Response
 
 from orderhub.auth.service import Caller
 from orderhub.idempotency.service import IdempotencyService
-from orderhub.kit.jsonbody import canonical_json, parse_json_object
-from orderhub.kit.validation import validate_model
+from orderhub.kit.jsonbody import canonical_json
+from orderhub.kit.validation import read_model
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -58,8 +58,7 @@ async def run_idempotent_json(
 ) -> Response:
     """Read the JSON body as `model` (a 400 if it is not one), then `run_idempotent` the
     work on it (for routes that need no reserved resource id)."""
-    raw = await request.body()
-    body = validate_model(model, parse_json_object(raw))
+    raw, body = await read_model(request, model)
 
     async def handler(_resource_id: uuid.UUID) -> Response:
         return await work(body)

@@ -22,7 +22,7 @@ from orderhub.kit.clock import iso_ms
 from orderhub.kit.envelope import Envelope, EnvelopeResponse, error_responses, ok
 from orderhub.kit.money import json_number
 from orderhub.kit.openapi import json_body
-from orderhub.kit.wire import PaginationOut
+from orderhub.kit.wire import IdFilter, PageKey, PageLimit, pagination_out
 from orderhub.monitoring.health import HealthReport
 from orderhub.monitoring.schemas import (
     CallsOut,
@@ -63,10 +63,10 @@ router = APIRouter(prefix="/api/monitoring", tags=["monitoring"])
 async def list_deliveries(
     _caller: CallerDep,
     deliveries: DeliveryServiceDep,
-    limit: Annotated[int, Query(ge=1, le=100)] = 20,
-    lastKey: Annotated[str | None, Query(max_length=512)] = None,
+    limit: PageLimit = 20,
+    lastKey: PageKey = None,
     status: DeliveryStatus | None = None,
-    orderId: Annotated[str | None, Query(max_length=100)] = None,
+    orderId: IdFilter = None,
     integration: Integration | None = None,
 ) -> Response:
     page = await deliveries.list(
@@ -74,7 +74,7 @@ async def list_deliveries(
     )
     body = DeliveryListOut(
         data=[delivery_out(d) for d in page.deliveries],
-        pagination=PaginationOut(lastKey=page.last_key, hasMore=page.has_more),
+        pagination=pagination_out(page),
     )
     return EnvelopeResponse(body.model_dump(mode="json"))
 

@@ -8,8 +8,8 @@ can never act twice.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Awaitable, Sequence
+from typing import Any, TypeVar
 
 import stripe
 
@@ -29,6 +29,7 @@ _STATUSES = {status.value: status for status in IntentStatus}
 TIMEOUT_SECONDS = 10.0
 NETWORK_RETRIES = 2
 EVENTS_PAGE = 100  # Stripe's largest page
+T = TypeVar("T")
 
 
 def _data(obj: Any) -> dict[str, Any]:
@@ -73,6 +74,14 @@ def _refund(source: Any) -> ProviderRefund:
         reason=obj.get("reason"),
         local_id=metadata.get(REFUND_ID_METADATA),
     )
+
+
+async def _answer(call: Awaitable[T]) -> T:
+    """Stripe's answer to `call`; its errors as the provider's (`_translate`)."""
+    try:
+        return await call
+    except stripe.StripeError as exc:
+        raise _translate(exc) from exc
 
 
 def _translate(exc: stripe.StripeError) -> ProviderError:
@@ -136,8 +145,8 @@ class StripePaymentProvider:
     async def create_intent(
         self, *, amount: int, currency: str, order_id: str, idempotency_key: str
     ) -> PaymentIntent:
-        try:
-            obj = await self._client.v1.payment_intents.create_async(
+        obj = await _answer(
+            self._client.v1.payment_intents.create_async(
                 {
                     "amount": amount,
                     "currency": currency,
@@ -147,25 +156,19 @@ class StripePaymentProvider:
                 },
                 {"idempotency_key": idempotency_key},
             )
-        except stripe.StripeError as exc:
-            raise _translate(exc) from exc
+        )
         return _intent(obj)
 
     async def retrieve_intent(self, intent_id: str) -> PaymentIntent:
-        try:
-            obj = await self._client.v1.payment_intents.retrieve_async(intent_id)
-        except stripe.StripeError as exc:
-            raise _translate(exc) from exc
-        return _intent(obj)
+        return _intent(await _answer(self._client.v1.payment_intents.retrieve_async(intent_id)))
 
     async def confirm_intent(self, intent_id: str, payment_method: str) -> PaymentIntent:
-        try:
-            obj = await self._client.v1.payment_intents.confirm_async(
+        obj = await _answer(
+            self._client.v1.payment_intents.confirm_async(
                 intent_id,
                 {"payment_method": payment_method},
             )
-        except stripe.StripeError as exc:
-            raise _translate(exc) from exc
+        )
         return _intent(obj)
 
     async def cancel_intent(self, intent_id: str) -> PaymentIntent:
@@ -189,13 +192,12 @@ class StripePaymentProvider:
         }
         if reason is not None:
             params["reason"] = reason
-        try:
-            obj = await self._client.v1.refunds.create_async(
+        obj = await _answer(
+            self._client.v1.refunds.create_async(
                 params,  # type: ignore[arg-type]
                 {"idempotency_key": idempotency_key},
             )
-        except stripe.StripeError as exc:
-            raise _translate(exc) from exc
+        )
         return _refund(obj)
 
     async def list_refunds(self, intent_id: str) -> list[ProviderRefund]:
@@ -222,17 +224,11 @@ class StripePaymentProvider:
         }
         if starting_after is not None:
             params["starting_after"] = starting_after
-        try:
-            page = await self._client.v1.events.list_async(params)  # type: ignore[arg-type]
-        except stripe.StripeError as exc:
-            raise _translate(exc) from exc
+        page = await _answer(self._client.v1.events.list_async(params))  # type: ignore[arg-type]
         data = _data(page)
         return EventPage(
             [dict(event) for event in data.get("data", [])], bool(data.get("has_more"))
         )
 
     async def probe(self) -> None:
-        try:
-            await self._client.v1.balance.retrieve_async(options={"max_network_retries": 0})
-        except stripe.StripeError as exc:
-            raise _translate(exc) from exc
+        await _answer(self._client.v1.balance.retrieve_async(options={"max_network_retries": 0}))

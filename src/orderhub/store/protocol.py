@@ -29,7 +29,6 @@ import asyncio
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
-from types import TracebackType
 from typing import Any, Protocol, Self
 
 from orderhub.delivery.model import Delivery, DeliveryAttempt, DeliveryFilter, DueDelivery
@@ -355,12 +354,7 @@ class UnitOfWork(Protocol):
 
     async def __aenter__(self) -> Self: ...
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def __aexit__(self, *exc_info: object) -> None:
         """Discard what was staged unless `commit()` was called."""
 
 

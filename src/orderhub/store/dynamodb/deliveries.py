@@ -271,10 +271,7 @@ class DynamoDeliveryRepository(DeliveryTransitions):
                 raise StoreError("store error: the deliveries could not be added") from None
 
     async def get(self, delivery_id: uuid.UUID) -> Delivery | None:
-        found = await self._db.call(
-            "get_item", TableName=self._db.name, Key=self._key(delivery_id), ConsistentRead=True
-        )
-        item = found.get("Item")
+        item = await self._db.get(self._key(delivery_id))
         return delivery_of(item) if item else None
 
     async def list_page(

@@ -25,7 +25,6 @@ import asyncio
 import json
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from types import TracebackType
 from typing import Any
 
 import httpx
@@ -38,12 +37,13 @@ from orderhub.delivery.integrations.base import (
     http_error,
     notification_payload,
 )
+from orderhub.kit.closing import AsyncClosing
 
 USER_AGENT = "orderhub-webhooks/1"
 _DETAIL_BYTES = 2048
 
 
-class WebhookNotifier:
+class WebhookNotifier(AsyncClosing):
     """`Notifier` + `Probe` posting signed notifications to one URL."""
 
     def __init__(
@@ -122,17 +122,6 @@ class WebhookNotifier:
         owned, self._owned = self._owned, None
         if owned is not None:
             await owned[1].aclose()
-
-    async def __aenter__(self) -> WebhookNotifier:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
     # -- internals ----------------------------------------------------------------------
 
