@@ -252,3 +252,22 @@ async def test_the_reconcile_command(
     assert again.stdout.strip() == "reconciled: checked 1, changed 0, errors 0"
     bad = await asyncio.to_thread(run_cli, ["reconcile", "--since", "soon"], env, tmp_path)
     assert bad.returncode == 2 and "--since" in bad.stderr
+
+
+async def test_the_worker_reconciles_every_interval_and_never_with_zero(
+    make_harness: Callable[..., Any],
+) -> None:
+    h: Harness = await make_harness(reconcile_interval_seconds=1)
+    stop = asyncio.Event()
+    worker = asyncio.create_task(h.container.run_worker(stop))
+    try:
+        async with asyncio.timeout(30):
+            while await h.container.store.reconcile_runs.latest() is None:
+                await asyncio.sleep(0.1)
+    finally:
+        stop.set()
+        await worker
+    never: Harness = await make_harness(reconcile_interval_seconds=0)
+    async with asyncio.timeout(10):  # returns at once: there is nothing to wait for
+        await never.container.reconcile.run_periodically(asyncio.Event(), 0)
+    assert await never.container.store.reconcile_runs.latest() is None
