@@ -8,6 +8,7 @@ version over a newer one, even while orders keep changing.
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Iterable
 from datetime import datetime
@@ -27,6 +28,8 @@ from orderhub.kit.errors import Conflict, NotFound, ValidationFailed
 from orderhub.kit.ids import parse_uuid
 from orderhub.orders.domain import Order
 from orderhub.store.protocol import ADD_BATCH, OrderFilter, Store
+
+CONCURRENT_ORDERS = 8  # orders read and queued at the same time
 
 
 class IntegrationNotConfigured(Conflict):
@@ -86,20 +89,24 @@ class ResyncService:
         """For each order: the delivery of its newest event to the integration sent again
         (or left alone while it is still waiting), or a new one when there is none."""
         new: list[Delivery] = []
-        queued = 0
-        for order in orders:
-            async with self._store.unit_of_work() as uow:
-                history = await uow.orders.history(order.id)
-            fresh = resync_delivery(history, integration, now)
-            if fresh is None:
-                continue
-            queued += 1
-            existing = await self._delivery_of(fresh)
-            if existing is None:
-                new.append(fresh)
-            elif existing.status in (DeliveryStatus.DELIVERED, DeliveryStatus.DEAD):
-                # conditional: if another resync (or a worker) moved it first, it is queued
-                await self._store.deliveries.transition(existing, resent(existing, now))
+        limit = asyncio.Semaphore(CONCURRENT_ORDERS)
+
+        async def one(order: Order) -> bool:
+            async with limit:
+                async with self._store.unit_of_work() as uow:
+                    history = await uow.orders.history(order.id)
+                fresh = resync_delivery(history, integration, now)
+                if fresh is None:
+                    return False
+                existing = await self._delivery_of(fresh)
+                if existing is None:
+                    new.append(fresh)
+                elif existing.status in (DeliveryStatus.DELIVERED, DeliveryStatus.DEAD):
+                    # conditional: if another resync (or a worker) moved it first, it is queued
+                    await self._store.deliveries.transition(existing, resent(existing, now))
+                return True
+
+        queued = sum(await asyncio.gather(*(one(order) for order in orders)))
         if new:
             await self._store.deliveries.add(new)
         if queued:
