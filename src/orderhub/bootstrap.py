@@ -3,25 +3,31 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 from orderhub.auth.keys import ApiKeyService
 from orderhub.auth.service import Authenticator
 from orderhub.console.sessions import ConsoleSessions
+from orderhub.delivery.integrations.notify.webhook import WebhookNotifier
 from orderhub.delivery.model import DeliveryTargets, delivery_targets
 from orderhub.delivery.registry import Integrations, open_client
+from orderhub.delivery.resync import ResyncService
 from orderhub.delivery.service import DeliveryService
 from orderhub.delivery.setup import make_integrations
 from orderhub.delivery.worker import DeliveryWorker
 from orderhub.idempotency.service import IdempotencyService
 from orderhub.kit.clock import Clock, SystemClock
 from orderhub.kit.cursor import Cursors
+from orderhub.monitoring.alerts import AlertService
 from orderhub.monitoring.error_log import ErrorLog
 from orderhub.monitoring.health import HealthChecker
 from orderhub.monitoring.prometheus import Metrics
 from orderhub.monitoring.service import MonitoringService
 from orderhub.orders.service import OrderService
 from orderhub.payments.provider import PaymentProvider, PaymentProviders
+from orderhub.payments.reconcile import ReconcileService
 from orderhub.payments.recording import RecordingPaymentProvider
 from orderhub.payments.sandbox import SandboxPaymentProvider
 from orderhub.payments.service import PaymentService
@@ -74,6 +80,17 @@ def make_payment_providers(
     if "sandbox" not in providers:
         providers["sandbox"] = SandboxPaymentProvider(store.sandbox, clock)
     return providers
+
+
+def _alert_webhook(settings: Settings) -> WebhookNotifier | None:
+    if not settings.alert_webhook_url:
+        return None
+    try:
+        return WebhookNotifier(
+            settings.alert_webhook_url, settings.alert_webhook_secret, setting="ALERT_WEBHOOK"
+        )
+    except ValueError as exc:
+        raise SettingsError(str(exc)) from None
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,9 +155,6 @@ def needs_migration(settings: Settings) -> bool:
     return False
 
 
-# How long a refund stays unacknowledged before the worker sends it again (well beyond a
-# provider call with its retries, so a request still waiting on it is never overtaken).
-REFUND_RESEND_SECONDS = 120
 # How often the worker folds the store's counter journal (DynamoDB; nothing to do on SQL).
 COMPACT_SECONDS = 5.0
 
@@ -162,12 +176,16 @@ class Container:
     payment_service: PaymentService
     orders: OrderService
     deliveries: DeliveryService
+    resync: ResyncService
     webhooks: WebhookService
+    reconcile: ReconcileService
     worker: DeliveryWorker
     monitoring: MonitoringService
+    alerts: AlertService
     metrics: Metrics
     console_sessions: ConsoleSessions
     sandbox: SandboxCheckout | None = None  # the sandbox's client side, with the sandbox only
+    closing: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     _started: bool = field(default=False, init=False)
     _worker_task: asyncio.Task[None] | None = field(default=None, init=False)
     _worker_stop: asyncio.Event = field(default_factory=asyncio.Event, init=False)
@@ -191,13 +209,17 @@ class Container:
         self._started = True
 
     async def run_worker(self, stop: asyncio.Event) -> None:
-        """The delivery worker and, beside it, the health probes and the refund resender."""
+        """The delivery worker and, beside it, the health probes, the reconciliation (which
+        also sends unacknowledged refunds again) and the counters' compaction."""
         side_tasks = [
             asyncio.create_task(
                 self.monitoring.run_probes(stop, self.settings.probe_interval_seconds)
             ),
-            asyncio.create_task(self.payment_service.run_resender(stop, REFUND_RESEND_SECONDS)),
+            asyncio.create_task(
+                self.reconcile.run_periodically(stop, self.settings.reconcile_interval_seconds)
+            ),
             asyncio.create_task(self.monitoring.run_compaction(stop, COMPACT_SECONDS)),
+            asyncio.create_task(self.alerts.run(stop)),
         ]
         try:
             await self.worker.run(stop)
@@ -213,6 +235,8 @@ class Container:
                 await task
         finally:
             await self.worker.integrations.aclose()
+            for closing in self.closing:
+                await closing()
             for provider in (self.payments, *self.other_payments):
                 close_payments = getattr(provider, "aclose", None)
                 if close_payments is not None:
@@ -252,6 +276,21 @@ def build_container(
     payment_service = PaymentService(
         store, PaymentProviders(recorded, recorded_by_name), clock, error_log
     )
+    webhooks = WebhookService(
+        store, payment_service, clock, error_log, settings.stripe_webhook_secret
+    )
+    feeds = {name: p for name, p in by_name.items() if isinstance(p, StripePaymentProvider)}
+    alert_webhook = _alert_webhook(settings)
+    alerts = AlertService(
+        store,
+        clock,
+        email=integrations.email,
+        email_from=settings.email_from,
+        email_to=settings.alert_email,
+        webhook=alert_webhook,
+        shop_name=settings.shop_name,
+        max_age=timedelta(hours=settings.delivery_max_age_hours),
+    )
     sandbox = (
         SandboxCheckout(payments, store, payment_service, settings.shop_name)
         if isinstance(payments, SandboxPaymentProvider)
@@ -269,15 +308,18 @@ def build_container(
         payment_service=payment_service,
         orders=OrderService(store, recorded, payment_service, clock, cursors, error_log),
         deliveries=DeliveryService(store, clock, cursors),
-        webhooks=WebhookService(
-            store, payment_service, clock, error_log, settings.stripe_webhook_secret
-        ),
+        resync=ResyncService(store, clock, integrations.enabled()),
+        webhooks=webhooks,
+        reconcile=ReconcileService(store, payment_service, webhooks, feeds, clock, error_log),
         monitoring=MonitoringService(
             settings,
             store,
             HealthChecker(settings, store, payments, integrations, limiter, clock),
             clock,
+            alerts,
         ),
+        alerts=alerts,
+        closing=[alert_webhook.aclose] if alert_webhook is not None else [],
         metrics=metrics,
         console_sessions=ConsoleSessions(
             store, authenticator, limiter, settings.trusted_proxies, clock
@@ -293,6 +335,7 @@ def build_container(
             max_age_hours=settings.delivery_max_age_hours,
             wake=store.outbox_signal,
             on_outcome=metrics.observe_delivery,
+            on_dead=alerts.delivery_dead,
         ),
         authenticator=authenticator,
         api_keys=ApiKeyService(store, clock),

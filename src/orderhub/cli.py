@@ -26,6 +26,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from orderhub.bootstrap import Container, Migration, build_container, migrate, needs_migration
 from orderhub.delivery.model import Delivery, DeliveryStatus, Integration
 from orderhub.kit.clock import iso_ms
+from orderhub.kit.durations import parse_duration
 from orderhub.kit.errors import AppError
 from orderhub.kit.failures import in_words
 from orderhub.kit.logging import configure_logging
@@ -484,6 +485,52 @@ def deliveries_retry(
         typer.echo(f"orderhub: {exc.message}", err=True)
         raise typer.Exit(1) from None
     typer.echo(f"queued {delivery.id} ({delivery.integration.value}, {delivery.event_type.value})")
+
+
+@cli.command()
+def reconcile(
+    since: Annotated[
+        str | None,
+        typer.Option(help="look back this far (30m, 24h, 7d; events: 30 days at most)"),
+    ] = None,
+) -> None:
+    """Heal what missed webhooks left behind: read unsettled payments and the provider's
+    events, apply what orderhub missed, send unacknowledged refunds again."""
+    span = parse_duration(since) if since is not None else None
+    if since is not None and span is None:
+        typer.echo("orderhub: --since must look like 30m, 24h or 7d", err=True)
+        raise typer.Exit(2)
+    settings = _settings()
+    try:
+        run = _with_container(settings, lambda c: c.reconcile.run(span))
+    except AppError as exc:
+        typer.echo(f"orderhub: {exc.message}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(f"reconciled: checked {run.checked}, changed {run.changed}, errors {run.errors}")
+    if run.error:
+        typer.echo(f"orderhub: {run.error}", err=True)
+        raise typer.Exit(1)
+
+
+@cli.command()
+def resync(
+    integration: Annotated[str, typer.Argument(help="sheets or notifications")],
+    since: Annotated[
+        str | None, typer.Option(help="orders created since (30m, 24h, 7d or an ISO time)")
+    ] = None,
+    order: Annotated[str | None, typer.Option("--order", help="only this order id")] = None,
+) -> None:
+    """Send the current state of orders to the sheet (rebuilding it) or the notifications
+    again, through the outbox; the worker delivers them."""
+    settings = _settings()
+    try:
+        count = _with_container(
+            settings, lambda c: c.resync.resync(integration, since=since, order_id=order)
+        )
+    except AppError as exc:
+        typer.echo(f"orderhub: {exc.message}", err=True)
+        raise typer.Exit(2 if exc.status_code == 400 else 1) from None
+    typer.echo(f"queued {count} {integration} {'delivery' if count == 1 else 'deliveries'}")
 
 
 def main() -> None:

@@ -128,6 +128,10 @@ class Settings(BaseSettings):
     worker_lease_seconds: int = Field(default=60, ge=1)
     worker_poll_seconds: float = Field(default=1.0, gt=0)
     probe_interval_seconds: int = Field(default=60, ge=1)
+    reconcile_interval_seconds: int = Field(default=300, ge=0)  # 0: never
+    alert_email: str = ""
+    alert_webhook_url: str = ""
+    alert_webhook_secret: str = ""  # default: NOTIFY_WEBHOOK_SECRET
     reporting_currency: str = "usd"
     metrics_public: bool = False
     # the directory every process of one `serve --workers N` counts its metrics into
@@ -222,6 +226,20 @@ class Settings(BaseSettings):
         for name, needed, because in required:
             if needed and not getattr(self, name):
                 raise ValueError(f"{name}: required when {because}")
+        if self.alert_email and not _is_address(self.alert_email):
+            raise ValueError("alert_email: not an email address")
+        if self.alert_email and self.email_backend == "none":
+            raise ValueError("alert_email: set, but EMAIL_BACKEND=none sends no email")
+        if self.alert_webhook_url:
+            if not self.alert_webhook_url.startswith(("https://", "http://")):
+                raise ValueError("alert_webhook_url: must be an http(s) URL")
+            if not self.alert_webhook_secret:
+                object.__setattr__(self, "alert_webhook_secret", self.notify_webhook_secret)
+            if not self.alert_webhook_secret:
+                raise ValueError(
+                    "alert_webhook_secret: required when ALERT_WEBHOOK_URL is set "
+                    "(or set NOTIFY_WEBHOOK_SECRET)"
+                )
         if self.redis_url and not self.redis_url.startswith(("redis://", "rediss://", "unix://")):
             raise ValueError("redis_url: must start with redis://, rediss:// or unix://")
         if self.jwt_jwks_url and not self.jwt_jwks_url.startswith(("https://", "http://")):

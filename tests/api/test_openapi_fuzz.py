@@ -201,6 +201,7 @@ OPERATIONS = [
     ("get", "/api/payments/{payment_intent_id}"),
     ("get", "/api/monitoring/deliveries"),
     ("post", "/api/monitoring/deliveries/retry"),
+    ("post", "/api/monitoring/resync"),
     ("post", "/api/monitoring/deliveries/{delivery_id}/retry"),
     ("get", "/api/monitoring/health"),
     ("get", "/api/monitoring/integrations"),

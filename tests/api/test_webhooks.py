@@ -237,7 +237,7 @@ async def test_failure_while_applying_is_a_5xx_and_the_retry_applies(
     order = await payments.create_order()
     event = _intent_event(order, "payment_intent.succeeded")
     service = payments.harness.container.payment_service
-    real_apply = service.apply
+    real_apply = service.apply_changed
     calls = 0
 
     async def flaky(*args: Any, **kwargs: Any) -> Any:
@@ -249,7 +249,7 @@ async def test_failure_while_applying_is_a_5xx_and_the_retry_applies(
             raise StoreError("store did not answer")
         return await real_apply(*args, **kwargs)
 
-    monkeypatch.setattr(service, "apply", flaky)
+    monkeypatch.setattr(service, "apply_changed", flaky)
     failed = await payments.deliver(event)
     assert failed.status_code >= 500
     assert (await payments.get_order(order["id"]))["paymentStatus"] == "pending"

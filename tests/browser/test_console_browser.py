@@ -20,7 +20,7 @@ import pytest
 from tests.fixtures.browser import chromium, require_chromium
 from tests.fixtures.cli import cli_env, free_port, start_cli, wait_healthy
 from tests.fixtures.orders import order_body
-from tests.fixtures.receiver import Receiver
+from tests.fixtures.peers import WebhookPeer
 
 KEY = "console-browser-key-123"
 HEADERS = {"X-API-Key": KEY}
@@ -32,7 +32,7 @@ pytestmark = pytest.mark.timeout(300)
 
 
 class Server:
-    def __init__(self, base: str, receiver: Receiver) -> None:
+    def __init__(self, base: str, receiver: WebhookPeer) -> None:
         self.base = base
         self.receiver = receiver
 
@@ -78,7 +78,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     require_chromium()
     data_dir = tmp_path_factory.mktemp("console") / "data"
     port = free_port()
-    receiver = Receiver()
+    receiver = WebhookPeer(status=410)
     env = cli_env(
         data_dir,
         API_KEYS=KEY,
@@ -96,7 +96,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     finally:
         process.terminate()
         process.wait(timeout=20)
-        receiver.server.shutdown()
+        receiver.stop()
 
 
 @pytest.fixture(scope="module")
@@ -256,7 +256,7 @@ def test_a_dead_delivery_is_retried_from_the_console_and_delivered(
     server.until(delivered)
     tab.go(f"/console/deliveries/{delivery['id']}")
     assert "delivered" in tab.page.inner_text("#delivery-status")
-    assert [b["data"]["order"]["id"] for b in server.receiver.bodies] == [order["id"]]
+    assert [b["data"]["order"]["id"] for b in server.receiver.accepted()] == [order["id"]]
 
 
 def test_sign_out_ends_the_session(browser: Any, tab: Tab, server: Server) -> None:

@@ -22,6 +22,7 @@ from orderhub.delivery.model import (
     delivered,
     delivery_targets,
     failed,
+    resync_delivery,
     retried,
 )
 from orderhub.kit.clock import FrozenClock
@@ -33,6 +34,7 @@ from orderhub.orders.domain import (
     EventType,
     Order,
     OrderChanges,
+    OrderEvent,
     OrderStatus,
     PaymentStatus,
     Refund,
@@ -40,12 +42,14 @@ from orderhub.orders.domain import (
 )
 from orderhub.store.documents import order_to_document
 from orderhub.store.protocol import (
+    Alert,
     AlreadyExists,
     ApiKeyRecord,
     ConcurrencyConflict,
     IdempotencyRecord,
     OrderFilter,
     ProviderCall,
+    ReconcileRun,
     Store,
     UnitOfWork,
 )
@@ -610,6 +614,53 @@ async def test_dead_deliveries_listed_by_integration_and_creation_time(database_
         await store.close()
 
 
+async def test_added_deliveries_of_stored_events_are_due_and_in_the_backlog(
+    database_url: str,
+) -> None:
+    # the sheet was not configured when the orders were made: their events have no
+    # sheet delivery, and a resync adds one per order
+    store = open_test_store(database_url, delivery_targets([Integration.EMAIL]))
+    try:
+        orders = [make_order() for _ in range(3)]
+        for order in orders:
+            await _add(store, order)
+        for due in await lease_due(store, NOW, "w", NOW + timedelta(minutes=1), 10):
+            done = delivered(due.delivery, NOW)
+            assert await store.deliveries.transition(due.delivery, done)
+        assert (await figures.outbox_backlog(store, NOW))[0] == 0
+        later = NOW + timedelta(hours=1)
+        added = []
+        for order in orders:
+            history = await _history(store, order.id)
+            delivery = resync_delivery(history, Integration.SHEETS, later)
+            assert delivery is not None and delivery.event_id == history[-1].id
+            added.append(delivery)
+        store.outbox_signal.clear()
+        await store.deliveries.add(added)
+        assert (await figures.outbox_backlog(store, later))[0] == 3
+        assert {d.id for d in await store.deliveries.due(later, 10)} == {d.id for d in added}
+        loaded = await lease_due(store, later, "w2", later + timedelta(minutes=1), 10)
+        assert {(d.order.id, d.event.type) for d in loaded} == {
+            (o.id, EventType.CREATED) for o in orders
+        }
+        assert [await store.deliveries.get(d.id) for d in added] == [
+            dataclasses.replace(
+                d,
+                status=DeliveryStatus.IN_FLIGHT,
+                lease_owner="w2",
+                lease_until=later + timedelta(minutes=1),
+            )
+            for d in added
+        ]
+    finally:
+        await store.close()
+
+
+async def _history(store: Store, order_id: uuid.UUID) -> list[OrderEvent]:
+    async with store.unit_of_work() as uow:
+        return await uow.orders.history(order_id)
+
+
 async def test_lost_attempts_count_and_a_crash_loop_ends_dead(database_url: str) -> None:
     store = open_test_store(database_url, EVERYWHERE)
     try:
@@ -766,3 +817,71 @@ async def test_status_gauges_follow_every_change(store: Store) -> None:
     assert await figures.orders_by_status(store) == {"cancelled": 1}
     final = await _get(store, order.id)
     assert final.payment_status == PaymentStatus.COMPLETED
+
+
+# -- reconciliation runs ------------------------------------------------------------------
+
+
+def _run(started: datetime, checkpoint: datetime | None = None, **counts: int) -> ReconcileRun:
+    return ReconcileRun(
+        id=new_id(),
+        started_at=started,
+        finished_at=started + timedelta(seconds=3),
+        checked=counts.get("checked", 0),
+        changed=counts.get("changed", 0),
+        errors=counts.get("errors", 0),
+        error="Stripe could not be reached" if counts.get("errors") else None,
+        checkpoint=checkpoint,
+    )
+
+
+async def test_reconcile_runs_newest_first_and_pruned(store: Store) -> None:
+    runs = store.reconcile_runs
+    assert await runs.latest() is None
+    assert await runs.recent(NOW - timedelta(days=60), 10) == []
+    old = _run(NOW - timedelta(days=31), checked=5)
+    middle = _run(NOW - timedelta(hours=1), NOW - timedelta(hours=1), checked=7, changed=2)
+    last = _run(NOW, None, checked=3, errors=1)
+    for run in (middle, old, last):
+        await runs.record(run)
+    assert await runs.latest() == last
+    assert await runs.recent(NOW - timedelta(days=60), 10) == [last, middle, old]
+    assert await runs.recent(NOW - timedelta(hours=2), 1) == [last]
+    assert await runs.recent(NOW - timedelta(hours=2), 10) == [last, middle]
+    await runs.prune(NOW - timedelta(days=30))
+    # pruned (SQL) or left to the TTL (DynamoDB): never listed past the window asked for
+    assert old not in await runs.recent(NOW - timedelta(days=30), 10)
+    assert await runs.latest() == last
+
+
+# -- alerts -------------------------------------------------------------------------------
+
+
+def _alert(created: datetime, channel: str = "webhook") -> Alert:
+    return Alert(
+        id=new_id(),
+        subject="email",
+        kind="delivery_dead",
+        message="3 email deliveries are dead",
+        channel=channel,
+        status="pending",
+        attempts=0,
+        next_attempt_at=created,
+        last_error=None,
+        created_at=created,
+    )
+
+
+async def test_alerts_wait_until_sent(store: Store) -> None:
+    first, second = _alert(NOW), _alert(NOW + timedelta(seconds=1), "email")
+    await store.alerts.add([second, first])
+    assert await store.alerts.due(NOW - timedelta(seconds=1), 10) == []
+    assert await store.alerts.due(NOW + timedelta(seconds=5), 10) == [first, second]
+    assert await store.alerts.due(NOW + timedelta(seconds=5), 1) == [first]
+    later = dataclasses.replace(
+        first, attempts=1, next_attempt_at=NOW + timedelta(minutes=1), last_error="HTTP 503"
+    )
+    await store.alerts.save(later)
+    await store.alerts.save(dataclasses.replace(second, status="sent", attempts=1))
+    assert await store.alerts.due(NOW + timedelta(seconds=5), 10) == []
+    assert await store.alerts.due(NOW + timedelta(minutes=2), 10) == [later]

@@ -13,13 +13,13 @@ import pytest
 
 from tests.fixtures.cli import cli_env, free_port, run_cli, start_cli, wait_healthy
 from tests.fixtures.orders import order_body
-from tests.fixtures.receiver import Receiver
+from tests.fixtures.peers import WebhookPeer
 
 KEY = "cli-test-key-1234"
 SECRET = "whsec_" + base64.b64encode(b"0123456789abcdef0123456789abcdef").decode()
 
 
-def _env(data_dir: Path, receiver: Receiver, port: int) -> dict[str, str]:
+def _env(data_dir: Path, receiver: WebhookPeer, port: int) -> dict[str, str]:
     return cli_env(
         data_dir,
         API_KEYS=KEY,
@@ -37,7 +37,7 @@ def _env(data_dir: Path, receiver: Receiver, port: int) -> dict[str, str]:
 def test_dead_delivery_listed_and_retried_by_cli_then_delivered_by_worker(
     tmp_path: Path, bulk: bool
 ) -> None:
-    receiver = Receiver()
+    receiver = WebhookPeer(status=410)
     port = free_port()
     env = _env(tmp_path / "data", receiver, port)
     server = start_cli(["serve"], env, tmp_path)
@@ -84,14 +84,14 @@ def test_dead_delivery_listed_and_retried_by_cli_then_delivered_by_worker(
     worker = start_cli(["worker"], env, tmp_path)
     try:
         deadline = time.monotonic() + 20
-        while not receiver.bodies and time.monotonic() < deadline:
+        while not receiver.accepted() and time.monotonic() < deadline:
             time.sleep(0.2)
     finally:
         worker.send_signal(signal.SIGTERM)
         assert worker.wait(timeout=15) == 0  # a graceful stop
-    assert [(b["type"], b["data"]["order"]["id"]) for b in receiver.bodies] == [
+    assert [(b["type"], b["data"]["order"]["id"]) for b in receiver.accepted()] == [
         ("order.created", order_id)
     ]
     delivered = run_cli(["deliveries", "list", "--order", order_id], env, tmp_path)
     assert "delivered" in delivered.stdout
-    receiver.server.shutdown()
+    receiver.stop()

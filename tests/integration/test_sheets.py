@@ -121,7 +121,9 @@ async def test_csv_upsert_by_order_id_in_place(csv_path: Path) -> None:
     assert by_id(records)[b][-1] == "1"
 
 
-async def test_csv_older_or_equal_version_never_replaces(csv_path: Path) -> None:
+async def test_csv_older_version_never_replaces_and_equal_puts_an_edited_row_right(
+    csv_path: Path,
+) -> None:
     writer = CsvSheetWriter(csv_path)
     a = new_id()
     await writer.upsert([row(a, 3, status="shipped")])
@@ -129,10 +131,13 @@ async def test_csv_older_or_equal_version_never_replaces(csv_path: Path) -> None
     content = csv_path.read_bytes()
 
     await writer.upsert([row(a, 2, status="processing")])  # older
-    await writer.upsert([row(a, 3, status="cancelled")])  # equal: a no-op
+    await writer.upsert([row(a, 3, status="shipped")])  # equal and the same: a no-op
     assert csv_path.read_bytes() == content
     assert csv_path.stat().st_ino == before.st_ino  # not even rewritten
     assert by_id(read_csv(csv_path))[a][SHEET_COLUMNS.index("Status")] == "shipped"
+    # the same version with other cells (the row was edited by hand): the store wins
+    await writer.upsert([row(a, 3, status="delivered")])
+    assert by_id(read_csv(csv_path))[a][SHEET_COLUMNS.index("Status")] == "delivered"
 
 
 async def test_csv_retried_batch_never_adds_a_row(csv_path: Path) -> None:

@@ -634,3 +634,50 @@ async def test_generated_events_round_trip_through_webhook_verification(
     assert built["id"].startswith("evt_")
     assert built["data"]["object"]["object"] == "charge"
     assert built["livemode"] is False
+
+
+async def test_events_are_listed_newest_first_by_type_and_time_in_pages(
+    client: stripe.StripeClient, fake_stripe: FakeStripe
+) -> None:
+    paid = []
+    for _ in range(3):
+        intent = await _intent(client, payment_method="pm_card_visa", confirm=True)
+        paid.append(intent.id)
+    newest_first = list(reversed(fake_stripe.events_of("payment_intent.succeeded")))
+    assert [e["data"]["object"]["id"] for e in newest_first] == list(reversed(paid))
+    types: Any = ["payment_intent.succeeded", "charge.refunded"]
+    first = await client.v1.events.list_async({"types": types, "limit": 2})
+    assert [e.id for e in first.data] == [e["id"] for e in newest_first[:2]]
+    assert first.has_more is True and first.object == "list" and first.url == "/v1/events"
+    rest = await client.v1.events.list_async(
+        {"types": types, "limit": 2, "starting_after": first.data[-1].id}
+    )
+    assert [e.id for e in rest.data] == [newest_first[2]["id"]]
+    assert rest.has_more is False
+    assert rest.data[0].to_dict() == newest_first[2]  # the event as it was emitted
+    # one type, with a wildcard; a time range; every event of the account
+    charges = await client.v1.events.list_async({"type": "charge.*", "limit": 100})
+    assert {e.type for e in charges.data} == {"charge.succeeded"}
+    later = await client.v1.events.list_async(
+        {"created": {"gte": int(time.time()) + 60}, "limit": 100}
+    )
+    assert later.data == [] and later.has_more is False
+    everything = await client.v1.events.list_async({"limit": 100})
+    assert len(everything.data) == len(fake_stripe.events)
+    with pytest.raises(stripe.InvalidRequestError):
+        await client.v1.events.list_async({"limit": 101})
+    with pytest.raises(stripe.InvalidRequestError):
+        await client.v1.events.list_async({"starting_after": "evt_unknown"})
+
+
+async def test_events_older_than_thirty_days_are_not_listed() -> None:
+    now = [time.time() - 31 * 86400]
+    with FakeStripe(clock=lambda: now[0]) as fake:
+        client, http_client = _client(fake)
+        await _intent(client)
+        now[0] = time.time()
+        await _intent(client)
+        listed = await client.v1.events.list_async({"type": "payment_intent.created"})
+        await http_client.close_async()  # type: ignore[no-untyped-call,unused-ignore]
+    assert len(fake.events_of("payment_intent.created")) == 2
+    assert len(listed.data) == 1

@@ -115,26 +115,50 @@ class Delivery:
         return self.status in WAITING
 
 
+def new_delivery(
+    event: OrderEvent, integration: Integration, now: datetime, event_at: datetime
+) -> Delivery:
+    """A pending delivery of `event` to `integration`, due now; its age limit counts from
+    `event_at`."""
+    return Delivery(
+        id=new_id(),
+        event_id=event.id,
+        event_type=event.type,
+        order_id=event.order_id,
+        integration=integration,
+        status=DeliveryStatus.PENDING,
+        attempts=0,
+        next_attempt_at=now,
+        last_error=None,
+        event_at=event_at,
+        created_at=now,
+        delivered_at=None,
+    )
+
+
 def fan_out(events: list[OrderEvent], targets: DeliveryTargets, now: datetime) -> list[Delivery]:
     """One new delivery per (event, integration) the event goes to, due now."""
     return [
-        Delivery(
-            id=new_id(),
-            event_id=event.id,
-            event_type=event.type,
-            order_id=event.order_id,
-            integration=integration,
-            status=DeliveryStatus.PENDING,
-            attempts=0,
-            next_attempt_at=now,
-            last_error=None,
-            event_at=event.at,
-            created_at=now,
-            delivered_at=None,
-        )
+        new_delivery(event, integration, now, event.at)
         for event in events
         for integration in targets(event.type)
     ]
+
+
+RESYNCABLE = (Integration.SHEETS, Integration.NOTIFICATIONS)
+
+
+def resync_delivery(
+    history: list[OrderEvent], integration: Integration, now: datetime
+) -> Delivery | None:
+    """A resync of one order to `integration`: a delivery of the newest event the
+    integration gets (`history` oldest first), new and due now. Every committed change
+    writes an event (`order.changed` when it raised none), so for the sheet that event
+    carries the order's current state; notifications get the newest public event again,
+    under its own id. The age limit counts from the resync. When that event already has
+    a delivery to the integration, the caller sends that one again (`resent`) instead."""
+    routed = [event for event in history if event.type in ROUTES[integration]]
+    return new_delivery(routed[-1], integration, now, now) if routed else None
 
 
 def is_due(delivery: Delivery, now: datetime) -> bool:
@@ -220,6 +244,11 @@ def retried(delivery: Delivery, now: datetime) -> Delivery:
         event_at=now,
         attempts=0,
     )
+
+
+def resent(delivery: Delivery, now: datetime) -> Delivery:
+    """A delivered (or dead) delivery sent once more, due now (a resync of its event)."""
+    return replace(retried(delivery, now), delivered_at=None)
 
 
 def backlog_change(before: Delivery | None, after: Delivery) -> int:

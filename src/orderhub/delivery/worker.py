@@ -23,7 +23,7 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from datetime import datetime, timedelta
 
@@ -79,6 +79,7 @@ class DeliveryWorker:
         wake: asyncio.Event | None = None,
         worker_id: str | None = None,
         on_outcome: Callable[[str, str], None] | None = None,
+        on_dead: Callable[[DueDelivery, str], Awaitable[object]] | None = None,
         sheets_lease_seconds: float = SHEETS_LEASE_SECONDS,
     ) -> None:
         self._store = store
@@ -94,6 +95,7 @@ class DeliveryWorker:
         self.worker_id = worker_id or new_worker_id()
         self._unfinished: set[uuid.UUID] = set()
         self._on_outcome = on_outcome or (lambda _integration, _outcome: None)
+        self._on_dead = on_dead
         self._sheets_lease = timedelta(seconds=min(sheets_lease_seconds, lease_seconds))
         self._sheets_queue: list[DueDelivery] = []
         self._sheets_task: asyncio.Task[None] | None = None
@@ -343,10 +345,12 @@ class DeliveryWorker:
                 if candidate - delivery.event_at <= self._max_age:
                     retry_at = candidate
             after = failed(delivery, error, retry_at)
-            await self._store.deliveries.transition(
+            moved = await self._store.deliveries.transition(
                 delivery, after, attempt_of(after, now, duration)
             )
             self._unfinished.discard(delivery.id)
+            if moved and retry_at is None and self._on_dead is not None:
+                await self._tell_dead(due, error)
             self._on_outcome(delivery.integration.value, "failed" if retry_at else "dead")
             verb = "will retry" if retry_at else "gave up (dead)"
             await self._error_log.record(
@@ -356,6 +360,14 @@ class DeliveryWorker:
                 order_id=delivery.order_id,
                 level="warning" if retry_at else "error",
             )
+
+    async def _tell_dead(self, due: DueDelivery, error: str) -> None:
+        """Tell operators (an alert); a failure to do so never stops the worker."""
+        assert self._on_dead is not None
+        try:
+            await self._on_dead(due, error)
+        except Exception:
+            log.exception("dead_delivery_not_told", delivery_id=str(due.delivery.id))
 
 
 class SheetsLeaseLost(TransientDeliveryError):

@@ -14,6 +14,7 @@ from fastapi import Depends, Request
 
 from orderhub.auth.service import Authenticator, Caller
 from orderhub.console.sessions import ConsoleSessions
+from orderhub.delivery.resync import ResyncService
 from orderhub.delivery.service import DeliveryService
 from orderhub.idempotency.service import IdempotencyService
 from orderhub.kit.errors import NotFound
@@ -32,6 +33,7 @@ class Services(Protocol):
     payment_service: PaymentService
     webhooks: WebhookService
     deliveries: DeliveryService
+    resync: ResyncService
     monitoring: MonitoringService
     idempotency: IdempotencyService
     sandbox: SandboxCheckout | None
@@ -71,6 +73,10 @@ def _deliveries(request: Request) -> DeliveryService:
     return services_of(request).deliveries
 
 
+def _resync(request: Request) -> ResyncService:
+    return services_of(request).resync
+
+
 def _monitoring(request: Request) -> MonitoringService:
     return services_of(request).monitoring
 
@@ -95,6 +101,7 @@ OrderServiceDep = Annotated[OrderService, Depends(_orders)]
 PaymentServiceDep = Annotated[PaymentService, Depends(_payments)]
 WebhookServiceDep = Annotated[WebhookService, Depends(_webhooks)]
 DeliveryServiceDep = Annotated[DeliveryService, Depends(_deliveries)]
+ResyncServiceDep = Annotated[ResyncService, Depends(_resync)]
 MonitoringServiceDep = Annotated[MonitoringService, Depends(_monitoring)]
 IdempotencyDep = Annotated[IdempotencyService, Depends(_idempotency)]
 SandboxCheckoutDep = Annotated[SandboxCheckout, Depends(_sandbox)]

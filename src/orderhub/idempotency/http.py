@@ -5,14 +5,18 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Awaitable, Callable
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 from fastapi import Header, Request
+from pydantic import BaseModel
 from starlette.responses import Response
 
 from orderhub.auth.service import Caller
 from orderhub.idempotency.service import IdempotencyService
 from orderhub.kit.jsonbody import canonical_json
+from orderhub.kit.validation import read_model
+
+M = TypeVar("M", bound=BaseModel)
 
 IdempotencyKey = Annotated[
     str | None,
@@ -42,3 +46,21 @@ async def run_idempotent(
         canonical_body=canonical_json(raw_body),
         handler=work,
     )
+
+
+async def run_idempotent_json(
+    idempotency: IdempotencyService,
+    request: Request,
+    caller: Caller,
+    key: str | None,
+    model: type[M],
+    work: Callable[[M], Awaitable[Response]],
+) -> Response:
+    """Read the JSON body as `model` (a 400 if it is not one), then `run_idempotent` the
+    work on it (for routes that need no reserved resource id)."""
+    raw, body = await read_model(request, model)
+
+    async def handler(_resource_id: uuid.UUID) -> Response:
+        return await work(body)
+
+    return await run_idempotent(idempotency, request, caller, key, handler, raw)

@@ -16,13 +16,13 @@ from orderhub.http.dependencies import (
     DeliveryServiceDep,
     IdempotencyDep,
     MonitoringServiceDep,
+    ResyncServiceDep,
 )
-from orderhub.idempotency.http import IdempotencyKey, run_idempotent
+from orderhub.idempotency.http import IdempotencyKey, run_idempotent, run_idempotent_json
 from orderhub.kit.clock import iso_ms
 from orderhub.kit.envelope import Envelope, EnvelopeResponse, error_responses, ok
 from orderhub.kit.money import json_number
 from orderhub.kit.openapi import json_body
-from orderhub.kit.validation import read_model
 from orderhub.kit.wire import IdFilter, PageKey, PageLimit, pagination_out
 from orderhub.monitoring.health import HealthReport
 from orderhub.monitoring.schemas import (
@@ -36,6 +36,8 @@ from orderhub.monitoring.schemas import (
     IntegrationsOut,
     MetricsOut,
     OrderCountsOut,
+    QueuedOut,
+    ResyncIn,
     RetriedOut,
     RetryDeliveriesIn,
     RevenueOut,
@@ -98,14 +100,13 @@ async def retry_deliveries(
     idempotency: IdempotencyDep,
     idempotency_key: IdempotencyKey = None,
 ) -> Response:
-    raw, body = await read_model(request, RetryDeliveriesIn)
-
-    async def handler(_resource_id: uuid.UUID) -> Response:
+    async def work(body: RetryDeliveriesIn) -> Response:
         count = await deliveries.retry_matching(integration=body.integration, since=body.since)
-        noun = "delivery" if count == 1 else "deliveries"
-        return ok(RetriedOut(retried=count).model_dump(), message=f"{count} {noun} queued")
+        return ok(RetriedOut(retried=count).model_dump(), message=_queued(count))
 
-    return await run_idempotent(idempotency, request, caller, idempotency_key, handler, raw)
+    return await run_idempotent_json(
+        idempotency, request, caller, idempotency_key, RetryDeliveriesIn, work
+    )
 
 
 @router.post(
@@ -129,6 +130,31 @@ async def retry_delivery(
     return await run_idempotent(idempotency, request, caller, idempotency_key, handler)
 
 
+@router.post(
+    "/resync",
+    summary="Send the current state of orders to the sheet or the notifications again",
+    response_model=Envelope[QueuedOut],
+    responses=error_responses(400, 401, 404, 409, 413, 422, 429),
+    openapi_extra=json_body(ResyncIn),
+)
+async def resync(
+    request: Request,
+    caller: CallerDep,
+    resyncs: ResyncServiceDep,
+    idempotency: IdempotencyDep,
+    idempotency_key: IdempotencyKey = None,
+) -> Response:
+    async def work(body: ResyncIn) -> Response:
+        count = await resyncs.resync(body.integration, since=body.since, order_id=body.orderId)
+        return ok(QueuedOut(queued=count).model_dump(), message=_queued(count))
+
+    return await run_idempotent_json(idempotency, request, caller, idempotency_key, ResyncIn, work)
+
+
+def _queued(count: int) -> str:
+    return f"{count} {'delivery' if count == 1 else 'deliveries'} queued"
+
+
 # -- services' results -> the wire ----------------------------------------------------
 
 
@@ -150,9 +176,13 @@ def integration_out(item: IntegrationStatus) -> IntegrationOut:
         return IntegrationOut(
             name=item.name, status=item.status, lastChecked=last_checked, services=item.services
         )
-    return IntegrationOut(
+    out = IntegrationOut(
         name=item.name, status=item.status, lastChecked=last_checked, uptime=item.uptime
     )
+    if item.reconciled:
+        reconciled = item.last_reconciled
+        out.lastReconciledAt = iso_ms(reconciled) if reconciled else None
+    return out
 
 
 def integrations_out(report: IntegrationsReport) -> IntegrationsOut:

@@ -78,6 +78,22 @@ class RetriedOut(BaseModel):
     retried: int = Field(description="how many dead deliveries were put back", examples=[3])
 
 
+class ResyncIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    integration: Literal["sheets", "notifications"]
+    since: Since | None = Field(default=None, description="orders created since then")
+    orderId: Annotated[StrictStr, Field(min_length=1, max_length=100)] | None = Field(
+        default=None, description="only this order"
+    )
+
+
+class QueuedOut(BaseModel):
+    queued: int = Field(
+        description="how many deliveries were queued, one per order", examples=[120]
+    )
+
+
 class ServiceHealthOut(BaseModel):
     status: str = Field(examples=["up"])
     latency: int | None = Field(default=None, description="milliseconds, where a probe ran")
@@ -142,6 +158,10 @@ class IntegrationOut(BaseModel):
     lastChecked: str | None
     uptime: str | None = Field(default=None, examples=["99.9%"])
     services: dict[str, str] | None = None
+    lastReconciledAt: str | None = Field(
+        default=None,
+        description="the payment provider's entry only: when the last reconciliation finished",
+    )
 
 
 class IntegrationsOut(BaseModel):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 import structlog
@@ -14,6 +14,7 @@ from orderhub.kit.clock import Clock, epoch_ms, from_epoch_ms
 from orderhub.kit.durations import parse_duration
 from orderhub.kit.errors import ValidationFailed
 from orderhub.kit.periodic import run_every
+from orderhub.monitoring.alerts import AlertService
 from orderhub.monitoring.figures import call_counts, order_buckets, outbox_backlog
 from orderhub.monitoring.health import (
     AWS_BACKENDS,
@@ -110,6 +111,9 @@ class IntegrationStatus:
     last_checked: datetime | None
     uptime: str | None = None
     services: dict[str, str] | None = None
+    # the payment provider's entry: when the last reconciliation finished (None: never)
+    reconciled: bool = False
+    last_reconciled: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,12 +155,18 @@ class SeriesReport:
 
 class MonitoringService:
     def __init__(
-        self, settings: Settings, store: Store, checker: HealthChecker, clock: Clock
+        self,
+        settings: Settings,
+        store: Store,
+        checker: HealthChecker,
+        clock: Clock,
+        alerts: AlertService | None = None,
     ) -> None:
         self._settings = settings
         self._store = store
         self._checker = checker
         self._clock = clock
+        self._alerts = alerts
 
     # -- health -------------------------------------------------------------------------
 
@@ -165,10 +175,29 @@ class MonitoringService:
 
     async def probe_and_record(self) -> HealthReport:
         report = await self._checker.check()
-        await self._store.monitoring.record_probes(probe_results(report))
         now = self._clock.now()
+        before = {
+            s.name: s.last_ok
+            for s in await self._store.monitoring.probe_summaries(now - UPTIME_WINDOW)
+        }
+        await self._store.monitoring.record_probes(probe_results(report))
         await self._store.monitoring.prune(now - PROBES_KEPT, now - ERRORS_KEPT)
+        await self._alert_down(report, before)
         return report
+
+    async def _alert_down(self, report: HealthReport, before: dict[str, bool]) -> None:
+        """An alert for each backend whose status became `down` with this check (it was
+        up, or never checked); named by its integration, so that an email backend that
+        is down and the email deliveries that go dead make one alert, not two."""
+        if self._alerts is None:
+            return
+        roles = {name: role for role, name in self._checker.names.items()}
+        for result in report.results:
+            if result.status == "down" and before.get(result.name, True):
+                role = roles.get(result.name)
+                subject = role.value if isinstance(role, Integration) else result.name
+                label = DISPLAY_NAMES.get(result.name, result.name)
+                await self._alerts.integration_down(subject, label, result.error)
 
     async def run_probes(self, stop: asyncio.Event, interval: float) -> None:
         """The worker's probe loop: probe every backend each `interval` seconds."""
@@ -217,8 +246,12 @@ class MonitoringService:
 
         result: dict[str, IntegrationStatus] = {}
         aws: dict[str, str] = {}
+        last_run = await self._store.reconcile_runs.latest()
         for role, name in names.items():
             item = entry(role, name)
+            if role == Backend.PAYMENTS:
+                finished = last_run.finished_at if last_run else None
+                item = replace(item, reconciled=True, last_reconciled=finished)
             if name in AWS_BACKENDS:
                 aws[name] = item.status
                 continue

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Protocol
@@ -108,6 +109,27 @@ class PaymentProvider(Protocol):
 
     async def probe(self) -> None:
         """A cheap authenticated call (health); raises ProviderError when it fails."""
+
+
+@dataclass(frozen=True, slots=True)
+class EventPage:
+    """One page of a provider's events, newest first (as Stripe lists them)."""
+
+    events: list[dict[str, Any]]
+    has_more: bool
+
+
+class EventFeed(Protocol):
+    """A provider that lists the events it sent (Stripe's `GET /v1/events`)."""
+
+    @property
+    def name(self) -> str: ...
+
+    async def list_events(
+        self, *, types: Sequence[str], created_gte: int, starting_after: str | None
+    ) -> EventPage:
+        """Events of `types` created at or after `created_gte` (Unix seconds), newest first,
+        the page after the event `starting_after`; ProviderError when it fails."""
 
 
 @dataclass(frozen=True, slots=True)

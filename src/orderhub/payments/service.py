@@ -7,7 +7,6 @@ SPEC §7's rules, and commits before the caller answers.
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -27,7 +26,6 @@ from orderhub.kit.errors import (
 )
 from orderhub.kit.ids import parse_uuid
 from orderhub.kit.money import AmountError, to_minor
-from orderhub.kit.periodic import run_every
 from orderhub.monitoring.error_log import Component, ErrorLog
 from orderhub.orders.domain import (
     MAX_REQUESTED_REFUNDS,
@@ -61,7 +59,7 @@ from orderhub.payments.provider import (
     ProviderRejected,
 )
 from orderhub.payments.units import UnitsError, from_provider, to_provider
-from orderhub.store.protocol import Store, StoreError, UnitOfWork
+from orderhub.store.protocol import Store, UnitOfWork
 from orderhub.store.unit_of_work import update_order
 
 log = structlog.get_logger(__name__)
@@ -134,6 +132,12 @@ class PaymentService:
     async def apply(self, outcome: PaymentOutcome, source: EventSource) -> Order:
         """Apply a provider's outcome to its order, idempotently. Raises OutcomeRejected
         when it does not fit the order (then nothing changes)."""
+        return (await self.apply_changed(outcome, source))[0]
+
+    async def apply_changed(
+        self, outcome: PaymentOutcome, source: EventSource
+    ) -> tuple[Order, bool]:
+        """`apply`, also saying whether the order changed (a known outcome does not)."""
         async with self._store.unit_of_work() as uow:
             order = await uow.orders.get_by_payment_intent(outcome.intent_id)
         if order is None:
@@ -167,7 +171,7 @@ class PaymentService:
             # Sent here, by whoever applied the payment; if the provider cannot be reached
             # the caller fails (a webhook answers 5xx, so Stripe retries and we resend).
             updated = await self.submit_refund(updated, automatic.id)
-        return updated
+        return updated, updated.version != order.version
 
     def _apply_intent(
         self, order: Order, outcome: IntentOutcome, now: datetime, source: EventSource
@@ -332,27 +336,22 @@ class PaymentService:
         """Send refunds that were reserved but never acknowledged (the provider could not be
         reached and nobody retried). Their id is the provider's idempotency key, so a refund
         that did happen is only read back. Returns how many were acknowledged now."""
+        return (await self.resend_refunds(quiet_for, limit))[1]
+
+    async def resend_refunds(self, quiet_for: timedelta, limit: int) -> tuple[int, int]:
+        """`resend_unsent_refunds`, counted: (refunds sent, refunds acknowledged)."""
         async with self._store.unit_of_work() as uow:
             orders = await uow.orders.with_unsent_refunds(self._clock.now() - quiet_for, limit)
-        acknowledged = 0
+        sent = acknowledged = 0
         for order in orders:
             for refund in order.unsent_refunds:
+                sent += 1
                 try:
                     order = await self.submit_refund(order, refund.id)
                 except AppError:
                     continue  # still unreachable (or its provider is gone): next pass
                 acknowledged += 1
-        return acknowledged
-
-    async def run_resender(self, stop: asyncio.Event, interval: float) -> None:
-        """The worker's pass over unacknowledged refunds, every `interval` seconds."""
-
-        async def resend() -> int:
-            return await self.resend_unsent_refunds(quiet_for=timedelta(seconds=interval))
-
-        await run_every(
-            stop, interval, resend, name="refund_resend", skip_on=(StoreError,), wait_first=True
-        )
+        return sent, acknowledged
 
     async def _provider_failed(
         self, recorded: str, answered: str, exc: ProviderError, order_id: uuid.UUID

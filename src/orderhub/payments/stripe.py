@@ -9,7 +9,7 @@ can never act twice.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Sequence
 from typing import Any, TypeVar
 
 import stripe
@@ -17,6 +17,7 @@ import stripe
 from orderhub.payments.provider import (
     REFUND_ID_METADATA,
     CardDeclined,
+    EventPage,
     IntentNotFound,
     IntentStatus,
     PaymentIntent,
@@ -28,6 +29,7 @@ from orderhub.payments.provider import (
 _STATUSES = {status.value: status for status in IntentStatus}
 TIMEOUT_SECONDS = 10.0
 NETWORK_RETRIES = 2
+EVENTS_PAGE = 100  # Stripe's largest page
 T = TypeVar("T")
 
 
@@ -121,8 +123,14 @@ class StripePaymentProvider:
     name = "stripe"
 
     def __init__(
-        self, secret_key: str, api_base: str = "", timeout: float = TIMEOUT_SECONDS
+        self,
+        secret_key: str,
+        api_base: str = "",
+        timeout: float = TIMEOUT_SECONDS,
+        *,
+        events_page: int = EVENTS_PAGE,
     ) -> None:
+        self._events_page = events_page
         self._http = stripe.HTTPXClient(timeout=timeout)
         self._client = stripe.StripeClient(
             secret_key,
@@ -140,9 +148,9 @@ class StripePaymentProvider:
 
     def _load_lazy_parts(self) -> None:
         services = self._client.v1
-        for service in ("payment_intents", "refunds", "balance"):
+        for service in ("payment_intents", "refunds", "balance", "events"):
             getattr(services, service)
-        for name in ("PaymentIntent", "Refund", "Balance", "ListObject"):
+        for name in ("PaymentIntent", "Refund", "Balance", "ListObject", "Event"):
             getattr(stripe, name)
 
     async def aclose(self) -> None:
@@ -220,6 +228,22 @@ class StripePaymentProvider:
                 params["starting_after"] = data["data"][-1]["id"]
         except stripe.StripeError as exc:
             raise _translate(exc) from exc
+
+    async def list_events(
+        self, *, types: Sequence[str], created_gte: int, starting_after: str | None
+    ) -> EventPage:
+        params: dict[str, Any] = {
+            "types": list(types),
+            "created": {"gte": created_gte},
+            "limit": self._events_page,
+        }
+        if starting_after is not None:
+            params["starting_after"] = starting_after
+        page = await _answer(self._client.v1.events.list_async(params))  # type: ignore[arg-type]
+        data = _data(page)
+        return EventPage(
+            [dict(event) for event in data.get("data", [])], bool(data.get("has_more"))
+        )
 
     async def probe(self) -> None:
         await _answer(self._client.v1.balance.retrieve_async(options={"max_network_retries": 0}))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
 import structlog
@@ -19,6 +20,15 @@ from orderhub.payments.stripe_events import Unapplicable, outcomes_of, text_fiel
 from orderhub.store.protocol import Store
 
 log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class EventApplied:
+    """What handling an event did: `applied`, `ignored`, `rejected` or `duplicate`, and
+    how many outcomes changed an order."""
+
+    outcome: str
+    changed: int = 0
 
 
 class WebhookService:
@@ -50,18 +60,26 @@ class WebhookService:
         Each outcome is applied on its own: one that does not fit its order (a refund of
         another payment, a refund beyond what was paid) is recorded as an error and not
         applied, and the others still are; the event is then finished as `rejected`."""
+        return (await self.apply_event(event)).outcome
+
+    async def apply_event(self, event: dict[str, Any]) -> EventApplied:
+        """`handle`, also counting the orders the event changed (the reconciliation's
+        way in: an event fetched from the provider is as authoritative as a signed one)."""
         event_id, kind = event["id"], event["type"]
         if not await self._store.webhook_events.begin(event_id, kind, self._clock.now()):
-            return "duplicate"
+            return EventApplied("duplicate")
         try:
             outcomes = outcomes_of(event)
             if outcomes is None:
                 outcomes = await self._refunds_from_provider(event["data"]["object"])
         except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as exc:
-            return await self._reject(event_id, kind, f"malformed {kind} object: {exc}")
+            return EventApplied(
+                await self._reject(event_id, kind, f"malformed {kind} object: {exc}")
+            )
         if not outcomes:
             await self._store.webhook_events.finish(event_id, "ignored", None, self._clock.now())
-            return "ignored"
+            return EventApplied("ignored")
+        changed = 0
         rejected: list[str] = []
         rejected_order: uuid.UUID | None = None  # named in the error log when known
         for outcome in outcomes:
@@ -69,7 +87,8 @@ class WebhookService:
                 rejected.append(outcome.reason)
                 continue
             try:
-                await self._payments.apply(outcome, EventSource.WEBHOOK)
+                _order, moved = await self._payments.apply_changed(outcome, EventSource.WEBHOOK)
+                changed += moved
             except OutcomeRejected as exc:
                 rejected.append(str(exc))
                 rejected_order = rejected_order or await self._order_of(outcome.intent_id)
@@ -81,9 +100,10 @@ class WebhookService:
                     code="webhook_apply_failed",
                 ) from exc
         if rejected:
-            return await self._reject(event_id, kind, "; ".join(rejected), rejected_order)
+            reason = "; ".join(rejected)
+            return EventApplied(await self._reject(event_id, kind, reason, rejected_order), changed)
         await self._store.webhook_events.finish(event_id, "applied", None, self._clock.now())
-        return "applied"
+        return EventApplied("applied", changed)
 
     async def _refunds_from_provider(
         self, charge: dict[str, Any]

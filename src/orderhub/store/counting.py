@@ -25,6 +25,13 @@ def transition_counters(
     return counters
 
 
+def added_counters(deliveries: list[Delivery]) -> Counters:
+    """What adding new pending deliveries moves: the backlog."""
+    counters = Counters(shard_of(deliveries[0].id))
+    counters.gauges[BACKLOG] = sum(backlog_change(None, d) for d in deliveries)
+    return counters
+
+
 class DeliveryTransitions(ABC):
     async def transition(
         self, before: Delivery, after: Delivery, attempt: DeliveryAttempt | None = None

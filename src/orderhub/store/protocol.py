@@ -147,6 +147,9 @@ class WebhookEventRepository(Protocol):
         is not finished, so Stripe's retry handles it again."""
 
 
+ADD_BATCH = 50  # deliveries added in one write (one DynamoDB transaction)
+
+
 class DeliveryRepository(Protocol):
     """The outbox. Deliveries are written with their events (by the unit of work that
     commits an order change); these operations are the worker's and the operators'.
@@ -179,6 +182,11 @@ class DeliveryRepository(Protocol):
     async def get(self, delivery_id: uuid.UUID) -> Delivery | None:
         """By id (primary key)."""
 
+    async def add(self, deliveries: list[Delivery]) -> None:
+        """Insert new pending deliveries of events already stored (a resync), each naming
+        its event (`event_id` of order `order_id`), with the backlog they add, all or
+        nothing per batch of at most `ADD_BATCH`."""
+
     async def list_page(
         self, delivery_filter: DeliveryFilter, before_id: uuid.UUID | None, limit: int
     ) -> list[Delivery]:
@@ -204,6 +212,67 @@ class LeaseRepository(Protocol):
         (a conditional write). Re-acquiring one's own lease extends it."""
 
     async def release(self, name: str, owner: str) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class ReconcileRun:
+    """One reconciliation run, kept for operators (30 days)."""
+
+    id: uuid.UUID
+    started_at: datetime
+    finished_at: datetime
+    checked: int  # orders read from the provider, events listed, refunds re-sent
+    changed: int  # of those, how many changed an order
+    errors: int
+    error: str | None  # the first errors, in words
+    # Events of the provider are applied up to this moment (the provider's clock); the
+    # next run lists from a little before it. None: no event was ever listed.
+    checkpoint: datetime | None
+
+
+class ReconcileRunRepository(Protocol):
+    async def record(self, run: ReconcileRun) -> None:
+        """Keep a finished run (insert)."""
+
+    async def latest(self) -> ReconcileRun | None:
+        """The run that started last (strongly consistent)."""
+
+    async def recent(self, since: datetime, limit: int) -> list[ReconcileRun]:
+        """Runs started since `since`, newest first."""
+
+    async def prune(self, before: datetime) -> None:
+        """Drop runs started before `before` (a no-op where the backend expires them
+        itself, e.g. DynamoDB's TTL)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Alert:
+    """A message to operators (a delivery went dead, an integration is down), kept until
+    it is sent: the alerts' own small outbox."""
+
+    id: uuid.UUID
+    subject: str  # what it is about: an integration ("email") or a backend ("smtp")
+    kind: str  # delivery_dead, integration_down
+    message: str
+    channel: str  # email, webhook
+    status: str  # pending, sent, dead
+    attempts: int
+    next_attempt_at: datetime
+    last_error: str | None
+    created_at: datetime
+
+
+class AlertRepository(Protocol):
+    """Written by whoever raises an alert; read and updated by the one sender holding the
+    store lease `alerts` (so updates need no condition)."""
+
+    async def add(self, alerts: list[Alert]) -> None: ...
+
+    async def due(self, now: datetime, limit: int) -> list[Alert]:
+        """Pending alerts due by `now`, oldest first."""
+
+    async def save(self, alert: Alert) -> None:
+        """Replace the stored alert's state (status, attempts, next attempt, error)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -441,6 +510,12 @@ class Store(Protocol):
 
     @property
     def console_sessions(self) -> ConsoleSessionRepository: ...
+
+    @property
+    def reconcile_runs(self) -> ReconcileRunRepository: ...
+
+    @property
+    def alerts(self) -> AlertRepository: ...
 
     @property
     def outbox_signal(self) -> asyncio.Event:

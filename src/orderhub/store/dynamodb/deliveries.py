@@ -19,7 +19,7 @@ from orderhub.delivery.model import (
 )
 from orderhub.kit.clock import epoch_ms, from_epoch_ms
 from orderhub.monitoring.rollups import Counters
-from orderhub.store.counting import DeliveryTransitions
+from orderhub.store.counting import DeliveryTransitions, added_counters
 from orderhub.store.documents import is_slim, order_as_of_event
 from orderhub.store.dynamodb import tables as t
 from orderhub.store.dynamodb.counters import journal_put
@@ -29,6 +29,7 @@ from orderhub.store.dynamodb.mappers import (
     attempt_item,
     attempt_of,
     av,
+    delivery_item,
     delivery_of,
     delivery_state,
     event_document_of,
@@ -36,7 +37,7 @@ from orderhub.store.dynamodb.mappers import (
     order_document_of,
     update_of,
 )
-from orderhub.store.protocol import StoreError
+from orderhub.store.protocol import ADD_BATCH, StoreError
 
 BATCH_GET_KEYS = 100
 
@@ -276,6 +277,36 @@ class DynamoDeliveryRepository(DeliveryTransitions):
             )
         )
         return {i for i, ok in zip(delivery_ids, kept, strict=True) if ok}
+
+    async def add(self, deliveries: list[Delivery]) -> None:
+        """One `TransactWriteItems` per batch: a `Put` of each delivery (keyed to its
+        event's item, found by a consistent `Query` of each order's events) and a counter
+        journal entry."""
+        events: dict[str, str] = {}
+        for order_id in {d.order_id for d in deliveries}:
+            async for item in self._db.query(
+                "pk = :pk AND begins_with(sk, :e)",
+                {},
+                {":pk": av(t.order_pk(order_id)), ":e": av(t.EVENT_PREFIX)},
+                consistent=True,
+                projection="sk, id",
+            ):
+                events[item["id"]["S"]] = item["sk"]["S"]
+        for start in range(0, len(deliveries), ADD_BATCH):
+            batch = deliveries[start : start + ADD_BATCH]
+            actions: list[dict[str, Any]] = []
+            for delivery in batch:
+                event_key = events.get(str(delivery.event_id))
+                if event_key is None:
+                    raise StoreError(f"store error: no event {delivery.event_id} to deliver")
+                item = delivery_item(delivery, event_key, await self._db.month_of(delivery.id))
+                put = {"TableName": self._db.name, "Item": item}
+                actions.append({"Put": {**put, "ConditionExpression": "attribute_not_exists(pk)"}})
+            actions.append(journal_put(self._db.name, added_counters(batch)))
+            try:
+                await self._db.transact(actions)
+            except TransactionCancelled:
+                raise StoreError("store error: the deliveries could not be added") from None
 
     async def get(self, delivery_id: uuid.UUID) -> Delivery | None:
         item = await self._db.get(self._key(delivery_id))

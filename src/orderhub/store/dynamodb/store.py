@@ -10,11 +10,13 @@ import secrets
 
 from orderhub.delivery.model import DeliveryTargets
 from orderhub.store.dynamodb import tables as t
+from orderhub.store.dynamodb.alerts import DynamoAlertRepository
 from orderhub.store.dynamodb.deliveries import DynamoDeliveryRepository
 from orderhub.store.dynamodb.engine import ConditionFailed, DynamoEngine
 from orderhub.store.dynamodb.mappers import item_of
 from orderhub.store.dynamodb.monitoring import DynamoMonitoringRepository
 from orderhub.store.dynamodb.orders import DynamoUnitOfWork
+from orderhub.store.dynamodb.reconcile import DynamoReconcileRunRepository
 from orderhub.store.dynamodb.records import (
     DynamoApiKeyRepository,
     DynamoErrorLogRepository,
@@ -46,6 +48,8 @@ class DynamoStore:
         self.monitoring = DynamoMonitoringRepository(self.db, self.leases)
         self.sandbox = DynamoSandboxRepository(self.db)
         self.console_sessions = DynamoConsoleSessionRepository(self.db)
+        self.alerts = DynamoAlertRepository(self.db)
+        self.reconcile_runs = DynamoReconcileRunRepository(self.db)
         # Set when a commit wrote deliveries; the in-process worker waits on it.
         self.outbox_signal = asyncio.Event()
 

@@ -22,6 +22,8 @@ TTL_ATTRIBUTE = "expires"  # epoch seconds; DynamoDB deletes the item some time 
 PROBES_KEPT = timedelta(days=2)
 ERRORS_KEPT = timedelta(days=7)
 CALLS_KEPT = timedelta(days=7)
+RECONCILE_RUNS_KEPT = timedelta(days=30)
+ALERTS_KEPT = timedelta(days=7)
 
 # DynamoDB's limits for one TransactWriteItems and one item.
 MAX_ACTIONS = 100
@@ -190,6 +192,10 @@ def idempotency_pk(scope: str, key: str) -> str:
 
 def webhook_pk(event_id: str) -> str:
     return f"WEBHOOK#{event_id}"
+
+
+RECONCILE_PK = "RECONCILE"
+ALERTS_PK = "ALERTS"
 
 
 def lease_pk(name: str) -> str:

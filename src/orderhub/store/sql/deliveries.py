@@ -18,8 +18,9 @@ from orderhub.delivery.model import (
 )
 from orderhub.kit.clock import epoch_ms, from_epoch_ms
 from orderhub.monitoring.rollups import Counters
-from orderhub.store.counting import DeliveryTransitions
+from orderhub.store.counting import DeliveryTransitions, added_counters
 from orderhub.store.documents import is_slim, order_as_of_event
+from orderhub.store.protocol import ADD_BATCH
 from orderhub.store.sql import tables as t
 from orderhub.store.sql.counters import add_counters
 from orderhub.store.sql.engine import SqlEngine
@@ -28,6 +29,7 @@ from orderhub.store.sql.mappers import (
     attempt_of,
     attempt_row,
     delivery_of,
+    delivery_row,
     delivery_state,
     event_of,
     ms,
@@ -177,6 +179,13 @@ class SqlDeliveryRepository(DeliveryTransitions):
             await conn.execute(update(_D).where(ours).values(lease_until=epoch_ms(lease_until)))
             kept = (await conn.execute(select(d.id).where(ours))).scalars().all()
         return {uuid.UUID(i) for i in kept}
+
+    async def add(self, deliveries: list[Delivery]) -> None:
+        for start in range(0, len(deliveries), ADD_BATCH):
+            batch = deliveries[start : start + ADD_BATCH]
+            async with self._db.write() as conn:
+                await conn.execute(insert(_D), [delivery_row(d) for d in batch])
+                await add_counters(conn, [added_counters(batch)])
 
     async def get(self, delivery_id: uuid.UUID) -> Delivery | None:
         async with self._db.read() as conn:

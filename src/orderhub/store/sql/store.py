@@ -11,10 +11,12 @@ from sqlalchemy.exc import IntegrityError
 
 from orderhub.delivery.model import DeliveryTargets
 from orderhub.store.sql import tables as t
+from orderhub.store.sql.alerts import SqlAlertRepository
 from orderhub.store.sql.deliveries import SqlDeliveryRepository
 from orderhub.store.sql.engine import SqlEngine
 from orderhub.store.sql.monitoring import SqlMonitoringRepository
 from orderhub.store.sql.orders import SqlUnitOfWork
+from orderhub.store.sql.reconcile import SqlReconcileRunRepository
 from orderhub.store.sql.records import (
     SqlApiKeyRepository,
     SqlErrorLogRepository,
@@ -42,6 +44,8 @@ class SqlStore:
         self.monitoring = SqlMonitoringRepository(self.db)
         self.sandbox = SqlSandboxRepository(self.db)
         self.console_sessions = SqlConsoleSessionRepository(self.db)
+        self.alerts = SqlAlertRepository(self.db)
+        self.reconcile_runs = SqlReconcileRunRepository(self.db)
         # Set when a commit wrote deliveries; the in-process worker waits on it.
         self.outbox_signal = asyncio.Event()
 

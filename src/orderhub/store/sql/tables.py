@@ -261,3 +261,35 @@ sandbox_refunds = Table(
     Column("created", BigInteger, nullable=False),
     UniqueConstraint("intent_id", "idempotency_key", name="uq_sandbox_refunds_key"),
 )
+
+# Reconciliation runs (`store/sql/reconcile.py`), kept 30 days.
+reconcile_runs = Table(
+    "reconcile_runs",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("started_at", BigInteger, nullable=False),
+    Column("finished_at", BigInteger, nullable=False),
+    Column("checked", Integer, nullable=False),
+    Column("changed", Integer, nullable=False),
+    Column("errors", Integer, nullable=False),
+    Column("error", Text, nullable=True),
+    Column("checkpoint", BigInteger, nullable=True),
+    Index("ix_reconcile_runs_started_at", "started_at"),
+)
+
+# Alerts to operators until they are sent (`store/sql/alerts.py`).
+alerts = Table(
+    "alerts",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("subject", String(40), nullable=False),
+    Column("kind", String(40), nullable=False),
+    Column("message", Text, nullable=False),
+    Column("channel", String(20), nullable=False),
+    Column("status", String(20), nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("next_attempt_at", BigInteger, nullable=False),
+    Column("last_error", Text, nullable=True),
+    Column("created_at", BigInteger, nullable=False),
+    Index("ix_alerts_due", "status", "next_attempt_at"),
+)

@@ -23,7 +23,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Mapping
 from datetime import UTC, datetime
+from typing import Any
 
 import httpx
 from standardwebhooks import Webhook
@@ -50,18 +52,20 @@ class WebhookNotifier(AsyncClosing):
         secret: str,
         client: httpx.AsyncClient | None = None,
         timeout: float = 10,
+        *,
+        setting: str = "NOTIFY_WEBHOOK",  # the settings' prefix, for error messages
     ) -> None:
         try:
             parsed = httpx.URL(url)
         except (httpx.InvalidURL, TypeError) as exc:
-            raise ValueError(f"NOTIFY_WEBHOOK_URL is not a valid URL: {exc}") from None
+            raise ValueError(f"{setting}_URL is not a valid URL: {exc}") from None
         if parsed.scheme not in ("http", "https") or not parsed.host:
-            raise ValueError("NOTIFY_WEBHOOK_URL must be an http(s) URL")
+            raise ValueError(f"{setting}_URL must be an http(s) URL")
         try:
             self._signer = Webhook(secret)
         except Exception as exc:  # empty, not base64 (binascii.Error), wrong type
             raise ValueError(
-                "NOTIFY_WEBHOOK_SECRET must be a Standard Webhooks secret (whsec_<base64>)"
+                f"{setting}_SECRET must be a Standard Webhooks secret (whsec_<base64>)"
             ) from exc
         self.url = url
         self.timeout = timeout
@@ -81,10 +85,12 @@ class WebhookNotifier(AsyncClosing):
         }
 
     async def publish(self, message: DeliveryMessage) -> None:
-        body = json.dumps(
-            notification_payload(message), ensure_ascii=False, separators=(",", ":"), default=str
-        )
-        headers = self.signed_headers(message.event_id, body)
+        await self.post(message.event_id, notification_payload(message))
+
+    async def post(self, msg_id: str, payload: Mapping[str, Any]) -> None:
+        """POST `payload` as JSON, signed with `msg_id` as its `webhook-id`."""
+        body = json.dumps(payload, ensure_ascii=False, separators=(",", ":"), default=str)
+        headers = self.signed_headers(msg_id, body)
         client = self._http()
         try:
             async with client.stream(

@@ -3,8 +3,10 @@
 Every `upsert` call is one batch: under a file lock (`orders.csv.lock`, shared with every
 process on the host) it reads the file, merges the rows, and replaces the file atomically
 (temp file in the same directory, fsync, `os.replace`). A row is replaced only by a
-strictly newer version of the same order, so a retried batch or an out-of-order event
-changes nothing; when nothing changes the file is not rewritten at all.
+newer version of the same order, or by the same version when its cells differ (a row
+edited by hand is put right by a resync), so a retried batch or an out-of-order event
+changes nothing; further rows of an order written (a row copied by hand) are dropped.
+When nothing changes the file is not rewritten at all.
 
 Cells are written through `guard_formula` (OWASP's rule against formula injection). The
 Order ID (a UUID) and the Version (digits) never start with a risky character, so they are
@@ -98,17 +100,29 @@ class CsvSheetWriter:
 
     def _merge_and_write(self, rows: list[SheetRow]) -> None:
         records = self._read()
-        index = {_unguard(r[_ID]): i for i, r in enumerate(records) if r}
+        places: dict[str, list[int]] = {}
+        for i, r in enumerate(records):
+            if r:
+                places.setdefault(_unguard(r[_ID]), []).append(i)
         changed = False
+        extra: set[int] = set()
         for row in rows:
-            at = index.get(row.order_id)
-            if at is None:
-                index[row.order_id] = len(records)
-                records.append(_record(row))
+            record = _record(row)
+            found = places.get(row.order_id)
+            if found is None:
+                places[row.order_id] = [len(records)]
+                records.append(record)
                 changed = True
-            elif row.version > _version_of(records[at]):
-                records[at] = _record(row)
+                continue
+            at, *copies = found
+            extra.update(copies)
+            stored = _version_of(records[at])
+            if row.version > stored or (row.version == stored and records[at] != record):
+                records[at] = record
                 changed = True
+        if extra:
+            records = [r for i, r in enumerate(records) if i not in extra]
+            changed = True
         if changed:
             self._write(records)
 

@@ -1,14 +1,14 @@
 """Signed-in sessions of the operator console.
 
 Revision ID: 0011
-Revises: 0009 (0010 once the reconciliation migration is merged)
+Revises: 0010
 """
 
 import sqlalchemy as sa
 from alembic import op
 
 revision = "0011"
-down_revision = "0009"  # to become "0010" when that migration is on main
+down_revision = "0010"
 branch_labels = None
 depends_on = None
 
