@@ -1,5 +1,5 @@
 """Bare FastAPI over SQLite: what an order API costs with nothing but validation and one
-statement per request. It validates the seed's order body with Pydantic, inserts it
+statement per request. It validates the API's example order body with Pydantic, inserts it
 (`POST /api/orders`), reads it by id (`GET /api/orders/{id}`), lists the newest
 (`GET /api/orders?limit=`) and changes its metadata (`PATCH /api/orders/{id}`).
 

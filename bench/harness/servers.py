@@ -3,7 +3,7 @@
 orderhub runs through its own CLI (`python -m orderhub serve`) on the embedded defaults,
 in a temporary `DATA_DIR`, with a clean environment (nothing inherited from the shell or
 a `.env`) plus what the scenario sets; the only default every scenario changes is
-`RATE_LIMIT_MAX`, since the seed's 100 requests per 15 minutes would answer 429 within
+`RATE_LIMIT_MAX`, since the default 100 requests per 15 minutes would answer 429 within
 the first second. The API key is the one `serve` creates and prints on its first start.
 The baselines run under uvicorn with the same defaults orderhub's `serve` uses.
 """
@@ -147,8 +147,11 @@ def start_orderhub(
     name: str = "orderhub",
     args: tuple[str, ...] = (),
     cpu: int | None = SERVER_CPU,
+    api_key: str = "",
     **settings: str,
 ) -> Server:
+    """`orderhub serve` on `data_dir`; the API key is the one it prints on its first start
+    there (pass `api_key` when starting it again on the same store)."""
     data_dir.mkdir(parents=True, exist_ok=True)
     port = free_port()
     env = clean_env(
@@ -164,6 +167,9 @@ def start_orderhub(
     server.data_dir = data_dir
     server.extra = dict(settings)
     wait_ready(server)
+    if api_key:
+        server.api_key = api_key
+        return server
     match = _KEY_LINE.search(log_path.read_text(encoding="utf-8", errors="replace"))
     if match is None:
         server.stop()

@@ -1,4 +1,4 @@
--- POST /api/orders with the body in BENCH_BODY (the seed's example order).
+-- POST /api/orders with the body in BENCH_BODY (the API documentation's example order).
 package.path = os.getenv("BENCH_LUA_DIR") .. "/?.lua;" .. package.path
 local common = require("common")
 
