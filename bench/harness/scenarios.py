@@ -109,7 +109,7 @@ class Bench:
         """Ids of up to 1,000 orders the server holds (creating some first if it has
         fewer), one per line, for the Lua scripts."""
         ids = order_ids(server)
-        if len(ids) < IDS_WANTED // 5:
+        if len(ids) < IDS_WANTED // 10:
             self.wrk("prefill", server, "create.lua", seconds=5, record=False)
             self.settle(server)
             ids = order_ids(server)
