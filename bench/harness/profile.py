@@ -1,10 +1,13 @@
 """Profile orderhub under wrk with py-spy: `python -m bench.harness.profile create`.
 
 Starts orderhub as `make bench` does (pinned to CPU 0, worker on), drives it with one
-scenario's Lua script from CPU 1, and samples it with `py-spy record --format raw`
-(collapsed stacks, only the thread holding the GIL: the Python work) for the run. Prints the functions with the largest share of samples,
-inclusive ("total": the function or anything it called) and exclusive ("self"), so the
-excerpt can go into bench/RESULTS.md. `pip install py-spy` into the venv first.
+scenario's Lua script from CPU 1, and samples it with `py-spy record --format raw
+--gil` for the run: collapsed stacks of the thread holding the GIL, i.e. the Python
+work (`--all-threads` samples every thread, but py-spy cannot tell a thread blocked in
+C, such as a driver thread waiting for work, from a busy one). Prints the functions with
+the largest share of samples, inclusive ("total": the function or anything it called)
+and exclusive ("self"), so the excerpt can go into bench/RESULTS.md. `pip install
+py-spy` into the venv first.
 
     .venv/bin/python -m bench.harness.profile create --seconds 20
     .venv/bin/python -m bench.harness.profile get --top 40 --filter orderhub

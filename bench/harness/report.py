@@ -19,6 +19,13 @@ class Run:
     server: str
     result: WrkResult
     note: str = ""
+    cpu_seconds: float | None = None  # the server's CPU time during the run
+
+    @property
+    def cpu_ms_per_request(self) -> float | None:
+        if self.cpu_seconds is None or not self.result.requests:
+            return None
+        return 1000 * self.cpu_seconds / self.result.requests
 
 
 def ratio(value: float, baseline: float) -> float | None:
@@ -121,14 +128,22 @@ def runs_table(runs: list[Run]) -> str:
             fmt_number(run.result.p99_ms),
             str(run.result.requests),
             str(run.result.errors),
+            "-" if run.cpu_ms_per_request is None else fmt_number(run.cpu_ms_per_request),
             run.note,
         ]
         for run in runs
     ]
-    return markdown_table(
-        ["scenario", "server", "req/s", "p50 ms", "p99 ms", "requests", "non-2xx/errors", "note"],
-        rows,
-    )
+    header = ["scenario", "server", "req/s", "p50 ms", "p99 ms", "requests", "non-2xx/errors"]
+    return markdown_table([*header, "CPU ms/req", "note"], rows)
+
+
+def cpu_note(run: Run, baseline: Run) -> str:
+    """The ratio by CPU time per request (baseline's / this one's, so it reads like the
+    req/s ratio): steadier than req/s when other work shares the server's core."""
+    mine, theirs = run.cpu_ms_per_request, baseline.cpu_ms_per_request
+    if not mine or not theirs:
+        return ""
+    return f"by CPU time per request: {theirs / mine:.2f}x"
 
 
 def checks_table(checks: list[Check | AbsoluteCheck]) -> str:

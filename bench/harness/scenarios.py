@@ -19,7 +19,7 @@ from typing import Any
 import httpx
 
 from bench.harness import servers
-from bench.harness.report import AbsoluteCheck, Check, Report, Run, fmt_number
+from bench.harness.report import AbsoluteCheck, Check, Report, Run, cpu_note, fmt_number
 from bench.harness.servers import Server, running
 from bench.harness.wrk import LUA_DIR, Load, WrkResult, run_wrk
 
@@ -59,6 +59,8 @@ class Bench:
     report: Report = field(default_factory=Report)
     log: Callable[[str], None] = print
 
+    last_run: Run | None = None
+
     def __post_init__(self) -> None:
         self.body_file = self.workdir / "order.json"
         self.body_file.write_text(json.dumps(SEED_ORDER), encoding="utf-8")
@@ -96,9 +98,11 @@ class Bench:
     ) -> WrkResult:
         seconds = seconds or self.duration
         self.log(f"  wrk {scenario} on {server.name} ({seconds} s)")
+        cpu_before = server.cpu_seconds()
         result = run_wrk(server.url + path, self.load(script, server, ids), seconds=seconds)
+        self.last_run = Run(scenario, server.name, result, note, server.cpu_seconds() - cpu_before)
         if record:
-            self.report.runs.append(Run(scenario, server.name, result, note))
+            self.report.runs.append(self.last_run)
         self.log(
             f"    {fmt_number(result.rps)} req/s, p50 {fmt_number(result.p50_ms)} ms, "
             f"p99 {fmt_number(result.p99_ms)} ms, {result.errors} errors"
@@ -158,6 +162,29 @@ def order_ids(server: Server) -> list[str]:
 # -- request rates against the baselines ------------------------------------------------
 
 
+def compare(
+    bench: Bench,
+    scenario: str,
+    check: str,
+    base: Server,
+    hub: Server,
+    script: str,
+    *,
+    path: str = "/",
+    ids: tuple[Path, Path] | None = None,
+    limit: float | None = None,
+    note: str = "",
+) -> None:
+    """The same load on the baseline, then on orderhub, and orderhub's req/s as a ratio of
+    the baseline's (with the ratio by CPU time per request in the note)."""
+    b = bench.wrk(scenario, base, script, path=path, ids=ids[0] if ids else None)
+    base_run = bench.last_run
+    o = bench.wrk(scenario, hub, script, path=path, ids=ids[1] if ids else None, note=note)
+    hub_run = bench.last_run
+    assert base_run is not None and hub_run is not None
+    bench.check(Check(check, o.rps, b.rps, "req/s", limit=limit, note=cpu_note(hub_run, base_run)))
+
+
 def request_scenarios(bench: Bench, wanted: list[str]) -> None:
     """health, create, get, list, mix: orderhub beside the bare baselines, both servers
     running at once (an idle one costs nothing), each scenario on the baseline and then
@@ -169,37 +196,67 @@ def request_scenarios(bench: Bench, wanted: list[str]) -> None:
     ):
         if "health" in wanted:
             bench.log("health")
-            b = bench.wrk("health", bare, "get_path.lua", path="/health")
-            o = bench.wrk("health", hub, "get_path.lua", path="/health")
-            bench.check(Check("GET /health: orderhub / bare Starlette", o.rps, b.rps, "req/s"))
+            compare(
+                bench,
+                "health",
+                "GET /health: orderhub / bare Starlette",
+                bare,
+                hub,
+                "get_path.lua",
+                path="/health",
+            )
         if "create" in wanted:
             bench.log("create")
-            b = bench.wrk("create", base, "create.lua")
-            o = bench.wrk("create", hub, "create.lua", note="worker on, same core")
-            bench.check(Check("create: orderhub / bare insert", o.rps, b.rps, "req/s", limit=0.25))
+            compare(
+                bench,
+                "create",
+                "create: orderhub / bare insert",
+                base,
+                hub,
+                "create.lua",
+                limit=0.25,
+                note="worker on, same core",
+            )
             settled = bench.settle(hub)
             bench.figure(
                 "outbox drained after the create run in",
                 "not within 180 s" if settled is None else f"{settled:.1f} s",
             )
-        ids_base = bench.ids_file(base, "fastapi")
-        ids_hub = bench.ids_file(hub, "orderhub")
+        ids = (bench.ids_file(base, "fastapi"), bench.ids_file(hub, "orderhub"))
         if "get" in wanted:
             bench.log("get")
-            b = bench.wrk("get", base, "get.lua", ids=ids_base)
-            o = bench.wrk("get", hub, "get.lua", ids=ids_hub)
-            bench.check(Check("get by id: orderhub / bare read", o.rps, b.rps, "req/s", limit=0.5))
+            compare(
+                bench,
+                "get",
+                "get by id: orderhub / bare read",
+                base,
+                hub,
+                "get.lua",
+                ids=ids,
+                limit=0.5,
+            )
         if "list" in wanted:
             bench.log("list")
-            path = "/api/orders?limit=20"
-            b = bench.wrk("list limit=20", base, "get_path.lua", path=path)
-            o = bench.wrk("list limit=20", hub, "get_path.lua", path=path)
-            bench.check(Check("list limit=20: orderhub / bare", o.rps, b.rps, "req/s"))
+            compare(
+                bench,
+                "list limit=20",
+                "list limit=20: orderhub / bare",
+                base,
+                hub,
+                "get_path.lua",
+                path="/api/orders?limit=20",
+            )
         if "mix" in wanted:
             bench.log("mix")
-            b = bench.wrk("mix 70/20/10", base, "mix.lua", ids=ids_base)
-            o = bench.wrk("mix 70/20/10", hub, "mix.lua", ids=ids_hub)
-            bench.check(Check("mix 70/20/10: orderhub / bare", o.rps, b.rps, "req/s"))
+            compare(
+                bench,
+                "mix 70/20/10",
+                "mix 70/20/10: orderhub / bare",
+                base,
+                hub,
+                "mix.lua",
+                ids=ids,
+            )
             bench.settle(hub)
 
 

@@ -41,7 +41,8 @@ def free_port() -> int:
 
 def clean_env(**settings: str) -> dict[str, str]:
     env = {name: os.environ[name] for name in _KEPT_ENV if name in os.environ}
-    env["PYTHONPATH"] = str(REPO)
+    # BENCH_SRC: another checkout's `src` to serve instead (to compare two versions)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [os.environ.get("BENCH_SRC"), str(REPO)]))
     return {**env, **settings}
 
 
@@ -81,6 +82,10 @@ class Server:
         """Resident memory of the server and its children (uvicorn workers), in KiB."""
         return sum(rss_kib(pid) for pid in [self.pid, *children(self.pid)])
 
+    def cpu_seconds(self) -> float:
+        """CPU time (user + system) the server and its children used so far."""
+        return sum(cpu_seconds(pid) for pid in [self.pid, *children(self.pid)])
+
     def stop(self) -> None:
         if self.process.poll() is not None:
             return
@@ -102,6 +107,16 @@ def rss_kib(pid: int) -> int:
         if line.startswith("VmRSS:"):
             return int(line.split()[1])
     return 0
+
+
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of one process, from /proc/PID/stat."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except (FileNotFoundError, ProcessLookupError):
+        return 0.0
+    fields = stat.rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def children(pid: int) -> list[int]:

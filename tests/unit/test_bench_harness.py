@@ -14,6 +14,7 @@ from bench.harness.report import (
     Report,
     Run,
     checks_table,
+    cpu_note,
     fmt_number,
     markdown_table,
     ratio,
@@ -213,10 +214,23 @@ def _result(rps: float, p50: float, p99: float) -> WrkResult:
 
 def test_the_runs_table_has_one_row_per_run() -> None:
     table = runs_table(
-        [Run("create", "orderhub", _result(165.0, 150.0, 285.0), "worker on")]
+        [
+            Run("create", "orderhub", _result(165.0, 150.0, 285.0), "worker on", 9.9),
+            Run("get", "orderhub", _result(550.0, 50.0, 126.0)),
+        ]
     ).splitlines()
     assert table[0].startswith("| scenario | server | req/s | p50 ms | p99 ms |")
-    assert table[2] == "| create | orderhub | 165.0 | 150.0 | 285.0 | 1650 | 1 | worker on |"
+    assert table[0].endswith("| CPU ms/req | note |")
+    assert table[2] == "| create | orderhub | 165.0 | 150.0 | 285.0 | 1650 | 1 | 6.00 | worker on |"
+    assert table[3] == "| get | orderhub | 550.0 | 50.00 | 126.0 | 5500 | 1 | - |  |"
+
+
+def test_the_cpu_ratio_reads_like_the_rate_ratio() -> None:
+    hub = Run("get", "orderhub", _result(100.0, 1.0, 2.0), cpu_seconds=4.0)  # 4 ms/request
+    base = Run("get", "bare", _result(1000.0, 1.0, 2.0), cpu_seconds=10.0)  # 1 ms/request
+    assert hub.cpu_ms_per_request == pytest.approx(4.0)
+    assert cpu_note(hub, base) == "by CPU time per request: 0.25x"
+    assert cpu_note(Run("get", "x", _result(1.0, 1.0, 1.0)), base) == ""
 
 
 def test_the_checks_table_shows_ratio_target_and_verdict() -> None:
