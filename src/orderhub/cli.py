@@ -265,10 +265,40 @@ def deliveries_list(
 
 
 @deliveries_cli.command("retry")
-def deliveries_retry(delivery_id: Annotated[str, typer.Argument(help="the delivery's id")]) -> None:
-    """Put a dead delivery back in the queue."""
+def deliveries_retry(
+    delivery_id: Annotated[
+        str | None, typer.Argument(help="the delivery's id (or --all-dead)")
+    ] = None,
+    all_dead: Annotated[
+        bool, typer.Option("--all-dead", help="every dead delivery (narrowed by the options)")
+    ] = False,
+    integration: Annotated[
+        str | None, typer.Option(help="with --all-dead: email, sheets or notifications")
+    ] = None,
+    since: Annotated[
+        str | None, typer.Option(help="with --all-dead: created since (30m, 24h, 7d or ISO time)")
+    ] = None,
+) -> None:
+    """Put a dead delivery, or every matching dead one, back in the queue."""
+    if all_dead == (delivery_id is not None):
+        typer.echo("orderhub: give a delivery id or --all-dead (not both)", err=True)
+        raise typer.Exit(2)
+    if not all_dead and (integration is not None or since is not None):
+        typer.echo("orderhub: --integration and --since go with --all-dead", err=True)
+        raise typer.Exit(2)
     settings = _settings()
     try:
+        wanted = Integration(integration) if integration else None
+    except ValueError as exc:
+        typer.echo(f"orderhub: {exc}", err=True)
+        raise typer.Exit(2) from None
+    try:
+        if delivery_id is None:
+            count = _with_container(
+                settings, lambda c: c.deliveries.retry_matching(integration=wanted, since=since)
+            )
+            typer.echo(f"queued {count} dead {'delivery' if count == 1 else 'deliveries'}")
+            return
         delivery = _with_container(settings, lambda c: c.deliveries.retry(delivery_id))
     except AppError as exc:
         typer.echo(f"orderhub: {exc.message}", err=True)

@@ -13,22 +13,10 @@ from typing import Any
 
 import pytest
 
-from orderhub.kit.clock import FrozenClock, SystemClock
 from tests.fixtures.app import AUTH, Harness
 from tests.fixtures.orders import order_body
-from tests.fixtures.payments import Payments
+from tests.fixtures.payments import Payments, stripe_payments_frozen, stripe_payments_with
 from tests.fixtures.stripe_server import WEBHOOK_SECRET, FakeStripe, make_event
-
-
-async def _stripe_harness(make_harness: Any, fake: FakeStripe, **settings: Any) -> Payments:
-    harness: Harness = await make_harness(
-        payment_provider="stripe",
-        stripe_secret_key=fake.api_key,
-        stripe_api_base=fake.url,
-        stripe_webhook_secret=WEBHOOK_SECRET,
-        **settings,
-    )
-    return Payments(harness, "stripe", fake)
 
 
 async def _mails(p: Payments) -> list[EmailMessage]:
@@ -69,8 +57,9 @@ async def _errors(p: Payments) -> list[Any]:
 async def test_unreachable_refund_is_502_reports_nothing_until_the_resend(
     make_harness: Any, fake_stripe: FakeStripe
 ) -> None:
-    clock = FrozenClock(SystemClock().now())
-    p = await _stripe_harness(make_harness, fake_stripe, clock=clock)
+    p, clock = await stripe_payments_frozen(
+        make_harness, fake_stripe, stripe_webhook_secret=WEBHOOK_SECRET
+    )
     order = await p.paid_order()
     clock.advance(minutes=1)  # the metrics' range ends before "now"
     mails_before = len(await _mails(p))
@@ -169,8 +158,9 @@ async def test_delete_retried_with_the_same_key_replays(payments: Payments) -> N
 async def test_cancellation_emails_tell_the_truth(
     make_harness: Any, fake_stripe: FakeStripe
 ) -> None:
-    clock = FrozenClock(SystemClock().now())
-    p = await _stripe_harness(make_harness, fake_stripe, clock=clock)
+    p, clock = await stripe_payments_frozen(
+        make_harness, fake_stripe, stripe_webhook_secret=WEBHOOK_SECRET
+    )
     unpaid = await p.create_order()
     paid = await p.paid_order()
     assert (await p.client.delete(f"/api/orders/{unpaid['id']}", headers=AUTH)).status_code == 200
@@ -333,12 +323,21 @@ async def test_signature_from_the_future_is_400(stripe_payments: Payments) -> No
 # -- each order keeps its provider -----------------------------------------------------------
 
 
+async def _paid_on_stripe(
+    make_harness: Any, fake_stripe: FakeStripe, database_url: str
+) -> dict[str, Any]:
+    """An order paid through Stripe, kept in the store at `database_url`."""
+    before = await stripe_payments_with(
+        make_harness, fake_stripe, stripe_webhook_secret=WEBHOOK_SECRET, database_url=database_url
+    )
+    return await before.paid_order()
+
+
 async def test_an_old_orders_refund_goes_to_its_own_provider(
     make_harness: Any, fake_stripe: FakeStripe, tmp_path: Any
 ) -> None:
     database_url = f"sqlite:///{tmp_path / 'shared.db'}"
-    before = await _stripe_harness(make_harness, fake_stripe, database_url=database_url)
-    order = await before.paid_order()
+    order = await _paid_on_stripe(make_harness, fake_stripe, database_url)
     # PAYMENT_PROVIDER changes to the sandbox; Stripe's key is still configured
     after: Harness = await make_harness(
         payment_provider="sandbox",
@@ -358,8 +357,7 @@ async def test_an_old_orders_provider_that_is_gone_fails_clearly(
     make_harness: Any, fake_stripe: FakeStripe, tmp_path: Any
 ) -> None:
     database_url = f"sqlite:///{tmp_path / 'shared.db'}"
-    before = await _stripe_harness(make_harness, fake_stripe, database_url=database_url)
-    order = await before.paid_order()
+    order = await _paid_on_stripe(make_harness, fake_stripe, database_url)
     after: Harness = await make_harness(payment_provider="sandbox", database_url=database_url)
     p = Payments(after, "sandbox", None)
     for response in (

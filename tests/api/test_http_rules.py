@@ -12,6 +12,7 @@ import httpx
 import pytest
 
 from tests.fixtures.app import AUTH, Harness
+from tests.fixtures.envelopes import assert_error
 from tests.fixtures.orders import SEED_ORDER, order_body
 
 ORDERS = "/api/orders"
@@ -47,16 +48,6 @@ ORDER_FIELDS = {
     "updatedAt",
 }
 SEED_SUMMARY_FIELDS = {"id", "customerName", "totalAmount", "status", "createdAt"}
-
-
-def assert_error(response: httpx.Response, status: int, message: str) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"].startswith("application/json")
-    body = response.json()
-    assert set(body) == {"success", "error"}
-    assert body["success"] is False
-    assert body["error"]["message"] == message
-    return dict(body["error"])
 
 
 async def create(harness: Harness, body: dict[str, Any] | None = None) -> dict[str, Any]:

@@ -15,6 +15,7 @@ from orderhub.orders.domain import EventSource
 from orderhub.payments.provider import IntentStatus
 from orderhub.payments.sandbox import SandboxPaymentProvider
 from tests.fixtures.app import AUTH, Harness
+from tests.fixtures.envelopes import assert_error
 from tests.fixtures.orders import ADDRESS
 
 ORDERS = "/api/orders"
@@ -88,15 +89,6 @@ async def patched(harness: Harness, order_id: str, body: dict[str, Any]) -> dict
     assert envelope["message"] == "Order updated successfully"
     order: dict[str, Any] = envelope["data"]
     return order
-
-
-def assert_error(response: httpx.Response, status: int, message: str) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    body = response.json()
-    assert set(body) == {"success", "error"}
-    assert body["success"] is False
-    assert body["error"]["message"] == message
-    return dict(body["error"])
 
 
 def history_types(order: dict[str, Any]) -> list[str]:

@@ -12,6 +12,7 @@ import httpx
 import pytest
 
 from tests.fixtures.app import AUTH
+from tests.fixtures.envelopes import assert_error
 from tests.fixtures.orders import ADDRESS, order_body
 
 ORDERS = "/api/orders"
@@ -55,21 +56,11 @@ async def assert_nothing_stored(api: httpx.AsyncClient) -> None:
     assert listed.json()["pagination"] == {"lastKey": None, "hasMore": False}
 
 
-def assert_error_envelope(response: httpx.Response, status: int, message: str) -> dict:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"].startswith("application/json")
-    body = response.json()
-    assert set(body) == {"success", "error"}
-    assert body["success"] is False
-    assert body["error"]["message"] == message
-    return dict(body["error"])
-
-
 async def assert_invalid(
     api: httpx.AsyncClient, response: httpx.Response, field: str, problem: str
 ) -> None:
     """Exactly one problem, named in the message and in `details`; nothing stored."""
-    error = assert_error_envelope(response, 400, f"Validation error: {field} {problem}")
+    error = assert_error(response, 400, f"Validation error: {field} {problem}")
     assert error["details"] == [{"field": field, "message": problem}]
     await assert_nothing_stored(api)
 
@@ -107,9 +98,7 @@ async def test_bad_email_is_rejected(api: httpx.AsyncClient, email: str) -> None
 
 async def test_seed_error_example_message_is_exact(api: httpx.AsyncClient) -> None:
     response = await post(api, order_body(customerEmail="john.doe.example.com"))
-    error = assert_error_envelope(
-        response, 400, "Validation error: customerEmail must be a valid email"
-    )
+    error = assert_error(response, 400, "Validation error: customerEmail must be a valid email")
     assert error["code"] == "validation_error"
     await assert_nothing_stored(api)
 
@@ -355,7 +344,7 @@ async def test_zero_total_is_rejected(api: httpx.AsyncClient) -> None:
 
 async def test_total_above_the_maximum_is_rejected(api: httpx.AsyncClient) -> None:
     response = await post(api, single_item_order(1_000_000, 1_000_000))
-    error = assert_error_envelope(
+    error = assert_error(
         response, 400, "Validation error: totalAmount must be at most 999999.99 usd"
     )
     # the price alone is over the maximum too, and is named as well
@@ -592,7 +581,7 @@ async def test_item_that_is_not_an_object_is_rejected(api: httpx.AsyncClient) ->
 
 async def test_unknown_top_level_field_is_rejected(api: httpx.AsyncClient) -> None:
     response = await post(api, order_body(foo="bar"))
-    error = assert_error_envelope(response, 400, "Validation error: foo is not a known field")
+    error = assert_error(response, 400, "Validation error: foo is not a known field")
     assert error["details"] == [{"field": "foo", "message": "is not a known field"}]
     await assert_nothing_stored(api)
 
@@ -650,7 +639,7 @@ async def test_metadata_value_must_be_a_string(api: httpx.AsyncClient, value: An
 @pytest.mark.parametrize("literal", ["NaN", "Infinity", "-Infinity"])
 async def test_nan_and_infinity_literals_are_rejected(api: httpx.AsyncClient, literal: str) -> None:
     response = await post_raw(api, raw_body(order_body(), totalAmount=literal))
-    error = assert_error_envelope(response, 400, "Malformed JSON in request body")
+    error = assert_error(response, 400, "Malformed JSON in request body")
     assert error["code"] == "malformed_json"
     await assert_nothing_stored(api)
 
@@ -659,7 +648,7 @@ async def test_nan_price_is_rejected(api: httpx.AsyncClient) -> None:
     body = order_body(items=[item("@@price@@")], totalAmount=29.99)
     content = json.dumps(body).replace('"@@price@@"', "NaN").encode()
     response = await post_raw(api, content)
-    assert_error_envelope(response, 400, "Malformed JSON in request body")
+    assert_error(response, 400, "Malformed JSON in request body")
     await assert_nothing_stored(api)
 
 
@@ -678,7 +667,7 @@ async def test_nan_price_is_rejected(api: httpx.AsyncClient) -> None:
 )
 async def test_malformed_json_is_rejected(api: httpx.AsyncClient, content: bytes) -> None:
     response = await post_raw(api, content)
-    error = assert_error_envelope(response, 400, "Malformed JSON in request body")
+    error = assert_error(response, 400, "Malformed JSON in request body")
     assert error["code"] == "malformed_json"
     await assert_nothing_stored(api)
 
@@ -702,9 +691,7 @@ async def test_body_over_one_mebibyte_is_413(api: httpx.AsyncClient) -> None:
     content = (text + " " * (MAX_BODY_BYTES + 1 - len(text))).encode()
     assert len(content) == MAX_BODY_BYTES + 1
     response = await post_raw(api, content)
-    error = assert_error_envelope(
-        response, 413, f"Request body exceeds the limit of {MAX_BODY_BYTES} bytes"
-    )
+    error = assert_error(response, 413, f"Request body exceeds the limit of {MAX_BODY_BYTES} bytes")
     assert error["code"] == "payload_too_large"
     await assert_nothing_stored(api)
 
@@ -719,9 +706,7 @@ async def test_streamed_body_over_one_mebibyte_is_413(api: httpx.AsyncClient) ->
 
     response = await api.post(ORDERS, content=chunks(), headers=JSON_HEADERS)
     assert "content-length" not in response.request.headers
-    assert_error_envelope(
-        response, 413, f"Request body exceeds the limit of {MAX_BODY_BYTES} bytes"
-    )
+    assert_error(response, 413, f"Request body exceeds the limit of {MAX_BODY_BYTES} bytes")
     await assert_nothing_stored(api)
 
 

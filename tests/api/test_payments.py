@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 from typing import Any
 
 import pytest
 
 from tests.fixtures.app import AUTH
-from tests.fixtures.payments import Payments
+from tests.fixtures.payments import Payments, stripe_payments_frozen, stripe_payments_with
 
 SEED_TOTAL = 109.97
 
@@ -290,13 +291,7 @@ async def test_retry_after_a_provider_timeout_makes_one_intent(
     make_harness: Any, fake_stripe: Any
 ) -> None:
     fake = fake_stripe
-    harness = await make_harness(
-        payment_provider="stripe",
-        stripe_secret_key=fake.api_key,
-        stripe_api_base=fake.url,
-        stripe_timeout_seconds=0.5,
-    )
-    stripe_payments = Payments(harness, "stripe", fake)
+    stripe_payments = await stripe_payments_with(make_harness, fake, stripe_timeout_seconds=0.5)
     # The provider creates the intent but the answer never arrives, on every SDK attempt.
     fake.timeout_next(3, count=3, path_prefix="/v1/payment_intents", applied=True)
     first = await stripe_payments.harness.create_order(**{"Idempotency-Key": "slow-1"})
@@ -320,13 +315,7 @@ async def test_retry_after_a_provider_timeout_makes_one_intent(
 async def test_refund_through_a_flaky_provider_refunds_exactly_once(
     make_harness: Any, fake_stripe: Any, fault: dict[str, Any]
 ) -> None:
-    harness = await make_harness(
-        payment_provider="stripe",
-        stripe_secret_key=fake_stripe.api_key,
-        stripe_api_base=fake_stripe.url,
-        stripe_timeout_seconds=0.5,
-    )
-    p = Payments(harness, "stripe", fake_stripe)
+    p = await stripe_payments_with(make_harness, fake_stripe, stripe_timeout_seconds=0.5)
     order = await p.paid_order()
     kind = fault.pop("kind")
     if kind == "fail":
@@ -359,18 +348,8 @@ async def test_bad_refund_amount_is_400_whatever_the_order_state(payments: Payme
 async def test_delete_with_the_provider_down_is_200_and_the_worker_sends_the_refund(
     make_harness: Any, fake_stripe: Any
 ) -> None:
-    from datetime import timedelta
-
-    from orderhub.kit.clock import FrozenClock, SystemClock
-
-    clock = FrozenClock(SystemClock().now())
-    harness = await make_harness(
-        clock=clock,
-        payment_provider="stripe",
-        stripe_secret_key=fake_stripe.api_key,
-        stripe_api_base=fake_stripe.url,
-    )
-    p = Payments(harness, "stripe", fake_stripe)
+    p, clock = await stripe_payments_frozen(make_harness, fake_stripe)
+    harness = p.harness
     order = await p.paid_order()
     fake_stripe.fail_next(status=500, count=10, path_prefix="/v1/refunds")
     cancelled = await p.client.delete(f"/api/orders/{order['id']}", headers=AUTH)
@@ -396,18 +375,8 @@ async def test_delete_with_the_provider_down_is_200_and_the_worker_sends_the_ref
 async def test_unacknowledged_refunds_are_sent_by_the_worker_later(
     make_harness: Any, fake_stripe: Any
 ) -> None:
-    from datetime import timedelta
-
-    from orderhub.kit.clock import FrozenClock, SystemClock
-
-    clock = FrozenClock(SystemClock().now())
-    harness = await make_harness(
-        clock=clock,
-        payment_provider="stripe",
-        stripe_secret_key=fake_stripe.api_key,
-        stripe_api_base=fake_stripe.url,
-    )
-    p = Payments(harness, "stripe", fake_stripe)
+    p, clock = await stripe_payments_frozen(make_harness, fake_stripe)
+    harness = p.harness
     cancelled = await p.paid_order()
     partly = await p.paid_order()
     fake_stripe.fail_next(status=500, count=20, path_prefix="/v1/refunds")

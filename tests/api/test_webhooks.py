@@ -123,8 +123,7 @@ async def test_payment_failed_then_succeeded_by_webhooks(payments: Payments) -> 
 
 async def test_charge_refunded_before_payment_succeeded(stripe_payments: Payments) -> None:
     p = stripe_payments
-    fake = p.fake
-    assert fake is not None
+    fake = p.stripe
     order = await p.create_order()
     fake.succeed_intent(order["paymentIntentId"])
     # refund at Stripe directly (e.g. from the dashboard), then deliver the events out of order
@@ -167,17 +166,7 @@ async def test_payment_succeeding_on_a_cancelled_order_is_refunded(payments: Pay
     order = await payments.create_order()
     intent_id = order["paymentIntentId"]
     # the order is cancelled in orderhub while the customer's payment is going through
-    store = payments.harness.container.store
-    import uuid
-
-    from orderhub.orders.domain import EventSource
-
-    async with store.unit_of_work() as uow:
-        current = await uow.orders.get(uuid.UUID(order["id"]))
-        assert current is not None
-        current.cancel(payments.harness.container.clock.now(), EventSource.API)
-        await uow.orders.save(current)
-        await uow.commit()
+    await payments.cancel_behind_the_api(order)
     await payments.succeed_at_provider(intent_id)
     response = await payments.deliver(_intent_event(order, "payment_intent.succeeded"))
     assert response.status_code == 200
@@ -296,8 +285,7 @@ async def test_charge_refunded_without_embedded_refunds_asks_the_provider(
 ) -> None:
     """Current API versions no longer embed `refunds` in the charge."""
     p = stripe_payments
-    fake = p.fake
-    assert fake is not None
+    fake = p.stripe
     order = await p.paid_order()
     assert (await p.refund(order["id"], amount=30)).status_code == 200
     import stripe
@@ -323,22 +311,11 @@ async def test_auto_refund_with_the_provider_down_fails_the_webhook_until_it_is_
     stripe_payments: Payments,
 ) -> None:
     p = stripe_payments
-    fake = p.fake
-    assert fake is not None
+    fake = p.stripe
     order = await p.create_order()
     fake.succeed_intent(order["paymentIntentId"])
     # cancelled in orderhub (its intent already succeeded at Stripe, unknown to us)
-    import uuid
-
-    from orderhub.orders.domain import EventSource
-
-    store = p.harness.container.store
-    async with store.unit_of_work() as uow:
-        current = await uow.orders.get(uuid.UUID(order["id"]))
-        assert current is not None
-        current.cancel(p.harness.container.clock.now(), EventSource.API)
-        await uow.orders.save(current)
-        await uow.commit()
+    await p.cancel_behind_the_api(order)
     fake.fail_next(status=500, count=10, path_prefix="/v1/refunds")
     event = _intent_event(order, "payment_intent.succeeded")
     failed = await p.deliver(event)

@@ -117,72 +117,80 @@ def _assert_paid(base: str, order: dict[str, Any]) -> None:
     assert (stored["data"]["status"], stored["data"]["paymentStatus"]) == ("paid", "completed")
 
 
-def _open_checkout(page: Any, base: str, secret: str) -> None:
+def _open_checkout(page: Any, base: str) -> dict[str, Any]:
+    """A new order, its checkout page open in `page`; returns the order."""
+    order, secret = _create_order(base)
     response = page.goto(f"{base}/sandbox/checkout/{secret}")
     assert response is not None and response.status == 200
     assert response.headers["x-frame-options"] == "DENY"
+    return order
+
+
+def _click(page: Any, selector: str) -> None:
+    page.click(selector)
+    page.wait_for_load_state()
 
 
 def _pay_with(page: Any, card: str) -> None:
     page.fill("#card", card)
-    page.click("#pay")
-    page.wait_for_load_state()
+    _click(page, "#pay")
+
+
+def _result(page: Any) -> str | None:
+    result: str | None = page.get_attribute("#result", "data-result")
+    return result
+
+
+def _screenshot(page: Any, name: str) -> None:
+    SCREENSHOTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / name), full_page=True)
+
+
+def _shows_paid(page: Any, base: str, order: dict[str, Any]) -> None:
+    assert _result(page) == "paid"
+    _assert_paid(base, order)
 
 
 def test_pay_with_4242(server: str, page: Any) -> None:
-    order, secret = _create_order(server)
-    _open_checkout(page, server, secret)
+    order = _open_checkout(page, server)
     assert page.inner_text("h1") == "Corner Shop"
     assert "109.97 USD" in page.inner_text("#total")
     assert "Product A" in page.content()
     # the stylesheet applied (a CSS rule, not the browser's default)
     assert page.eval_on_selector("#pay", "b => getComputedStyle(b).borderRadius") == "6px"
-    SCREENSHOTS.mkdir(exist_ok=True)
-    page.screenshot(path=str(SCREENSHOTS / "checkout.png"), full_page=True)
+    _screenshot(page, "checkout.png")
     _pay_with(page, "4242 4242 4242 4242")
-    assert page.get_attribute("#result", "data-result") == "paid"
-    _assert_paid(server, order)
+    _shows_paid(page, server, order)
 
 
 def test_3d_secure_completed(server: str, page: Any) -> None:
-    order, secret = _create_order(server)
-    _open_checkout(page, server, secret)
+    order = _open_checkout(page, server)
     _pay_with(page, "4000002500003155")
     assert "3-D Secure" in page.inner_text("h2")
-    SCREENSHOTS.mkdir(exist_ok=True)
-    page.screenshot(path=str(SCREENSHOTS / "three_d_secure.png"), full_page=True)
-    page.click("#complete")
-    page.wait_for_load_state()
-    assert page.get_attribute("#result", "data-result") == "paid"
-    _assert_paid(server, order)
+    _screenshot(page, "three_d_secure.png")
+    _click(page, "#complete")
+    _shows_paid(page, server, order)
 
 
 def test_3d_secure_failed_then_paid(server: str, page: Any) -> None:
-    order, secret = _create_order(server)
-    _open_checkout(page, server, secret)
+    order = _open_checkout(page, server)
     _pay_with(page, "pm_card_authenticationRequired")
-    page.click("#fail")
-    page.wait_for_load_state()
-    assert page.get_attribute("#result", "data-result") == "authentication_failed"
+    _click(page, "#fail")
+    assert _result(page) == "authentication_failed"
     assert _seed_confirm(server, order).json()["data"]["status"] == "requires_payment_method"
-    page.click("#retry")
-    page.wait_for_load_state()
+    _click(page, "#retry")
     _pay_with(page, "4242424242424242")
-    assert page.get_attribute("#result", "data-result") == "paid"
-    _assert_paid(server, order)
+    _shows_paid(page, server, order)
 
 
 def test_declined_then_paid(server: str, page: Any) -> None:
-    order, secret = _create_order(server)
-    _open_checkout(page, server, secret)
+    order = _open_checkout(page, server)
     _pay_with(page, "4000000000009995")
-    assert page.get_attribute("#result", "data-result") == "declined"
+    assert _result(page) == "declined"
     assert "insufficient funds" in page.inner_text("#result")
     declined = _seed_confirm(server, order)
     assert declined.json()["data"]["status"] == "requires_payment_method"
-    page.click("#retry")
-    page.wait_for_load_state()
+    _click(page, "#retry")
     assert "insufficient funds" in page.inner_text("#error")
     _pay_with(page, "4242424242424242")
-    assert page.get_attribute("#result", "data-result") == "paid"
-    _assert_paid(server, order)
+    _shows_paid(page, server, order)

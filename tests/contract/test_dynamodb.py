@@ -49,6 +49,7 @@ from orderhub.store.protocol import (
 )
 from tests.fixtures.domain import NOW, make_order
 from tests.fixtures.peers import REGION
+from tests.fixtures.stores import change_stored
 
 EVERYTHING = (0, 2**50)
 BUSY = 12  # orders (a third of them paid) and provider calls (a quarter failing) per round
@@ -357,12 +358,7 @@ async def test_deliveries_lease_renew_release_and_load_the_order_as_of_the_event
 ) -> None:
     order = make_order()
     await _add(dynamo, order)
-    async with dynamo.unit_of_work() as uow:
-        current = await uow.orders.get(order.id)
-        assert current is not None
-        current.cancel(NOW, EventSource.API)
-        await uow.orders.save(current)
-        await uow.commit()
+    await change_stored(dynamo, order.id, lambda o: o.cancel(NOW, EventSource.API))
     due = await dynamo.deliveries.due(NOW, 10)
     assert len(due) == 6
     lease = NOW + timedelta(minutes=1)
@@ -408,12 +404,11 @@ async def _busy_counters(store: DynamoStore) -> None:
         ]
         await _add(store, order)
         if n % 3 == 0:
-            async with store.unit_of_work() as uow:
-                current = await uow.orders.get(order.id)
-                assert current is not None
-                current.record_payment_succeeded(at, EventSource.WEBHOOK)
-                await uow.orders.save(current)
-                await uow.commit()
+            await change_stored(
+                store,
+                order.id,
+                lambda o, at=at: o.record_payment_succeeded(at, EventSource.WEBHOOK),
+            )
         await store.monitoring.record_provider_call(
             ProviderCall(new_id(), "stripe", "refund", n % 4 != 0, 2, at)
         )

@@ -50,7 +50,7 @@ from orderhub.store.protocol import (
 )
 from orderhub.store.unit_of_work import Change, update_order
 from tests.fixtures.domain import NOW, make_order
-from tests.fixtures.stores import open_test_store
+from tests.fixtures.stores import change_stored, open_test_store
 
 EVERYWHERE = delivery_targets(list(Integration))
 
@@ -134,12 +134,7 @@ async def test_stale_version_is_a_conflict_and_changes_nothing(store: Store) -> 
     async with store.unit_of_work() as stale_uow:
         stale = await stale_uow.orders.get(order.id)
         assert stale is not None
-        async with store.unit_of_work() as uow:
-            fresh = await uow.orders.get(order.id)
-            assert fresh is not None
-            fresh.cancel(NOW, EventSource.API)
-            await uow.orders.save(fresh)
-            await uow.commit()
+        fresh = await change_stored(store, order.id, lambda o: o.cancel(NOW, EventSource.API))
         assert fresh.version == 2
         stale.record_payment_succeeded(NOW, EventSource.WEBHOOK)
         with pytest.raises(ConcurrencyConflict):  # at save or at commit
@@ -466,6 +461,58 @@ async def test_delivered_failed_dead_and_retried(database_url: str) -> None:
         )
         assert sum(c.calls for c in counts.values()) == 3
         assert sum(c.errors for c in counts.values()) == 2
+    finally:
+        await store.close()
+
+
+async def test_dead_deliveries_listed_by_integration_and_creation_time(database_url: str) -> None:
+    store = open_test_store(database_url, EVERYWHERE)
+    try:
+        later = NOW + timedelta(hours=2)
+        for at in (NOW, later):
+            await _add(store, make_order(at=at))
+        due = await lease_due(store, later, "w", later + timedelta(minutes=1), 10)
+        assert len(due) == 6
+        for item in due:
+            if item.delivery.integration != Integration.NOTIFICATIONS:
+                dead = failed(item.delivery, "550 no such user", None)
+                assert await store.deliveries.transition(item.delivery, dead)
+            else:
+                done = delivered(item.delivery, later)
+                assert await store.deliveries.transition(item.delivery, done)
+
+        async def listed(**wanted: object) -> list[tuple[str, datetime]]:
+            rows = await store.deliveries.list_page(
+                DeliveryFilter(status=DeliveryStatus.DEAD, **wanted),  # type: ignore[arg-type]
+                None,
+                10,
+            )
+            assert all(r.status == DeliveryStatus.DEAD for r in rows)
+            return sorted((r.integration.value, r.created_at) for r in rows)
+
+        assert await listed() == [
+            ("email", NOW),
+            ("email", later),
+            ("sheets", NOW),
+            ("sheets", later),
+        ]
+        assert await listed(integration=Integration.EMAIL) == [("email", NOW), ("email", later)]
+        since = NOW + timedelta(hours=1)
+        assert await listed(created_since=since) == [("email", later), ("sheets", later)]
+        assert await listed(created_since=later, integration=Integration.SHEETS) == [
+            ("sheets", later)
+        ]
+        assert await listed(created_since=later + timedelta(milliseconds=1)) == []
+        # a page filled past the ones the filter leaves out, and the keyset cursor
+        first = await store.deliveries.list_page(
+            DeliveryFilter(status=DeliveryStatus.DEAD, integration=Integration.SHEETS), None, 1
+        )
+        rest = await store.deliveries.list_page(
+            DeliveryFilter(status=DeliveryStatus.DEAD, integration=Integration.SHEETS),
+            first[0].id,
+            10,
+        )
+        assert [d.created_at for d in first + rest] == [later, NOW]
     finally:
         await store.close()
 

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 from tests.fixtures.cli import cli_env, free_port, run_cli, start_cli, wait_healthy
 from tests.fixtures.orders import order_body
@@ -58,7 +59,10 @@ def _env(data_dir: Path, receiver: Receiver, port: int) -> dict[str, str]:
     )
 
 
-def test_dead_delivery_listed_and_retried_by_cli_then_delivered_by_worker(tmp_path: Path) -> None:
+@pytest.mark.parametrize("bulk", [False, True], ids=["one", "all-dead"])
+def test_dead_delivery_listed_and_retried_by_cli_then_delivered_by_worker(
+    tmp_path: Path, bulk: bool
+) -> None:
     receiver = Receiver()
     port = free_port()
     env = _env(tmp_path / "data", receiver, port)
@@ -89,8 +93,17 @@ def test_dead_delivery_listed_and_retried_by_cli_then_delivered_by_worker(tmp_pa
     assert delivery_id in listed.stdout and "HTTP 410" in listed.stdout
 
     receiver.status = 200
-    retried = run_cli(["deliveries", "retry", delivery_id], env, tmp_path)
+    if bulk:
+        usage = run_cli(["deliveries", "retry", delivery_id, "--all-dead"], env, tmp_path)
+        assert usage.returncode == 2 and "not both" in usage.stderr
+        other = ["deliveries", "retry", "--all-dead", "--integration", "email"]
+        assert run_cli(other, env, tmp_path).stdout.strip() == "queued 0 dead deliveries"
+        command = ["deliveries", "retry", "--all-dead", "--since", "1h"]
+    else:
+        command = ["deliveries", "retry", delivery_id]
+    retried = run_cli(command, env, tmp_path)
     assert retried.returncode == 0, retried.stderr
+    assert retried.stdout.startswith("queued 1 dead delivery" if bulk else f"queued {delivery_id}")
     again = run_cli(["deliveries", "retry", delivery_id], env, tmp_path)
     assert again.returncode == 1 and "Only dead deliveries" in again.stderr
 

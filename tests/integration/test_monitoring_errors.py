@@ -17,9 +17,9 @@ import pytest
 
 from orderhub.delivery.integrations.base import PermanentDeliveryError, TransientDeliveryError
 from orderhub.kit.clock import FrozenClock, iso_ms
-from orderhub.payments.provider import ProviderError
 from tests.fixtures.app import AUTH, Harness
-from tests.fixtures.integrations import Recorders
+from tests.fixtures.envelopes import assert_validation_error
+from tests.fixtures.integrations import Recorders, UnreachableProvider
 from tests.fixtures.stripe_server import WEBHOOK_SECRET, make_event, signed_webhook
 
 T0 = datetime(2026, 3, 1, 12, 0, 0, 125_000, tzinfo=UTC)
@@ -41,18 +41,6 @@ class Exploding:
 
     async def get(self, order_id: str) -> Any:
         raise RuntimeError("boom: SELECT secret FROM somewhere")
-
-
-class Unreachable:
-    """A payment provider that cannot be reached (the recorded wrapper still counts it)."""
-
-    name = "sandbox"
-
-    def __getattr__(self, attribute: str) -> Any:
-        async def fail(*_args: Any, **_kwargs: Any) -> Any:
-            raise ProviderError("connection refused")
-
-        return fail
 
 
 async def setup(
@@ -133,7 +121,7 @@ async def test_provider_failure_on_create_is_an_order_service_error(
 ) -> None:
     h, _rec, _clock = await setup(make_harness)
     recorded: Any = h.container.recorded_payments
-    recorded.inner = Unreachable()
+    recorded.inner = UnreachableProvider()
     response = await h.create_order()
     assert response.status_code == 502, response.text
     (item,) = (await errors(h))["errors"]
@@ -157,7 +145,7 @@ async def test_sheet_and_refund_failures_name_their_services(
     await h.container.worker.run_once()
     clock.advance(minutes=1)
     recorded: Any = h.container.recorded_payments
-    sandbox, recorded.inner = recorded.inner, Unreachable()
+    sandbox, recorded.inner = recorded.inner, UnreachableProvider()
     refund = await h.client.post(
         "/api/payments/refund", json={"orderId": order["id"]}, headers=AUTH
     )
@@ -276,7 +264,7 @@ async def test_newest_first_and_limited(make_harness: Callable[..., Any]) -> Non
     await explode(h)  # T0 + 1 min: http
     clock.advance(minutes=1)
     recorded: Any = h.container.recorded_payments
-    sandbox, recorded.inner = recorded.inner, Unreachable()
+    sandbox, recorded.inner = recorded.inner, UnreachableProvider()
     assert (await h.create_order()).status_code == 502  # T0 + 2 min: orderService
     recorded.inner = sandbox
     data = await errors(h)
@@ -315,10 +303,7 @@ async def test_bad_limit_is_400(harness: Harness, limit: str) -> None:
     response = await harness.client.get(
         "/api/monitoring/errors", params={"limit": limit}, headers=AUTH
     )
-    assert response.status_code == 400, (limit, response.text)
-    body = response.json()
-    assert body["success"] is False
-    assert body["error"]["message"].startswith("Validation error: limit"), body
+    assert_validation_error(response, "limit")
 
 
 async def test_errors_need_credentials(harness: Harness) -> None:

@@ -13,27 +13,14 @@ from typing import Any
 
 from orderhub.delivery.integrations.base import TransientDeliveryError
 from orderhub.kit.clock import FrozenClock
-from orderhub.payments.provider import ProviderError
 from tests.fixtures.app import AUTH, Harness
-from tests.fixtures.integrations import Recorders
+from tests.fixtures.integrations import Recorders, UnreachableProvider
 from tests.fixtures.peers import Moto, SmtpPeer
 from tests.fixtures.production import seed_production
 from tests.fixtures.stripe_server import FakeStripe
 
 T0 = datetime(2026, 3, 1, 12, 0, 0, 250_000, tzinfo=UTC)
 ENTRY_KEYS = {"name", "status", "lastChecked", "uptime"}
-
-
-class Unreachable:
-    """A payment provider that cannot be reached."""
-
-    name = "sandbox"
-
-    def __getattr__(self, attribute: str) -> Any:
-        async def fail(*_args: Any, **_kwargs: Any) -> Any:
-            raise ProviderError("connection refused")
-
-        return fail
 
 
 def iso(moment: datetime) -> str:
@@ -183,7 +170,7 @@ async def test_a_payment_provider_failing_calls_is_degraded(
     clock = FrozenClock(T0)
     h: Harness = await make_harness(clock=clock)
     recorded: Any = h.container.recorded_payments
-    sandbox, recorded.inner = recorded.inner, Unreachable()
+    sandbox, recorded.inner = recorded.inner, UnreachableProvider()
     assert (await h.create_order()).status_code == 502
     recorded.inner = sandbox
     clock.advance(seconds=1)

@@ -19,6 +19,7 @@ from orderhub.delivery.integrations.base import PermanentDeliveryError, Transien
 from orderhub.kit.clock import FrozenClock, iso_ms
 from orderhub.payments.provider import ProviderError
 from tests.fixtures.app import AUTH, Harness
+from tests.fixtures.envelopes import assert_validation_error
 from tests.fixtures.integrations import Recorders
 from tests.fixtures.orders import order_body
 
@@ -378,10 +379,7 @@ async def test_bad_time_range_is_400(harness: Harness, value: str) -> None:
     response = await harness.client.get(
         "/api/monitoring/metrics", params={"timeRange": value}, headers=AUTH
     )
-    assert response.status_code == 400, (value, response.text)
-    body = response.json()
-    assert body["success"] is False
-    assert body["error"]["message"].startswith("Validation error: timeRange"), body
+    assert_validation_error(response, "timeRange")
 
 
 async def test_metrics_need_credentials(harness: Harness) -> None:

@@ -45,6 +45,12 @@ def _ok(response: httpx.Response, status: int = 200) -> Any:
     return response.json()
 
 
+def _shop_confirms(api: httpx.Client, order: dict[str, Any]) -> Any:
+    """The seed's two-field confirm, after the customer paid on the checkout page."""
+    body = {"orderId": order["id"], "paymentIntentId": order["paymentIntentId"]}
+    return _ok(api.post("/api/payments/confirm", json=body, headers=HEADERS))
+
+
 def test_intents_survive_a_restart(tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
     with _serving(data_dir) as api:
@@ -76,13 +82,7 @@ def test_intents_survive_a_restart(tmp_path: Path) -> None:
             )
         )
         assert answer["status"] == "succeeded"
-        seed = _ok(
-            api.post(
-                "/api/payments/confirm",
-                json={"orderId": order["id"], "paymentIntentId": intent_id},
-                headers=HEADERS,
-            )
-        )
+        seed = _shop_confirms(api, order)
         assert seed == {
             "success": True,
             "message": "Payment confirmed successfully",
@@ -144,13 +144,7 @@ def test_every_worker_process_sees_the_same_intents(tmp_path: Path, postgres_url
                 )
             )
             assert paid["status"] == "succeeded"
-            seed = _ok(
-                api.post(
-                    "/api/payments/confirm",
-                    json={"orderId": order["id"], "paymentIntentId": intent_id},
-                    headers=HEADERS,
-                )
-            )
+            seed = _shop_confirms(api, order)
             assert seed["data"] == {"status": "succeeded"}
             refund = _ok(
                 api.post("/api/payments/refund", json={"orderId": order["id"]}, headers=HEADERS)

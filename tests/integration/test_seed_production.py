@@ -6,13 +6,16 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import pytest
+
 from tests.fixtures.app import AUTH, Harness
 from tests.fixtures.peers import Moto
 from tests.fixtures.production import seed_production
 from tests.fixtures.stripe_server import FakeStripe
 
 
-async def _production(
+@pytest.fixture
+async def production(
     make_harness: Callable[..., Any],
     dynamodb_url: str,
     fake_stripe: FakeStripe,
@@ -26,14 +29,8 @@ async def _production(
     return harness
 
 
-async def test_health_has_exactly_the_seed_keys(
-    make_harness: Callable[..., Any],
-    dynamodb_url: str,
-    fake_stripe: FakeStripe,
-    moto: Moto,
-    google_credentials: str,
-) -> None:
-    h = await _production(make_harness, dynamodb_url, fake_stripe, moto, google_credentials)
+async def test_health_has_exactly_the_seed_keys(production: Harness) -> None:
+    h = production
     response = await h.client.get("/api/monitoring/health", headers=AUTH)
     assert response.status_code == 200, response.text
     services = response.json()["data"]["services"]
@@ -43,14 +40,8 @@ async def test_health_has_exactly_the_seed_keys(
     assert services["sendgrid"] == {"status": "configured"}
 
 
-async def test_integrations_have_exactly_the_seed_keys(
-    make_harness: Callable[..., Any],
-    dynamodb_url: str,
-    fake_stripe: FakeStripe,
-    moto: Moto,
-    google_credentials: str,
-) -> None:
-    h = await _production(make_harness, dynamodb_url, fake_stripe, moto, google_credentials)
+async def test_integrations_have_exactly_the_seed_keys(production: Harness) -> None:
+    h = production
     await h.container.monitoring.probe_and_record()
     response = await h.client.get("/api/monitoring/integrations", headers=AUTH)
     assert response.status_code == 200, response.text

@@ -266,3 +266,4 @@ class DeliveryFilter:
     status: DeliveryStatus | None = None
     order_id: uuid.UUID | None = None
     integration: Integration | None = None
+    created_since: datetime | None = None  # created at or after this moment

@@ -1,7 +1,8 @@
-"""Operators' use cases on the outbox: list deliveries, retry a dead one."""
+"""Operators' use cases on the outbox: list deliveries, retry a dead one or all of them."""
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 
 from orderhub.delivery.model import (
@@ -13,9 +14,12 @@ from orderhub.delivery.model import (
 )
 from orderhub.kit.clock import Clock
 from orderhub.kit.cursor import Cursors
-from orderhub.kit.errors import Conflict, NotFound
+from orderhub.kit.durations import parse_since
+from orderhub.kit.errors import Conflict, NotFound, ValidationFailed
 from orderhub.kit.ids import parse_uuid
 from orderhub.store.protocol import Store
+
+RETRY_BATCH = 100
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,3 +80,37 @@ class DeliveryService:
             )
         self._store.outbox_signal.set()
         return await self.get(delivery_id)
+
+    async def retry_matching(
+        self,
+        *,
+        status: DeliveryStatus = DeliveryStatus.DEAD,
+        integration: Integration | None = None,
+        since: str | None = None,
+    ) -> int:
+        """Every dead delivery (of `integration`, created since `since`: `7d` or an ISO
+        time) back to pending, due now; returns how many were put back. Each one is a
+        conditional transition, so running it twice, or twice at once, retries each dead
+        delivery once (the second run finds none)."""
+        if status != DeliveryStatus.DEAD:
+            raise ValidationFailed.one("status", "must be dead")
+        now = self._clock.now()
+        wanted = DeliveryFilter(
+            status=DeliveryStatus.DEAD,
+            integration=integration,
+            created_since=parse_since(since, now) if since is not None else None,
+        )
+        count = 0
+        before = None
+        while True:
+            page = await self._store.deliveries.list_page(wanted, before, RETRY_BATCH)
+            moved = await asyncio.gather(
+                *(self._store.deliveries.transition(d, retried(d, now)) for d in page)
+            )
+            count += sum(moved)
+            if len(page) < RETRY_BATCH:
+                break
+            before = page[-1].id
+        if count:
+            self._store.outbox_signal.set()
+        return count

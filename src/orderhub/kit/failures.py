@@ -6,24 +6,24 @@ from __future__ import annotations
 UNEXPECTED = "an unexpected internal error (details in the logs)"
 
 
+# Most specific first: the first class `exc` is an instance of gives the words.
+_WORDS: tuple[tuple[type[BaseException], str], ...] = (
+    (TimeoutError, "timed out"),
+    (RecursionError, "the data was nested too deeply to process"),
+    (MemoryError, "ran out of memory"),
+    (ConnectionRefusedError, "the connection was refused"),
+    (ConnectionResetError, "the connection was reset"),
+    (ConnectionError, "the connection failed"),
+    (PermissionError, "permission denied"),
+    (FileNotFoundError, "a file or folder does not exist"),
+)
+
+
 def in_words(exc: BaseException) -> str:
     """A short sentence for `exc` that names no Python class."""
-    if isinstance(exc, TimeoutError):
-        return "timed out"
-    if isinstance(exc, RecursionError):
-        return "the data was nested too deeply to process"
-    if isinstance(exc, MemoryError):
-        return "ran out of memory"
-    if isinstance(exc, ConnectionRefusedError):
-        return "the connection was refused"
-    if isinstance(exc, ConnectionResetError):
-        return "the connection was reset"
-    if isinstance(exc, ConnectionError):
-        return "the connection failed"
-    if isinstance(exc, PermissionError):
-        return "permission denied"
-    if isinstance(exc, FileNotFoundError):
-        return "a file or folder does not exist"
+    for kind, words in _WORDS:
+        if isinstance(exc, kind):
+            return words
     if isinstance(exc, OSError):
         return f"a system error: {exc.strerror}" if exc.strerror else "a system error"
     return UNEXPECTED

@@ -7,8 +7,10 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
+from starlette.requests import Request
 
 from orderhub.kit.errors import FieldProblem, ValidationFailed
+from orderhub.kit.jsonbody import parse_json_object
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -116,3 +118,9 @@ def validate_model(model: type[M], data: dict[str, Any]) -> M:
         return model.model_validate(data)
     except ValidationError as exc:
         raise validation_failed(exc) from None
+
+
+async def read_model(request: Request, model: type[M]) -> tuple[bytes, M]:
+    """The request's raw body (for Idempotency-Key's fingerprint) and `model` read from it."""
+    raw = await request.body()
+    return raw, validate_model(model, parse_json_object(raw))

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Annotated
+from typing import Annotated, Protocol
 
+from fastapi import Query
 from pydantic import AfterValidator, BaseModel, Field, PlainValidator, StrictStr, WithJsonSchema
 from pydantic_core import PydanticCustomError
 
@@ -44,3 +45,21 @@ Timestamp = Annotated[str, Field(examples=["2025-11-29T10:30:00.000Z"])]
 class PaginationOut(BaseModel):
     lastKey: str | None
     hasMore: bool
+
+
+# The query of a paged list: `limit` (default 20) and the `lastKey` of the page before.
+PageLimit = Annotated[int, Query(ge=1, le=100)]
+PageKey = Annotated[str | None, Query(max_length=512)]
+IdFilter = Annotated[str | None, Query(max_length=100)]
+
+
+class Page(Protocol):
+    @property
+    def last_key(self) -> str | None: ...
+
+    @property
+    def has_more(self) -> bool: ...
+
+
+def pagination_out(page: Page) -> PaginationOut:
+    return PaginationOut(lastKey=page.last_key, hasMore=page.has_more)

@@ -20,7 +20,9 @@ from orderhub.idempotency.http import IdempotencyKey, run_idempotent
 from orderhub.kit.clock import iso_ms
 from orderhub.kit.envelope import Envelope, EnvelopeResponse, error_responses, ok
 from orderhub.kit.money import json_number
-from orderhub.kit.wire import PaginationOut
+from orderhub.kit.openapi import json_body
+from orderhub.kit.validation import read_model
+from orderhub.kit.wire import IdFilter, PageKey, PageLimit, pagination_out
 from orderhub.monitoring.health import HealthReport
 from orderhub.monitoring.schemas import (
     CallsOut,
@@ -33,6 +35,8 @@ from orderhub.monitoring.schemas import (
     IntegrationsOut,
     MetricsOut,
     OrderCountsOut,
+    RetriedOut,
+    RetryDeliveriesIn,
     RevenueOut,
     ServiceHealthOut,
     UnhealthyOut,
@@ -57,10 +61,10 @@ router = APIRouter(prefix="/api/monitoring", tags=["monitoring"])
 async def list_deliveries(
     _caller: CallerDep,
     deliveries: DeliveryServiceDep,
-    limit: Annotated[int, Query(ge=1, le=100)] = 20,
-    lastKey: Annotated[str | None, Query(max_length=512)] = None,
+    limit: PageLimit = 20,
+    lastKey: PageKey = None,
     status: DeliveryStatus | None = None,
-    orderId: Annotated[str | None, Query(max_length=100)] = None,
+    orderId: IdFilter = None,
     integration: Integration | None = None,
 ) -> Response:
     page = await deliveries.list(
@@ -68,9 +72,33 @@ async def list_deliveries(
     )
     body = DeliveryListOut(
         data=[delivery_out(d) for d in page.deliveries],
-        pagination=PaginationOut(lastKey=page.last_key, hasMore=page.has_more),
+        pagination=pagination_out(page),
     )
     return EnvelopeResponse(body.model_dump(mode="json"))
+
+
+@router.post(
+    "/deliveries/retry",
+    summary="Put every matching dead delivery back in the queue",
+    response_model=Envelope[RetriedOut],
+    responses=error_responses(400, 401, 409, 413, 422, 429),
+    openapi_extra=json_body(RetryDeliveriesIn),
+)
+async def retry_deliveries(
+    request: Request,
+    caller: CallerDep,
+    deliveries: DeliveryServiceDep,
+    idempotency: IdempotencyDep,
+    idempotency_key: IdempotencyKey = None,
+) -> Response:
+    raw, body = await read_model(request, RetryDeliveriesIn)
+
+    async def handler(_resource_id: uuid.UUID) -> Response:
+        count = await deliveries.retry_matching(integration=body.integration, since=body.since)
+        noun = "delivery" if count == 1 else "deliveries"
+        return ok(RetriedOut(retried=count).model_dump(), message=f"{count} {noun} queued")
+
+    return await run_idempotent(idempotency, request, caller, idempotency_key, handler, raw)
 
 
 @router.post(

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, Field
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StrictStr
 
 from orderhub.delivery.model import Delivery, DeliveryStatus, Integration
 from orderhub.kit.clock import iso_ms
@@ -44,6 +46,29 @@ def delivery_out(delivery: Delivery) -> DeliveryOut:
         createdAt=iso_ms(delivery.created_at),
         deliveredAt=iso_ms(delivery.delivered_at) if delivery.delivered_at else None,
     )
+
+
+Since = Annotated[
+    StrictStr,
+    Field(
+        min_length=1,
+        max_length=40,
+        description="a span back from now (30m, 24h, 7d) or an ISO 8601 time",
+        examples=["24h"],
+    ),
+]
+
+
+class RetryDeliveriesIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    status: Literal["dead"] = Field(description="only dead deliveries can be retried")
+    integration: Integration | None = None
+    since: Since | None = Field(default=None, description="deliveries created since then")
+
+
+class RetriedOut(BaseModel):
+    retried: int = Field(description="how many dead deliveries were put back", examples=[3])
 
 
 class ServiceHealthOut(BaseModel):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -11,6 +10,7 @@ import structlog
 
 from orderhub.delivery.model import Integration
 from orderhub.kit.clock import Clock
+from orderhub.kit.durations import parse_duration
 from orderhub.kit.errors import ValidationFailed
 from orderhub.kit.periodic import run_every
 from orderhub.monitoring.figures import call_counts, order_buckets
@@ -34,8 +34,6 @@ RECENT_DELIVERIES = timedelta(minutes=15)
 ERRORS_PERIOD = timedelta(hours=24)
 ERRORS_KEPT = timedelta(days=7)
 PROBES_KEPT = timedelta(days=2)
-_RANGE = re.compile(r"^([1-9][0-9]{0,5})([mhd])$")
-_UNITS = {"m": "minutes", "h": "hours", "d": "days"}
 
 DISPLAY_NAMES = {
     "stripe": "Stripe Payment Gateway",
@@ -56,10 +54,9 @@ DISPLAY_NAMES = {
 
 
 def parse_time_range(value: str) -> timedelta:
-    match = _RANGE.fullmatch(value)
-    if match is None:
+    span = parse_duration(value)
+    if span is None:
         raise ValidationFailed.one("timeRange", "must look like 30m, 24h or 7d")
-    span = timedelta(**{_UNITS[match.group(2)]: int(match.group(1))})
     if span > MAX_RANGE:
         raise ValidationFailed.one("timeRange", "must be at most 90 days")
     return span

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from orderhub.http.dependencies import CallerDep, IdempotencyDep, OrderServiceDep
@@ -19,8 +18,8 @@ from orderhub.kit.envelope import (
 )
 from orderhub.kit.jsonbody import parse_json_object
 from orderhub.kit.openapi import json_body
-from orderhub.kit.validation import validate_model
-from orderhub.kit.wire import PaginationOut
+from orderhub.kit.validation import read_model, validate_model
+from orderhub.kit.wire import IdFilter, PageKey, PageLimit, pagination_out
 from orderhub.orders.domain import OrderStatus
 from orderhub.orders.schemas import (
     OrderCreatedOut,
@@ -56,8 +55,7 @@ async def create_order(
     idempotency: IdempotencyDep,
     idempotency_key: IdempotencyKey = None,
 ) -> Response:
-    raw = await request.body()
-    body = validate_model(OrderCreateIn, parse_json_object(raw))
+    raw, body = await read_model(request, OrderCreateIn)
 
     async def handler(order_id: uuid.UUID) -> Response:
         created = await orders.create(body, order_id)
@@ -78,15 +76,15 @@ async def create_order(
 async def list_orders(
     _caller: CallerDep,
     orders: OrderServiceDep,
-    limit: Annotated[int, Query(ge=1, le=100)] = 20,
-    lastKey: Annotated[str | None, Query(max_length=512)] = None,
+    limit: PageLimit = 20,
+    lastKey: PageKey = None,
     status: OrderStatus | None = None,
-    customerId: Annotated[str | None, Query(max_length=100)] = None,
+    customerId: IdFilter = None,
 ) -> Response:
     page = await orders.list(limit=limit, last_key=lastKey, status=status, customer_id=customerId)
     body = OrderListOut(
         data=[order_summary_out(o) for o in page.orders],
-        pagination=PaginationOut(lastKey=page.last_key, hasMore=page.has_more),
+        pagination=pagination_out(page),
     )
     return EnvelopeResponse(body.model_dump(mode="json"))
 

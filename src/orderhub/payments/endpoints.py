@@ -16,9 +16,8 @@ from orderhub.http.dependencies import (
 )
 from orderhub.idempotency.http import IdempotencyKey, run_idempotent
 from orderhub.kit.envelope import Envelope, EnvelopeResponse, error_responses, ok
-from orderhub.kit.jsonbody import parse_json_object
 from orderhub.kit.openapi import json_body
-from orderhub.kit.validation import validate_model
+from orderhub.kit.validation import read_model
 from orderhub.payments.provider import IntentStatus
 from orderhub.payments.schemas import (
     ConfirmIn,
@@ -57,8 +56,7 @@ async def confirm_payment(
     idempotency: IdempotencyDep,
     idempotency_key: IdempotencyKey = None,
 ) -> Response:
-    raw = await request.body()
-    body = validate_model(ConfirmIn, parse_json_object(raw))
+    raw, body = await read_model(request, ConfirmIn)
 
     async def handler(_resource_id: uuid.UUID) -> Response:
         result = await payments.confirm(body.orderId, body.paymentIntentId, body.paymentMethod)
@@ -83,8 +81,7 @@ async def refund_payment(
     idempotency: IdempotencyDep,
     idempotency_key: IdempotencyKey = None,
 ) -> Response:
-    raw = await request.body()
-    body = validate_model(RefundIn, parse_json_object(raw))
+    raw, body = await read_model(request, RefundIn)
 
     async def handler(refund_id: uuid.UUID) -> Response:
         result = await payments.refund(body.orderId, body.amount, body.reason, refund_id)

@@ -262,12 +262,9 @@ class SandboxPaymentProvider:
                     last_error=None,
                 ), None
             message = card.message or "Your card was declined."
-            declined = replace(
+            declined = _needs_payment_method(
                 intent,
-                status=IntentStatus.REQUIRES_PAYMENT_METHOD.value,
-                payment_method=None,
-                next_action=None,
-                last_error={
+                {
                     "type": "card_error",
                     "code": "card_declined",
                     "decline_code": card.decline_code or "generic_decline",
@@ -382,12 +379,9 @@ class SandboxPaymentProvider:
                 )
             if complete:
                 return self._succeeded(intent, intent.payment_method), None
-            return replace(
+            return _needs_payment_method(
                 intent,
-                status=IntentStatus.REQUIRES_PAYMENT_METHOD.value,
-                payment_method=None,
-                next_action=None,
-                last_error={
+                {
                     "type": "invalid_request_error",
                     "code": "payment_intent_authentication_failure",
                     "message": AUTHENTICATION_FAILED,
@@ -396,6 +390,17 @@ class SandboxPaymentProvider:
             ), None
 
         return await self._change(intent_id, change)
+
+
+def _needs_payment_method(intent: SandboxIntent, last_error: dict[str, str]) -> SandboxIntent:
+    """`intent` back to `requires_payment_method`, telling why in `last_error`."""
+    return replace(
+        intent,
+        status=IntentStatus.REQUIRES_PAYMENT_METHOD.value,
+        payment_method=None,
+        next_action=None,
+        last_error=last_error,
+    )
 
 
 def _provider_refund(refund: SandboxRefund) -> ProviderRefund:

@@ -8,7 +8,8 @@ can never act twice.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Awaitable
+from typing import Any, TypeVar
 
 import stripe
 
@@ -26,6 +27,7 @@ from orderhub.payments.provider import (
 _STATUSES = {status.value: status for status in IntentStatus}
 TIMEOUT_SECONDS = 10.0
 NETWORK_RETRIES = 2
+T = TypeVar("T")
 
 
 def _data(obj: Any) -> dict[str, Any]:
@@ -70,6 +72,14 @@ def _refund(source: Any) -> ProviderRefund:
         reason=obj.get("reason"),
         local_id=metadata.get(REFUND_ID_METADATA),
     )
+
+
+async def _answer(call: Awaitable[T]) -> T:
+    """Stripe's answer to `call`; its errors as the provider's (`_translate`)."""
+    try:
+        return await call
+    except stripe.StripeError as exc:
+        raise _translate(exc) from exc
 
 
 def _translate(exc: stripe.StripeError) -> ProviderError:
@@ -127,8 +137,8 @@ class StripePaymentProvider:
     async def create_intent(
         self, *, amount: int, currency: str, order_id: str, idempotency_key: str
     ) -> PaymentIntent:
-        try:
-            obj = await self._client.v1.payment_intents.create_async(
+        obj = await _answer(
+            self._client.v1.payment_intents.create_async(
                 {
                     "amount": amount,
                     "currency": currency,
@@ -138,25 +148,19 @@ class StripePaymentProvider:
                 },
                 {"idempotency_key": idempotency_key},
             )
-        except stripe.StripeError as exc:
-            raise _translate(exc) from exc
+        )
         return _intent(obj)
 
     async def retrieve_intent(self, intent_id: str) -> PaymentIntent:
-        try:
-            obj = await self._client.v1.payment_intents.retrieve_async(intent_id)
-        except stripe.StripeError as exc:
-            raise _translate(exc) from exc
-        return _intent(obj)
+        return _intent(await _answer(self._client.v1.payment_intents.retrieve_async(intent_id)))
 
     async def confirm_intent(self, intent_id: str, payment_method: str) -> PaymentIntent:
-        try:
-            obj = await self._client.v1.payment_intents.confirm_async(
+        obj = await _answer(
+            self._client.v1.payment_intents.confirm_async(
                 intent_id,
                 {"payment_method": payment_method},
             )
-        except stripe.StripeError as exc:
-            raise _translate(exc) from exc
+        )
         return _intent(obj)
 
     async def cancel_intent(self, intent_id: str) -> PaymentIntent:
@@ -180,13 +184,12 @@ class StripePaymentProvider:
         }
         if reason is not None:
             params["reason"] = reason
-        try:
-            obj = await self._client.v1.refunds.create_async(
+        obj = await _answer(
+            self._client.v1.refunds.create_async(
                 params,  # type: ignore[arg-type]
                 {"idempotency_key": idempotency_key},
             )
-        except stripe.StripeError as exc:
-            raise _translate(exc) from exc
+        )
         return _refund(obj)
 
     async def list_refunds(self, intent_id: str) -> list[ProviderRefund]:
@@ -204,7 +207,4 @@ class StripePaymentProvider:
             raise _translate(exc) from exc
 
     async def probe(self) -> None:
-        try:
-            await self._client.v1.balance.retrieve_async(options={"max_network_retries": 0})
-        except stripe.StripeError as exc:
-            raise _translate(exc) from exc
+        await _answer(self._client.v1.balance.retrieve_async(options={"max_network_retries": 0}))

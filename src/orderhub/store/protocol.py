@@ -29,7 +29,6 @@ import asyncio
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
-from types import TracebackType
 from typing import Any, Protocol, Self
 
 from orderhub.delivery.model import Delivery, DeliveryAttempt, DeliveryFilter, DueDelivery
@@ -184,8 +183,8 @@ class DeliveryRepository(Protocol):
         self, delivery_filter: DeliveryFilter, before_id: uuid.UUID | None, limit: int
     ) -> list[Delivery]:
         """Newest first (by id). Indexes: `order_id` -> deliveries by order; else
-        `status` -> deliveries by status; else all by id; the other filters are applied
-        after the read, the page still filled to `limit`."""
+        `status` -> deliveries by status; else all by id; the other filters (integration,
+        `created_since`) are applied after the read, the page still filled to `limit`."""
 
     async def attempts(self, delivery_id: uuid.UUID) -> list[DeliveryAttempt]:
         """A delivery's attempts, oldest first."""
@@ -286,12 +285,7 @@ class UnitOfWork(Protocol):
 
     async def __aenter__(self) -> Self: ...
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def __aexit__(self, *exc_info: object) -> None:
         """Discard what was staged unless `commit()` was called."""
 
 

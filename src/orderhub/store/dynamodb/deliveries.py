@@ -240,10 +240,7 @@ class DynamoDeliveryRepository(DeliveryTransitions):
         return {i for i, ok in zip(delivery_ids, kept, strict=True) if ok}
 
     async def get(self, delivery_id: uuid.UUID) -> Delivery | None:
-        found = await self._db.call(
-            "get_item", TableName=self._db.name, Key=self._key(delivery_id), ConsistentRead=True
-        )
-        item = found.get("Item")
+        item = await self._db.get(self._key(delivery_id))
         return delivery_of(item) if item else None
 
     async def list_page(
@@ -251,10 +248,14 @@ class DynamoDeliveryRepository(DeliveryTransitions):
     ) -> list[Delivery]:
         status = delivery_filter.status.value if delivery_filter.status else None
         integration = delivery_filter.integration.value if delivery_filter.integration else None
+        since = delivery_filter.created_since
+        since_ms = epoch_ms(since) if since is not None else None
 
         def keep(item: Item) -> bool:
-            return (status is None or item["status"]["S"] == status) and (
-                integration is None or item["integration"]["S"] == integration
+            return (
+                (status is None or item["status"]["S"] == status)
+                and (integration is None or item["integration"]["S"] == integration)
+                and (since_ms is None or int(item["created_at"]["N"]) >= since_ms)
             )
 
         if delivery_filter.order_id is not None:

@@ -144,6 +144,22 @@ class DynamoEngine:
         except (BotoCoreError, OSError, TimeoutError) as exc:
             raise StoreError("store error: the store did not answer") from exc
 
+    async def get(self, key: dict[str, Any]) -> dict[str, Any] | None:
+        """The item at `key` (a strongly consistent GetItem), None when there is none."""
+        found = await self.call("get_item", TableName=self.name, Key=key, ConsistentRead=True)
+        item: dict[str, Any] | None = found.get("Item")
+        return item
+
+    def put_new(self, item: dict[str, Any]) -> dict[str, Any]:
+        """A transaction's Put of `item`, cancelled when an item with its key exists."""
+        return {
+            "Put": {
+                "TableName": self.name,
+                "Item": item,
+                "ConditionExpression": "attribute_not_exists(pk)",
+            }
+        }
+
     async def transact(self, actions: list[dict[str, Any]], attempts: int = 6) -> None:
         """TransactWriteItems, tried again (with jitter) while another transaction held one
         of its items; `TransactionCancelled` for any other cancellation. Each try carries

@@ -77,13 +77,7 @@ class DynamoMonitoringRepository(ProviderCallCounting):
         )
 
     async def _probe_names(self) -> set[str]:
-        found = await self._db.call(
-            "get_item",
-            TableName=self._db.name,
-            Key=t.Table.key(*t.PROBE_NAMES_KEY),
-            ConsistentRead=True,
-        )
-        item = found.get("Item")
+        item = await self._db.get(t.Table.key(*t.PROBE_NAMES_KEY))
         return set(item["names"]["SS"]) if item and "names" in item else set()
 
     async def probe_summaries(self, since: datetime) -> list[ProbeSummary]:

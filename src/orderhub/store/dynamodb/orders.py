@@ -36,25 +36,13 @@ class DynamoOrderRepository(OrderRepositoryBase):
         self._db = db
 
     async def _get(self, order_id: uuid.UUID) -> Order | None:
-        found = await self._db.call(
-            "get_item",
-            TableName=self._db.name,
-            Key=t.Table.key(t.order_pk(order_id), t.ORDER_SK),
-            ConsistentRead=True,
-        )
-        item = found.get("Item")
+        item = await self._db.get(t.Table.key(t.order_pk(order_id), t.ORDER_SK))
         return order_of(item) if item else None
 
     async def _get_by_payment_intent(self, intent_id: str) -> Order | None:
         """The intent item (written in the order's transaction) names the order; an
         order whose intent has changed since no longer answers to the old one."""
-        found = await self._db.call(
-            "get_item",
-            TableName=self._db.name,
-            Key=t.Table.key(t.intent_pk(intent_id), t.INTENT_SK),
-            ConsistentRead=True,
-        )
-        item = found.get("Item")
+        item = await self._db.get(t.Table.key(t.intent_pk(intent_id), t.INTENT_SK))
         if item is None:
             return None
         order = await self._get(uuid.UUID(item["order_id"]["S"]))

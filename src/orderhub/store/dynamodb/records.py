@@ -31,12 +31,6 @@ from orderhub.store.protocol import (
 )
 
 
-async def _get(db: DynamoEngine, key: dict[str, Any]) -> dict[str, Any] | None:
-    found = await db.call("get_item", TableName=db.name, Key=key, ConsistentRead=True)
-    item: dict[str, Any] | None = found.get("Item")
-    return item
-
-
 class DynamoApiKeyRepository:
     """Keys live in one small partition (`APIKEYS`, one item per key); a second item
     keyed by the hash finds a key by its hash with a strongly consistent GetItem."""
@@ -51,32 +45,15 @@ class DynamoApiKeyRepository:
         item = api_key_item(record)
         pointer = item_of(pk=t.api_key_hash_pk(record.key_hash), sk="APIKEY", key_id=str(record.id))
         try:
-            await self._db.transact(
-                [
-                    {
-                        "Put": {
-                            "TableName": self._db.name,
-                            "Item": item,
-                            "ConditionExpression": "attribute_not_exists(pk)",
-                        }
-                    },
-                    {
-                        "Put": {
-                            "TableName": self._db.name,
-                            "Item": pointer,
-                            "ConditionExpression": "attribute_not_exists(pk)",
-                        }
-                    },
-                ]
-            )
+            await self._db.transact([self._db.put_new(item), self._db.put_new(pointer)])
         except TransactionCancelled:
             raise AlreadyExists("an API key with that id or hash exists") from None
 
     async def find_active_by_hash(self, key_hash: str) -> ApiKeyRecord | None:
-        pointer = await _get(self._db, t.Table.key(t.api_key_hash_pk(key_hash), "APIKEY"))
+        pointer = await self._db.get(t.Table.key(t.api_key_hash_pk(key_hash), "APIKEY"))
         if pointer is None:
             return None
-        item = await _get(self._db, self._key(pointer["key_id"]["S"]))
+        item = await self._db.get(self._key(pointer["key_id"]["S"]))
         if item is None or "revoked_at" in item:
             return None
         return api_key_of(item)
@@ -173,7 +150,7 @@ class DynamoIdempotencyRepository:
                     ReturnValues="ALL_NEW",
                 )
                 return True, idempotency_of(taken["Attributes"])
-            stored = await _get(self._db, key)
+            stored = await self._db.get(key)
             if stored is not None and idempotency_of(stored).expires_at > now:
                 return False, idempotency_of(stored)
             # gone or expired between our writes and our read: try again
@@ -263,7 +240,7 @@ class DynamoWebhookEventRepository:
             )
             return True
         except ConditionFailed:
-            stored = await _get(self._db, key)
+            stored = await self._db.get(key)
             return stored is None or "handled_at" not in stored
 
     async def finish(self, event_id: str, outcome: str, error: str | None, now: datetime) -> None:

@@ -8,11 +8,13 @@ are written in one transaction, a refund and its intent's new state in another."
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 from orderhub.store.dynamodb import tables as t
 from orderhub.store.dynamodb.engine import ConditionFailed, DynamoEngine, TransactionCancelled
 from orderhub.store.dynamodb.mappers import Item, av, item_of, plain
+from orderhub.store.fields import record_from, text_map, values_of
 from orderhub.store.protocol import (
     AlreadyExists,
     ConcurrencyConflict,
@@ -25,77 +27,48 @@ def _json(value: Any) -> str | None:
     return None if value is None else json.dumps(value, separators=(",", ":"), sort_keys=True)
 
 
+# Kept as JSON text: the intent's metadata, next action and last error.
+_JSON_FIELDS = frozenset({"metadata", "next_action", "last_error"})
+
+
 def intent_item(intent: SandboxIntent) -> Item:
-    return item_of(
-        pk=t.sandbox_pk(intent.id),
-        sk=t.SANDBOX_INTENT_SK,
-        id=intent.id,
-        client_secret=intent.client_secret,
-        idempotency_key=intent.idempotency_key,
-        amount=intent.amount,
-        currency=intent.currency,
-        status=intent.status,
-        created=intent.created,
-        metadata=_json(dict(intent.metadata)),
-        refunded=intent.refunded,
-        latest_charge=intent.latest_charge,
-        payment_method=intent.payment_method,
-        next_action=_json(intent.next_action),
-        last_error=_json(intent.last_error),
-        version=intent.version,
-    )
+    values = {**values_of(intent), "metadata": dict(intent.metadata)}
+    for name in _JSON_FIELDS:
+        values[name] = _json(values[name])
+    return item_of(pk=t.sandbox_pk(intent.id), sk=t.SANDBOX_INTENT_SK, **values)
 
 
 def _loaded(item: Item, name: str) -> Any:
     return json.loads(item[name]["S"]) if name in item else None
 
 
+def _attribute(item: Item) -> Callable[[str, str], Any]:
+    def value(name: str, kind: str) -> Any:
+        if name == "metadata":
+            return text_map(_loaded(item, name))
+        if name in _JSON_FIELDS:
+            return _loaded(item, name)
+        if kind.endswith("| None") and name not in item:
+            return None  # item_of leaves None out
+        return plain(item[name])
+
+    return value
+
+
 def intent_of(item: Item) -> SandboxIntent:
-    metadata = _loaded(item, "metadata") or {}
-    return SandboxIntent(
-        id=plain(item["id"]),
-        client_secret=plain(item["client_secret"]),
-        idempotency_key=plain(item["idempotency_key"]),
-        amount=plain(item["amount"]),
-        currency=plain(item["currency"]),
-        status=plain(item["status"]),
-        created=plain(item["created"]),
-        metadata={str(k): str(v) for k, v in metadata.items()},
-        refunded=plain(item["refunded"]),
-        latest_charge=plain(item["latest_charge"]) if "latest_charge" in item else None,
-        payment_method=plain(item["payment_method"]) if "payment_method" in item else None,
-        next_action=_loaded(item, "next_action"),
-        last_error=_loaded(item, "last_error"),
-        version=plain(item["version"]),
-    )
+    return record_from(SandboxIntent, _attribute(item))
 
 
 def refund_item(refund: SandboxRefund) -> Item:
     return item_of(
         pk=t.sandbox_pk(refund.intent_id),
         sk=t.sandbox_refund_sk(refund.idempotency_key),
-        id=refund.id,
-        intent_id=refund.intent_id,
-        idempotency_key=refund.idempotency_key,
-        amount=refund.amount,
-        currency=refund.currency,
-        status=refund.status,
-        reason=refund.reason,
-        created=refund.created,
+        **values_of(refund),
     )
 
 
 def refund_of(item: Item) -> SandboxRefund:
-    return SandboxRefund(
-        id=plain(item["id"]),
-        intent_id=plain(item["intent_id"]),
-        idempotency_key=plain(item["idempotency_key"]),
-        amount=plain(item["amount"]),
-        currency=plain(item["currency"]),
-        status=plain(item["status"]),
-        reason=plain(item["reason"]) if "reason" in item else None,
-        created=plain(item["created"]),
-    )
+    return record_from(SandboxRefund, _attribute(item))
 
 
 class DynamoSandboxRepository:
@@ -103,11 +76,7 @@ class DynamoSandboxRepository:
         self._db = db
 
     async def _get(self, pk: str, sk: str) -> Item | None:
-        found = await self._db.call(
-            "get_item", TableName=self._db.name, Key=t.Table.key(pk, sk), ConsistentRead=True
-        )
-        item: Item | None = found.get("Item")
-        return item
+        return await self._db.get(t.Table.key(pk, sk))
 
     async def get_intent(self, intent_id: str) -> SandboxIntent | None:
         item = await self._get(t.sandbox_pk(intent_id), t.SANDBOX_INTENT_SK)
@@ -145,16 +114,7 @@ class DynamoSandboxRepository:
         )
         try:
             await self._db.transact(
-                [
-                    {
-                        "Put": {
-                            "TableName": self._db.name,
-                            "Item": item,
-                            "ConditionExpression": "attribute_not_exists(pk)",
-                        }
-                    }
-                    for item in (intent_item(intent), pointer)
-                ]
+                [self._db.put_new(intent_item(intent)), self._db.put_new(pointer)]
             )
         except TransactionCancelled as cancelled:
             if cancelled.conflicted and "ConditionalCheckFailed" not in cancelled.reasons:
@@ -167,13 +127,7 @@ class DynamoSandboxRepository:
         try:
             await self._db.transact(
                 [
-                    {
-                        "Put": {
-                            "TableName": self._db.name,
-                            "Item": refund_item(refund),
-                            "ConditionExpression": "attribute_not_exists(pk)",
-                        }
-                    },
+                    self._db.put_new(refund_item(refund)),
                     self._guarded_put(intent, expected_version),
                 ]
             )

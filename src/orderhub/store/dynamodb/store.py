@@ -55,10 +55,7 @@ class DynamoStore:
         whichever instance won."""
         key = t.Table.key(t.secret_pk(name), "SECRET")
         for _attempt in range(3):
-            found = await self.db.call(
-                "get_item", TableName=self.db.name, Key=key, ConsistentRead=True
-            )
-            item = found.get("Item")
+            item = await self.db.get(key)
             if item is not None:
                 return base64.b64decode(item["value"]["S"])
             fresh = base64.b64encode(secrets.token_bytes(32)).decode()

@@ -160,6 +160,8 @@ class SqlDeliveryRepository(DeliveryTransitions):
             query = query.where(d.order_id == str(delivery_filter.order_id))
         if delivery_filter.integration is not None:
             query = query.where(d.integration == delivery_filter.integration.value)
+        if delivery_filter.created_since is not None:
+            query = query.where(d.created_at >= epoch_ms(delivery_filter.created_since))
         if before_id is not None:
             query = query.where(d.id < str(before_id))
         query = query.order_by(d.id.desc()).limit(limit)

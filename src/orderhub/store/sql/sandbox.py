@@ -3,11 +3,13 @@ version), one per refund (unique per intent and idempotency key)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy import insert, select, update
 from sqlalchemy.exc import IntegrityError
 
+from orderhub.store.fields import record_from, text_map, values_of
 from orderhub.store.protocol import (
     AlreadyExists,
     ConcurrencyConflict,
@@ -19,54 +21,25 @@ from orderhub.store.sql.engine import SqlEngine
 
 
 def _intent_row(intent: SandboxIntent) -> dict[str, Any]:
-    return {
-        "id": intent.id,
-        "idempotency_key": intent.idempotency_key,
-        "client_secret": intent.client_secret,
-        "amount": intent.amount,
-        "currency": intent.currency,
-        "status": intent.status,
-        "created": intent.created,
-        "metadata": dict(intent.metadata),
-        "refunded": intent.refunded,
-        "latest_charge": intent.latest_charge,
-        "payment_method": intent.payment_method,
-        "next_action": intent.next_action,
-        "last_error": intent.last_error,
-        "version": intent.version,
-    }
+    return {**values_of(intent), "metadata": dict(intent.metadata)}
+
+
+def _column(row: Any) -> Callable[[str, str], Any]:
+    def value(name: str, kind: str) -> Any:
+        found = getattr(row, name)
+        if kind == "int":
+            return int(found)
+        return text_map(found) if name == "metadata" else found
+
+    return value
 
 
 def _intent_of(row: Any) -> SandboxIntent:
-    return SandboxIntent(
-        id=row.id,
-        client_secret=row.client_secret,
-        idempotency_key=row.idempotency_key,
-        amount=int(row.amount),
-        currency=row.currency,
-        status=row.status,
-        created=int(row.created),
-        metadata={str(k): str(v) for k, v in (row.metadata or {}).items()},
-        refunded=int(row.refunded),
-        latest_charge=row.latest_charge,
-        payment_method=row.payment_method,
-        next_action=row.next_action,
-        last_error=row.last_error,
-        version=int(row.version),
-    )
+    return record_from(SandboxIntent, _column(row))
 
 
 def _refund_of(row: Any) -> SandboxRefund:
-    return SandboxRefund(
-        id=row.id,
-        intent_id=row.intent_id,
-        idempotency_key=row.idempotency_key,
-        amount=int(row.amount),
-        currency=row.currency,
-        status=row.status,
-        reason=row.reason,
-        created=int(row.created),
-    )
+    return record_from(SandboxRefund, _column(row))
 
 
 class SqlSandboxRepository:
@@ -119,18 +92,7 @@ class SqlSandboxRepository:
         async with self._db.write() as conn:
             try:
                 async with conn.begin_nested():
-                    await conn.execute(
-                        insert(t.sandbox_refunds).values(
-                            id=refund.id,
-                            intent_id=refund.intent_id,
-                            idempotency_key=refund.idempotency_key,
-                            amount=refund.amount,
-                            currency=refund.currency,
-                            status=refund.status,
-                            reason=refund.reason,
-                            created=refund.created,
-                        )
-                    )
+                    await conn.execute(insert(t.sandbox_refunds).values(**values_of(refund)))
             except IntegrityError:
                 raise AlreadyExists(refund.idempotency_key) from None
             await self._replace(conn, intent, expected_version)

@@ -22,7 +22,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import tempfile
 import threading
 from pathlib import Path
 
@@ -33,6 +32,7 @@ from orderhub.delivery.integrations.base import (
     TransientDeliveryError,
     notification_payload,
 )
+from orderhub.delivery.integrations.local_files import probe_file
 
 _PREFIX = b'{"deliveryId":"'
 
@@ -79,7 +79,7 @@ class FileNotifier:
         await asyncio.to_thread(self._append, message.delivery_id, line)
 
     async def probe(self) -> None:
-        await asyncio.to_thread(self._probe)
+        await asyncio.to_thread(probe_file, self.path, os.W_OK, "not writable")
 
     # -- blocking work ------------------------------------------------------------------
 
@@ -140,11 +140,3 @@ class FileNotifier:
         if isinstance(record, dict) and isinstance(record.get("deliveryId"), str):
             self._seen.add(record["deliveryId"])
         return True
-
-    def _probe(self) -> None:
-        directory = self.path.parent
-        directory.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=directory, prefix=".probe."):
-            pass
-        if self.path.exists() and not os.access(self.path, os.W_OK):
-            raise PermissionError(f"{self.path} is not writable")

@@ -23,7 +23,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from types import TracebackType
 from typing import Any
 
 import aioboto3
@@ -45,6 +44,7 @@ from orderhub.delivery.integrations.base import (
     notification_payload,
     parse_retry_after,
 )
+from orderhub.kit.closing import AsyncClosing
 
 TRANSIENT_CODES = frozenset(
     {
@@ -115,7 +115,7 @@ def client_error(exc: ClientError) -> DeliveryError:
     return http_error(status, detail, retry_after)
 
 
-class SnsNotifier:
+class SnsNotifier(AsyncClosing):
     """`Notifier` + `Probe` publishing to one SNS topic (standard or FIFO)."""
 
     def __init__(
@@ -171,17 +171,6 @@ class SnsNotifier:
         stack, self._stack, self._client, self._loop = self._stack, None, None, None
         if stack is not None:
             await stack.aclose()
-
-    async def __aenter__(self) -> SnsNotifier:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
     # -- internals ----------------------------------------------------------------------
 

@@ -24,7 +24,6 @@ from __future__ import annotations
 import asyncio
 import json
 from datetime import UTC, datetime
-from types import TracebackType
 
 import httpx
 from standardwebhooks import Webhook
@@ -36,12 +35,13 @@ from orderhub.delivery.integrations.base import (
     http_error,
     notification_payload,
 )
+from orderhub.kit.closing import AsyncClosing
 
 USER_AGENT = "orderhub-webhooks/1"
 _DETAIL_BYTES = 2048
 
 
-class WebhookNotifier:
+class WebhookNotifier(AsyncClosing):
     """`Notifier` + `Probe` posting signed notifications to one URL."""
 
     def __init__(
@@ -116,17 +116,6 @@ class WebhookNotifier:
         owned, self._owned = self._owned, None
         if owned is not None:
             await owned[1].aclose()
-
-    async def __aenter__(self) -> WebhookNotifier:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
     # -- internals ----------------------------------------------------------------------
 

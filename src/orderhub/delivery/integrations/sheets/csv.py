@@ -30,6 +30,7 @@ from orderhub.delivery.integrations.base import (
     TransientDeliveryError,
     guard_formula,
 )
+from orderhub.delivery.integrations.local_files import probe_file
 
 _ID = 0
 _VERSION = len(SHEET_COLUMNS) - 1
@@ -82,7 +83,7 @@ class CsvSheetWriter:
         await asyncio.to_thread(self._upsert, latest_per_order(rows))
 
     async def probe(self) -> None:
-        await asyncio.to_thread(self._probe)
+        await asyncio.to_thread(probe_file, self.path, os.R_OK, "not readable")
 
     # -- blocking work (runs in a thread) --------------------------------------------------
 
@@ -147,14 +148,6 @@ class CsvSheetWriter:
                 os.unlink(temp)
             raise
         _fsync_dir(self.path.parent)
-
-    def _probe(self) -> None:
-        directory = self.path.parent
-        directory.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=directory, prefix=".probe."):
-            pass
-        if self.path.exists() and not os.access(self.path, os.R_OK):
-            raise PermissionError(f"{self.path} is not readable")
 
 
 def _fsync_dir(directory: Path) -> None:
