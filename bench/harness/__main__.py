@@ -96,7 +96,7 @@ def context(args: argparse.Namespace, started: datetime, loads: list[str]) -> li
     dirty = " (with uncommitted changes)" if _git("status", "--porcelain", "--", "src") else ""
     versions = ", ".join(
         f"{name} {metadata.version(name)}"
-        for name in ("fastapi", "starlette", "uvicorn", "pydantic", "sqlalchemy", "aiosqlite")
+        for name in ("fastapi", "starlette", "uvicorn", "pydantic", "sqlalchemy", "psycopg")
     )
     rows = [
         ("when", started.strftime("%Y-%m-%d %H:%M UTC")),
@@ -139,17 +139,10 @@ def main(argv: list[str] | None = None) -> int:
     loads = [_loadavg()]
     workdir = Path(tempfile.mkdtemp(prefix="orderhub-bench-"))
     small, big = (int(n.replace("_", "")) for n in args.orders.split(","))
-    bench = Bench(
-        workdir=workdir,
-        duration=args.duration,
-        saturate_seconds=args.saturate_seconds,
-        soak_seconds=args.soak_seconds,
-        sheet_rows=args.sheet_rows,
-        small_orders=small,
-        big_orders=big,
-        pg_url=args.pg_url,
-        log=lambda line: print(line, flush=True),
-    )
+    bench = Bench(workdir=workdir, duration=args.duration, log=lambda s: print(s, flush=True))
+    for option in ("saturate_seconds", "soak_seconds", "sheet_rows", "pg_url"):
+        setattr(bench, option, getattr(args, option))
+    bench.small_orders, bench.big_orders = small, big
     failed: list[str] = []
     t0 = time.monotonic()
     try:

@@ -17,31 +17,13 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from tests.fixtures.orders import SEED_ORDER  # the API documentation's example order
 
 from bench.harness import servers
 from bench.harness.report import AbsoluteCheck, Check, Report, Run, cpu_note, fmt_number
 from bench.harness.servers import Server, running
 from bench.harness.wrk import LUA_DIR, Load, WrkResult, run_wrk
 
-# The example order of the API documentation (`POST /api/orders`).
-SEED_ORDER: dict[str, Any] = {
-    "customerId": "cust_abc123",
-    "customerEmail": "john.doe@example.com",
-    "customerName": "John Doe",
-    "items": [
-        {"id": "item_1", "name": "Product A", "quantity": 2, "price": 29.99},
-        {"id": "item_2", "name": "Product B", "quantity": 1, "price": 49.99},
-    ],
-    "totalAmount": 109.97,
-    "currency": "usd",
-    "shippingAddress": {
-        "street": "123 Main St",
-        "city": "New York",
-        "state": "NY",
-        "zipCode": "10001",
-        "country": "USA",
-    },
-}
 IDS_WANTED = 1000
 SETTLE_LIMIT_S = 180.0
 

@@ -1,22 +1,10 @@
 """Running `wrk` and reading what it prints.
 
-`wrk --latency` ends with a block like this one (its units vary with the magnitude:
-`us`, `ms`, `s`, `m` for times; `k`, `M` for counts):
-
-      1 threads and 32 connections
-      Thread Stats   Avg      Stdev     Max   +/- Stdev
-        Latency     5.22ms    1.01ms  22.16ms   89.07%
-        Req/Sec     6.17k   522.77     6.73k    88.00%
-      Latency Distribution
-         50%    5.03ms
-         75%    5.43ms
-         90%    6.05ms
-         99%    8.91ms
-      61439 requests in 10.00s, 8.91MB read
-      Socket errors: connect 0, read 0, write 0, timeout 3
-      Non-2xx or 3xx responses: 12
-    Requests/sec:   6143.12
-    Transfer/sec:      0.89MB
+`wrk --latency` ends with its summary: a "Thread Stats" table, a "Latency
+Distribution" (50%, 75%, 90%, 99%), `N requests in 10.00s, ... read`, optional "Socket
+errors: connect A, read B, write C, timeout D" and "Non-2xx or 3xx responses: N" lines,
+and `Requests/sec:`. Its units vary with the magnitude: `us`, `ms`, `s`, `m` for times,
+`k`, `M` for counts (`6.17k`). The unit tests hold a full example.
 
 `parse_wrk` turns that into a `WrkResult`; the parsing functions are pure so the unit
 tests can check them without running anything.

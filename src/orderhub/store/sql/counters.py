@@ -9,14 +9,14 @@ from typing import Any
 from sqlalchemy import Table, func, or_, select
 from sqlalchemy.dialects.postgresql import insert as insert_pg
 from sqlalchemy.dialects.sqlite import insert as insert_sqlite
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from orderhub.monitoring.rollups import Counters
 from orderhub.store.sql import tables as t
+from orderhub.store.sql.engine import SqlConnection
 
 
 async def _upsert(
-    conn: AsyncConnection, table: Table, keys: list[str], rows: list[dict[str, Any]]
+    conn: SqlConnection, table: Table, keys: list[str], rows: list[dict[str, Any]]
 ) -> None:
     if not rows:
         return
@@ -28,7 +28,7 @@ async def _upsert(
     await conn.execute(statement)
 
 
-async def add_counters(conn: AsyncConnection, counters: list[Counters]) -> None:
+async def add_counters(conn: SqlConnection, counters: list[Counters]) -> None:
     """Add every delta, merged per row and in a fixed order (concurrent writers lock rows
     in the same order, so they never deadlock)."""
     hourly: dict[tuple[int, str, int], int] = {}
@@ -61,7 +61,7 @@ async def add_counters(conn: AsyncConnection, counters: list[Counters]) -> None:
 
 
 async def hourly_totals(
-    conn: AsyncConnection, start_hour_ms: int, end_hour_ms: int, prefixes: tuple[str, ...]
+    conn: SqlConnection, start_hour_ms: int, end_hour_ms: int, prefixes: tuple[str, ...]
 ) -> dict[str, int]:
     h = t.hourly_counters.c
     rows = (
@@ -78,7 +78,7 @@ async def hourly_totals(
     return {row.metric: int(row.value) for row in rows}
 
 
-async def gauges(conn: AsyncConnection) -> dict[str, int]:
+async def gauges(conn: SqlConnection) -> dict[str, int]:
     g = t.gauge_counters.c
     rows = (
         await conn.execute(select(g.metric, func.sum(g.value).label("value")).group_by(g.metric))
