@@ -15,17 +15,30 @@ from orderhub.store.sql import tables as t
 from orderhub.store.sql.engine import SqlConnection
 
 
+def _upsert_statement(dialect: str, table: Table, keys: tuple[str, ...]) -> Any:
+    """`INSERT ... ON CONFLICT (keys) DO UPDATE SET value = value + excluded.value`, run
+    with one parameter set per row: the same statement whatever the number of rows, so
+    it is built and compiled once (a multi-row VALUES is a new statement every time)."""
+    insert = insert_pg if dialect == "postgresql" else insert_sqlite
+    statement: Any = insert(table)
+    return statement.on_conflict_do_update(
+        index_elements=list(keys), set_={"value": table.c.value + statement.excluded.value}
+    )
+
+
+_STATEMENTS: dict[tuple[str, str], Any] = {}
+
+
 async def _upsert(
-    conn: SqlConnection, table: Table, keys: list[str], rows: list[dict[str, Any]]
+    conn: SqlConnection, table: Table, keys: tuple[str, ...], rows: list[dict[str, Any]]
 ) -> None:
     if not rows:
         return
-    insert = insert_pg if conn.dialect.name == "postgresql" else insert_sqlite
-    statement: Any = insert(table).values(rows)
-    statement = statement.on_conflict_do_update(
-        index_elements=keys, set_={"value": table.c.value + statement.excluded.value}
-    )
-    await conn.execute(statement)
+    dialect = conn.dialect.name
+    statement = _STATEMENTS.get((dialect, table.name))
+    if statement is None:
+        statement = _STATEMENTS[(dialect, table.name)] = _upsert_statement(dialect, table, keys)
+    await conn.execute(statement, rows)
 
 
 async def add_counters(conn: SqlConnection, counters: list[Counters]) -> None:
@@ -41,7 +54,7 @@ async def add_counters(conn: SqlConnection, counters: list[Counters]) -> None:
     await _upsert(
         conn,
         t.hourly_counters,
-        ["hour", "metric", "shard"],
+        ("hour", "metric", "shard"),
         [
             {"hour": hour, "metric": metric, "shard": shard, "value": value}
             for (hour, metric, shard), value in sorted(hourly.items())
@@ -51,7 +64,7 @@ async def add_counters(conn: SqlConnection, counters: list[Counters]) -> None:
     await _upsert(
         conn,
         t.gauge_counters,
-        ["metric", "shard"],
+        ("metric", "shard"),
         [
             {"metric": metric, "shard": shard, "value": value}
             for (metric, shard), value in sorted(gauges.items())
