@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, field
 
-from orderhub.auth.keys import ApiKeyService
+from orderhub.auth.keys import ApiKeyService, KeyCache
 from orderhub.auth.service import Authenticator
 from orderhub.delivery.model import DeliveryTargets, delivery_targets
 from orderhub.delivery.registry import Integrations
@@ -181,7 +181,8 @@ def build_container(
         except ValueError as exc:  # a backend refused its settings (e.g. a bad SMTP_URL)
             raise SettingsError(str(exc)) from None
     store = store or open_store(settings, delivery_targets(integrations.enabled()))
-    authenticator = Authenticator(settings, store, clock)
+    key_cache = KeyCache()
+    authenticator = Authenticator(settings, store, clock, key_cache)
     payments = payments or make_payment_provider(settings, clock, store)
     by_name = make_payment_providers(settings, clock, store, payments)
     recorded_by_name: dict[str, PaymentProvider] = {
@@ -236,7 +237,7 @@ def build_container(
             on_outcome=metrics.observe_delivery,
         ),
         authenticator=authenticator,
-        api_keys=ApiKeyService(store, clock),
+        api_keys=ApiKeyService(store, clock, key_cache),
         limiter=limiter,
         idempotency=IdempotencyService(store.idempotency, clock, settings.idempotency_ttl_hours),
     )
