@@ -42,9 +42,10 @@ from orderhub.store.protocol import StoreError
 
 log = structlog.get_logger(__name__)
 
-HTTP_MESSAGES = {
-    404: "Route not found",
-    405: "Method not allowed",
+# Starlette's own answers (no route, wrong method): message and code of the envelope.
+HTTP_ERRORS = {
+    404: ("Route not found", "not_found"),
+    405: ("Method not allowed", "method_not_allowed"),
 }
 
 
@@ -133,9 +134,7 @@ def _add_prometheus(app: FastAPI, container: Container) -> None:
     async def scrape(request: Request) -> Response:
         if not container.settings.metrics_public:
             await require_caller(request)
-        body = await container.metrics.render(
-            container.store, container.clock, container.limiter.failures
-        )
+        body = await container.metrics.render(container.store, container.clock)
         return Response(body, media_type=CONTENT_TYPE)
 
     app.add_api_route(
@@ -194,11 +193,11 @@ def _add_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
-        message = HTTP_MESSAGES.get(exc.status_code) or str(exc.detail)
+        message, code = HTTP_ERRORS.get(exc.status_code, (str(exc.detail), None))
         headers = dict(exc.headers or {})
         if exc.status_code == 405:
             headers["Allow"] = ", ".join(_allowed_methods(app, request))
-        return error_response(exc.status_code, message, headers=headers)
+        return error_response(exc.status_code, message, code=code, headers=headers)
 
     @app.exception_handler(StoreError)
     async def store_error(_request: Request, exc: StoreError) -> Response:

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from orderhub.auth.keys import ApiKeyService, KeyCache
 from orderhub.auth.service import Authenticator
 from orderhub.delivery.model import DeliveryTargets, delivery_targets
-from orderhub.delivery.registry import Integrations
+from orderhub.delivery.registry import Integrations, open_client
 from orderhub.delivery.service import DeliveryService
 from orderhub.delivery.setup import make_integrations
 from orderhub.delivery.worker import DeliveryWorker
@@ -75,19 +75,66 @@ def make_payment_providers(
     return providers
 
 
-def migrate(settings: Settings) -> None:
-    """Create or upgrade the configured store's schema (idempotent)."""
+@dataclass(frozen=True, slots=True)
+class Migration:
+    """What `migrate` did to a store: `before` is None when it had no schema at all."""
+
+    store: str  # in words: "the SQLite store data/orderhub.db", "the PostgreSQL store", ...
+    before: str | None
+    after: str  # the schema revision; "" for DynamoDB (its table has none)
+
+    @property
+    def changed(self) -> bool:
+        return self.before != self.after
+
+    def describe(self) -> str:
+        revision = f" (revision {self.after})" if self.after else ""
+        if self.before is None:
+            return f"created the schema of {self.store}{revision}"
+        if self.before == self.after:
+            return f"{self.store} is already up to date{revision}"
+        return f"upgraded {self.store} from revision {self.before} to {self.after}"
+
+
+def _store_in_words(settings: Settings) -> str:
+    if settings.sqlite_path is not None:
+        return f"the SQLite store {settings.sqlite_path}"
+    if settings.database_url.startswith("postgresql://"):
+        return "the PostgreSQL store"  # never the URL: it may hold a password
+    from orderhub.store.dynamodb.tables import table_name
+
+    return f"the DynamoDB table {table_name(settings.database_url)}"
+
+
+def migrate(settings: Settings) -> Migration:
+    """Create or upgrade the configured store's schema (idempotent); says what it did."""
+    store = _store_in_words(settings)
     if settings.database_url.startswith(("sqlite:///", "postgresql://")):
         from orderhub.store.sql.migrate import upgrade_to_head
 
-        upgrade_to_head(settings.database_url)
-        return
+        before, after = upgrade_to_head(settings.database_url)
+        return Migration(store, before, after)
     if settings.database_url.startswith("dynamodb://"):
-        from orderhub.store.dynamodb.migrate import create_tables
+        from orderhub.store.dynamodb.migrate import create_tables, table_exists
 
+        existed = table_exists(settings.database_url, settings.aws_region)
         create_tables(settings.database_url, settings.aws_region)
-        return
+        return Migration(store, "" if existed else None, "")
     raise SettingsError("DATABASE_URL: must start with sqlite:///, postgresql:// or dynamodb://")
+
+
+def needs_migration(settings: Settings) -> bool:
+    """Whether the store lacks the schema this version needs (`orderhub migrate` fixes
+    it). Asked after the store failed, to tell a missing schema from a store that is down."""
+    if settings.database_url.startswith(("sqlite:///", "postgresql://")):
+        from orderhub.store.sql.migrate import current_revision, head_revision
+
+        return current_revision(settings.database_url) != head_revision()
+    if settings.database_url.startswith("dynamodb://"):
+        from orderhub.store.dynamodb.migrate import table_exists
+
+        return not table_exists(settings.database_url, settings.aws_region)
+    return False
 
 
 # How long a refund stays unacknowledged before the worker sends it again (well beyond a
@@ -125,11 +172,17 @@ class Container:
 
     async def start(self, *, with_worker: bool = False) -> None:
         """Things that need the event loop: the store's pagination secret (read now, so a
-        store that does not answer stops the start), expired keys, the in-process worker."""
+        store that does not answer stops the start), expired keys, the integrations' and
+        payment providers' network clients, the in-process worker."""
         if self._started:
             return
         await self.cursors.codec()
         await self.store.idempotency.purge_expired(self.clock.now())
+        # network clients whose first use is slow to set up (models to load, modules to
+        # import): built now, not on the event loop of the first request or health probe
+        await self.worker.integrations.open()
+        for provider in (self.payments, *self.other_payments):
+            await open_client(provider)
         if with_worker:
             self._worker_stop.clear()
             self._worker_task = asyncio.create_task(self.run_worker(self._worker_stop))
@@ -163,6 +216,7 @@ class Container:
                 if close_payments is not None:
                     await close_payments()
             await self.store.close()
+            self.metrics.close()
         self._started = False
 
 
@@ -190,8 +244,8 @@ def build_container(
         for name, provider in by_name.items()
     }
     recorded = recorded_by_name[payments.name]
-    limiter = RateLimiter(settings)
-    metrics = Metrics()
+    metrics = Metrics(settings.prometheus_multiproc_dir)
+    limiter = RateLimiter(settings, on_failure=metrics.observe_limiter_failure)
     error_log = ErrorLog(store, clock)
     cursors = Cursors(lambda: store.server_secret("pagination"))
     payment_service = PaymentService(

@@ -130,6 +130,9 @@ class Settings(BaseSettings):
     probe_interval_seconds: int = Field(default=60, ge=1)
     reporting_currency: str = "usd"
     metrics_public: bool = False
+    # the directory every process of one `serve --workers N` counts its metrics into
+    # (prometheus-client's multiprocess mode); `serve --workers N` makes a fresh one
+    prometheus_multiproc_dir: Path | None = None
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["json", "console"] = "json"
 
@@ -153,7 +156,7 @@ class Settings(BaseSettings):
             return None
         return value.strip().lower() if isinstance(value, str) else value
 
-    @field_validator("email_templates_dir", mode="before")
+    @field_validator("email_templates_dir", "prometheus_multiproc_dir", mode="before")
     @classmethod
     def _empty_is_none(cls, value: object) -> object:
         """A path: empty is unset; otherwise kept exactly as given (case included)."""
@@ -224,6 +227,8 @@ class Settings(BaseSettings):
             raise ValueError("jwt_jwks_url: must be an http(s) URL")
         if self.jwt_public_key:
             _check_public_key(self.jwt_public_key)
+        if self.prometheus_multiproc_dir is not None and not self.prometheus_multiproc_dir.is_dir():
+            raise ValueError("prometheus_multiproc_dir: not an existing directory")
         from orderhub.kit.currencies import UnknownCurrency, currency_exponent
 
         try:

@@ -63,14 +63,14 @@ async def create(harness: Harness, body: dict[str, Any] | None = None) -> dict[s
 @pytest.mark.parametrize("path", ["/nope", "/api/nope", "/api/orders/abc/def", "/api"])
 async def test_unknown_route_is_404_in_the_envelope(api: httpx.AsyncClient, path: str) -> None:
     response = await api.get(path, headers=AUTH)
-    assert_error(response, 404, "Route not found")
+    assert assert_error(response, 404, "Route not found")["code"] == "not_found"
 
 
 async def test_unknown_route_without_credentials_is_404_in_the_envelope(
     api: httpx.AsyncClient,
 ) -> None:
     response = await api.get("/nope")
-    assert_error(response, 404, "Route not found")
+    assert assert_error(response, 404, "Route not found")["code"] == "not_found"
 
 
 @pytest.mark.parametrize(
@@ -89,7 +89,7 @@ async def test_wrong_method_is_405_in_the_envelope(
     api: httpx.AsyncClient, method: str, path: str
 ) -> None:
     response = await api.request(method, path, headers=AUTH)
-    assert_error(response, 405, "Method not allowed")
+    assert assert_error(response, 405, "Method not allowed")["code"] == "method_not_allowed"
 
 
 # -- X-Request-ID -------------------------------------------------------------------------

@@ -16,7 +16,7 @@ from orderhub.payments.provider import IntentStatus
 from orderhub.payments.sandbox import SandboxPaymentProvider
 from tests.fixtures.app import AUTH, Harness
 from tests.fixtures.envelopes import assert_error
-from tests.fixtures.orders import ADDRESS
+from tests.fixtures.orders import ADDRESS, order_body
 
 ORDERS = "/api/orders"
 ISO_MS_UTC = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$")
@@ -272,6 +272,69 @@ async def test_metadata_over_50_keys_is_400(harness: Harness) -> None:
     assert_error(response, 400, "Validation error: metadata must contain at most 50 items")
 
 
+async def with_metadata(harness: Harness, metadata: dict[str, str]) -> dict[str, Any]:
+    response = await harness.create_order(order_body(metadata=metadata))
+    assert response.status_code == 201, response.text
+    order: dict[str, Any] = response.json()["data"]["order"]
+    return order
+
+
+async def test_metadata_merges_keys_like_stripe(harness: Harness) -> None:
+    created = await with_metadata(harness, {"a": "1", "b": "2"})
+    order = await patched(harness, created["id"], {"metadata": {"b": "3", "c": "4"}})
+    assert order["metadata"] == {"a": "1", "b": "3", "c": "4"}
+    order = await patched(harness, created["id"], {"metadata": {"a": ""}})
+    assert order["metadata"] == {"b": "3", "c": "4"}
+    after = await fetch(harness, created["id"])
+    assert after["metadata"] == {"b": "3", "c": "4"}
+    assert history_types(after) == ["order.created", "order.updated", "order.updated"]
+
+
+async def test_metadata_null_clears_the_map(harness: Harness) -> None:
+    created = await with_metadata(harness, {"a": "1", "b": "2"})
+    order = await patched(harness, created["id"], {"metadata": None})
+    assert order["metadata"] is None
+    assert (await fetch(harness, created["id"]))["metadata"] is None
+    again = await patched(harness, created["id"], {"metadata": None})
+    assert again["metadata"] is None
+    assert history_types(await fetch(harness, created["id"])) == [
+        "order.created",
+        "order.updated",
+    ]
+
+
+async def test_metadata_removing_every_key_leaves_null(harness: Harness) -> None:
+    created = await with_metadata(harness, {"a": "1"})
+    order = await patched(harness, created["id"], {"metadata": {"a": ""}})
+    assert order["metadata"] is None
+
+
+@pytest.mark.parametrize("body", [{"metadata": {"nope": ""}}, {"metadata": {}}])
+async def test_metadata_patch_that_changes_nothing_adds_no_history(
+    harness: Harness, body: dict[str, Any]
+) -> None:
+    created = await with_metadata(harness, {"a": "1"})
+    order = await patched(harness, created["id"], body)
+    assert order["metadata"] == {"a": "1"}
+    assert history_types(await fetch(harness, created["id"])) == ["order.created"]
+
+
+async def test_metadata_limit_holds_after_the_merge(harness: Harness) -> None:
+    created = await with_metadata(harness, {f"k{n}": "v" for n in range(30)})
+    more = {f"new{n}": "v" for n in range(21)}
+    response = await patch(harness, created["id"], {"metadata": more})
+    error = assert_error(
+        response, 400, "Validation error: metadata must contain at most 50 items (51 after merging)"
+    )
+    assert error["code"] == "validation_error"
+    unchanged = await fetch(harness, created["id"])
+    assert len(unchanged["metadata"]) == 30
+    assert history_types(unchanged) == ["order.created"]
+    # removing one key in the same request makes room for it
+    order = await patched(harness, created["id"], {"metadata": {**more, "k0": ""}})
+    assert len(order["metadata"]) == 50 and "k0" not in order["metadata"]
+
+
 @pytest.mark.parametrize("order_id", [str(uuid.uuid4()), "not-a-uuid"])
 async def test_patch_unknown_order_is_404(harness: Harness, order_id: str) -> None:
     response = await patch(harness, order_id, {"metadata": {"a": "b"}})
@@ -522,6 +585,48 @@ async def test_metadata_can_change_after_delivery(harness: Harness) -> None:
     updated = await patched(harness, order["id"], {"metadata": {"review": "5"}})
     assert updated["metadata"] == {"review": "5"}
     assert updated["status"] == "delivered"
+
+
+async def deliveries_by_integration(harness: Harness, order_id: str) -> dict[str, list[str]]:
+    """The event types of an order's deliveries, oldest first, by integration."""
+    response = await harness.client.get(
+        f"/api/monitoring/deliveries?orderId={order_id}&limit=100", headers=AUTH
+    )
+    assert response.status_code == 200, response.text
+    found: dict[str, list[str]] = {}
+    for item in reversed(response.json()["data"]):
+        found.setdefault(item["integration"], []).append(item["eventType"])
+    return found
+
+
+async def test_a_tracking_number_after_shipping_is_mailed_on_its_own(harness: Harness) -> None:
+    order = await paid_order(harness)
+    await patched(harness, order["id"], {"status": "shipped"})
+    await patched(harness, order["id"], {"trackingNumber": "1Z999AA10123456789"})
+    await patched(harness, order["id"], {"trackingNumber": "1Z999AA10123456789"})  # the same
+    await patched(harness, order["id"], {"status": "delivered", "trackingNumber": "CORRECTED"})
+    after = await fetch(harness, order["id"])
+    # the public trail is unchanged: after created, paid and shipped, each edit is an update
+    assert history_types(after)[3:] == ["order.updated", "order.delivered", "order.updated"]
+    found = await deliveries_by_integration(harness, order["id"])
+    assert found["email"] == [
+        "order.created",
+        "order.paid",
+        "order.shipped",
+        "order.tracking_updated",
+        "order.tracking_updated",
+    ]
+    assert "order.tracking_updated" not in found["notifications"] + found["sheets"]
+
+
+async def test_a_tracking_number_given_before_or_with_shipping_is_in_the_shipped_email(
+    harness: Harness,
+) -> None:
+    order = await paid_order(harness)
+    await patched(harness, order["id"], {"trackingNumber": "EARLY"})
+    await patched(harness, order["id"], {"status": "shipped", "trackingNumber": "1Z999"})
+    found = await deliveries_by_integration(harness, order["id"])
+    assert found["email"] == ["order.created", "order.paid", "order.shipped"]
 
 
 # -- DELETE of a paid order: refunded in full ---------------------------------------------

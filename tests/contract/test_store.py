@@ -38,6 +38,7 @@ from orderhub.orders.domain import (
     Refund,
     RefundStatus,
 )
+from orderhub.store.documents import order_to_document
 from orderhub.store.protocol import (
     AlreadyExists,
     ApiKeyRecord,
@@ -50,7 +51,12 @@ from orderhub.store.protocol import (
 )
 from orderhub.store.unit_of_work import Change, update_order
 from tests.fixtures.domain import NOW, make_order
-from tests.fixtures.stores import change_stored, open_test_store
+from tests.fixtures.stores import (
+    change_stored,
+    open_test_store,
+    replace_event_document,
+    stored_event_documents,
+)
 
 EVERYWHERE = delivery_targets(list(Integration))
 
@@ -412,6 +418,93 @@ async def test_events_write_their_deliveries_in_the_same_commit(database_url: st
         assert store.outbox_signal.is_set()
         backlog, age = await figures.outbox_backlog(store, NOW + timedelta(seconds=30))
         assert backlog == 3 and 29 <= age <= 31
+    finally:
+        await store.close()
+
+
+async def _refunded_in_cents(store: Store, order: Order, count: int) -> None:
+    """`count` refunds of one cent, one change each."""
+    clock = FrozenClock(NOW)
+    for n in range(count):
+        refund = Refund(f"refund-{n}", 1, "partial", RefundStatus.SUCCEEDED, NOW, f"re_{n}")
+        await update_order(
+            store,
+            clock,
+            order.id,
+            _change(lambda o, now, r=refund: o.record_refund(r, now, EventSource.API)),
+        )
+
+
+async def test_an_events_stored_size_does_not_grow_with_the_orders_refunds(
+    database_url: str,
+) -> None:
+    store = open_test_store(database_url, EVERYWHERE)
+    try:
+        order = make_order()
+        order.record_payment_succeeded(NOW, EventSource.WEBHOOK)
+        await _add(store, order)
+        await _refunded_in_cents(store, order, 100)
+        async with store.unit_of_work() as uow:
+            history = await uow.orders.history(order.id)
+        stored = stored_event_documents(database_url, order.id)
+        refunds = [e.id for e in history if e.type == EventType.PARTIALLY_REFUNDED]
+        assert len(refunds) == 100
+        first, last = len(stored[refunds[0]]), len(stored[refunds[-1]])
+        # the 100th refund's event is as small as the first's (a few digits longer)
+        assert last - first < 50, (first, last)
+    finally:
+        await store.close()
+
+
+async def test_each_delivery_carries_the_order_as_of_its_event(database_url: str) -> None:
+    """However the order changed after an event (refunds added, moved forward, failing
+    after they succeeded), the event's deliveries carry the order as it was; events stored
+    whole by an older orderhub read the same."""
+    store = open_test_store(database_url, EVERYWHERE)
+    clock = FrozenClock(NOW)
+    try:
+        order = make_order()
+        await _add(store, order)
+        as_of = {1: await _get(store, order.id)}
+        r1 = Refund("refund-1", 100, "damaged", RefundStatus.REQUESTED, NOW)
+        r2 = Refund("refund-2", 200, None, RefundStatus.SUCCEEDED, NOW, provider_id="re_2")
+        steps = [
+            lambda o, now: o.record_payment_succeeded(now, EventSource.WEBHOOK),
+            lambda o, now: o.record_refund(r1, now, EventSource.API),
+            lambda o, now: o.record_refund(
+                dataclasses.replace(r1, status=RefundStatus.PENDING, provider_id="re_1"),
+                now,
+                EventSource.PROVIDER,
+            ),
+            lambda o, now: o.record_refund(r2, now, EventSource.WEBHOOK),
+            lambda o, now: o.apply_changes(OrderChanges(tracking_number="TRK1"), now),
+            lambda o, now: o.record_refund(
+                dataclasses.replace(r1, status=RefundStatus.SUCCEEDED), now, EventSource.WEBHOOK
+            ),
+            lambda o, now: o.record_refund(
+                dataclasses.replace(r2, status=RefundStatus.FAILED), now, EventSource.WEBHOOK
+            ),
+            lambda o, now: o.apply_changes(OrderChanges(metadata={"k": "w"}), now),
+        ]
+        for step in steps:
+            changed = await update_order(store, clock, order.id, _change(step))
+            as_of[changed.version] = await _get(store, order.id)
+        assert len(as_of) == len(steps) + 1
+
+        async def delivered(now: datetime) -> dict[uuid.UUID, Order]:
+            """Each event's order, as its deliveries carry it."""
+            due = await lease_due(store, now, "w", now + timedelta(minutes=1), 500)
+            return {d.event.id: d.order for d in due}
+
+        first = await delivered(NOW + timedelta(seconds=1))
+        assert set(first) == set(stored_event_documents(database_url, order.id))
+        assert first == {event: as_of[o.version] for event, o in first.items()}
+        # the older half of the events as an older orderhub stored them: the whole order
+        older = sorted(first, key=lambda event: first[event].version)[: len(first) // 2]
+        for event in older:
+            whole = order_to_document(as_of[first[event].version])
+            replace_event_document(database_url, order.id, event, whole)
+        assert await delivered(NOW + timedelta(minutes=2)) == first
     finally:
         await store.close()
 

@@ -12,8 +12,10 @@ import asyncio
 import datetime as dt
 import email
 import email.policy
+import html as html_module
 import ipaddress
 import json
+import re
 import socket
 import ssl
 import threading
@@ -21,6 +23,7 @@ import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from email.message import EmailMessage as MimeMessage
+from email.utils import parseaddr
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -65,10 +68,12 @@ MAILING_EVENTS = (
     "order.paid",
     "order.payment_failed",
     "order.shipped",
+    "order.tracking_updated",  # a tracking number added or changed after shipping
     "order.cancelled",
     "order.partially_refunded",
     "order.refunded",
 )
+ORDER_ID = "0192f0c4-5b7e-7cc3-9a40-4f1d2e3c4b5a"
 
 
 # -- orders and messages ------------------------------------------------------------------
@@ -119,8 +124,10 @@ def delivery(
 
 def order_for(event_type: str) -> dict[str, Any]:
     """An order in a state that fits the event (tracking number, refunds)."""
-    if event_type == "order.shipped":
+    if event_type in ("order.shipped", "order.tracking_updated"):
         return make_order(status="shipped", paymentStatus="completed", trackingNumber="1Z999AA1")
+    if event_type == "order.cancelled":
+        return make_order(status="cancelled", paymentStatus="cancelled")
     if event_type in ("order.partially_refunded", "order.refunded"):
         amount = 109.97 if event_type == "order.refunded" else 10
         refund = {
@@ -137,6 +144,13 @@ def order_for(event_type: str) -> dict[str, Any]:
             refundedAmount=amount,
         )
     return make_order()
+
+
+def rendered(renderer: EmailRenderer, event_type: str) -> EmailMessage:
+    """The built-in email for `event_type`, for an order in a state that fits it."""
+    message = renderer.render(delivery(event_type, order_for(event_type)), SENDER)
+    assert message is not None
+    return message
 
 
 def email_message(delivery_id: str = "dlv-0001", subject: str = "Hello") -> EmailMessage:
@@ -182,16 +196,16 @@ def test_email_events_are_the_spec_list() -> None:
 def test_every_email_event_names_order_items_and_total(
     renderer: EmailRenderer, event_type: str
 ) -> None:
-    message = renderer.render(delivery(event_type, order_for(event_type)), SENDER)
-    assert message is not None
+    message = rendered(renderer, event_type)
     assert message.to == "ann@example.com"
     assert message.sender == SENDER
     assert message.delivery_id == "dlv-0001"
     assert message.event_id == "evt-0001"
-    assert "0192f0c4-5b7e-7cc3-9a40-4f1d2e3c4b5a" in message.subject
+    # a short reference in the subject, the whole id in the body
+    assert "2e3c4b5a" in message.subject and ORDER_ID not in message.subject
     assert "\n" not in message.subject
     for body in (message.text, message.html):
-        assert "0192f0c4-5b7e-7cc3-9a40-4f1d2e3c4b5a" in body
+        assert ORDER_ID in body
         assert "Blue Widget" in body
         assert "Red Gadget" in body
         assert "29.99" in body
@@ -218,13 +232,138 @@ def test_shipped_names_tracking_number(renderer: EmailRenderer) -> None:
     assert "1Z999AA1" in message.html
 
 
+def test_shipped_without_tracking_number_has_no_tracking_line(renderer: EmailRenderer) -> None:
+    order = make_order(status="shipped", paymentStatus="completed")
+    message = renderer.render(delivery("order.shipped", order), SENDER)
+    assert message is not None
+    for body in (message.text, message.html):
+        assert "Tracking number:" not in body and "None" not in body
+        assert "tracking number as soon as" in body
+
+
+def test_tracking_number_email_names_the_number(renderer: EmailRenderer) -> None:
+    message = rendered(renderer, "order.tracking_updated")
+    assert message.subject == "Tracking number for order 2e3c4b5a: 1Z999AA1"
+    for body in (message.text, message.html):
+        assert "1Z999AA1" in body
+
+
+def test_sender_is_the_shop_name_and_the_text_names_the_shop() -> None:
+    renderer = EmailRenderer(shop_name="Zoë's Tea & Co")
+    message = renderer.render(delivery("order.paid"), "orders@shop.test")
+    assert message is not None
+    assert parseaddr(message.sender) == ("Zoë's Tea & Co", "orders@shop.test")
+    assert "Zoë's Tea & Co" in message.text
+    assert "Zoë&#39;s Tea &amp; Co" in message.html
+    named = renderer.render(delivery("order.paid"), "Billing <billing@shop.test>")
+    assert named is not None
+    assert named.sender == "Billing <billing@shop.test>"  # a name in EMAIL_FROM wins
+
+
+@pytest.mark.parametrize(
+    ("reason", "words"),
+    [
+        ("requested_by_customer", "requested by you"),
+        ("duplicate", "a duplicate payment"),
+        ("fraudulent", "a fraudulent payment"),
+    ],
+)
+def test_refund_reason_is_in_words(renderer: EmailRenderer, reason: str, words: str) -> None:
+    order = order_for("order.partially_refunded")
+    order["refunds"][0]["reason"] = reason
+    message = renderer.render(delivery("order.partially_refunded", order), SENDER)
+    assert message is not None
+    for body in (message.text, message.html):
+        assert f"Reason: {reason}" not in body
+        assert f"Reason: {words}" in body
+
+
+def test_an_unpaid_cancelled_order_is_told_nothing_about_refunds(renderer: EmailRenderer) -> None:
+    message = renderer.render(delivery("order.cancelled", order_for("order.cancelled")), SENDER)
+    assert message is not None
+    for body in (message.text, message.html):
+        assert "cancelled" in body
+        assert "refund" not in body.lower() and "charged" not in body.lower()
+
+
+def test_a_paid_cancelled_order_is_told_its_refund_is_on_its_way(renderer: EmailRenderer) -> None:
+    refund = {
+        "id": "cancel-1",
+        "amount": 109.97,
+        "reason": "requested_by_customer",
+        "status": "requested",
+        "createdAt": "2025-11-30T10:00:00.000Z",
+    }
+    order = make_order(status="cancelled", paymentStatus="completed", refunds=[refund])
+    message = renderer.render(delivery("order.cancelled", order), SENDER)
+    assert message is not None
+    assert "refund of 109.97 USD is on its way" in message.text
+    assert "refund of <strong>109.97 USD</strong> is on its way" in message.html
+
+
+def _paragraphs(html: str) -> list[str]:
+    """The visible text of each heading and paragraph of an HTML email."""
+    blocks = re.findall(r"<(p|h1)\b[^>]*>(.*?)</\1>", html, flags=re.S)
+    texts = [html_module.unescape(re.sub(r"<[^>]+>", "", block)) for _, block in blocks]
+    return [" ".join(text.split()) for text in texts if text.strip()]
+
+
+@pytest.mark.parametrize("event_type", MAILING_EVENTS)
+def test_html_is_a_table_layout_with_inline_styles_and_the_text_part_says_the_same(
+    renderer: EmailRenderer, event_type: str
+) -> None:
+    message = rendered(renderer, event_type)
+    html = message.html
+    assert "<style" not in html and "class=" not in html and "<div" not in html
+    assert html.count('<table role="presentation"') >= 2  # the frame and the items
+    assert '<body style="' in html
+    text = " ".join(message.text.split())
+    paragraphs = _paragraphs(html)
+    assert len(paragraphs) >= 6  # shop, heading, greeting, copy, order, footer
+    for paragraph in paragraphs:
+        assert paragraph in text, f"{paragraph!r} is in the HTML only"
+
+
+@pytest.mark.parametrize("event_type", MAILING_EVENTS)
+async def test_every_subject_reads_back_exactly(
+    renderer: EmailRenderer, tmp_path: Path, smtp_server: SmtpPeer, event_type: str
+) -> None:
+    message = rendered(renderer, event_type)
+    await FileEmailSender(tmp_path).send(message)
+    await smtp_sender(smtp_server.url()).send(message)
+    raw_file = (tmp_path / "dlv-0001.eml").read_bytes()
+    raw_smtp = smtp_server.handler.messages[0].content
+    for raw in (raw_file, raw_smtp):
+        for policy in (email.policy.compat32, email.policy.default):
+            parsed = email.message_from_bytes(raw, policy=policy)
+            assert parsed["Subject"] == message.subject, raw[:400]
+            assert parseaddr(str(parsed["From"])) == parseaddr(message.sender)
+
+
+async def test_a_long_override_subject_reads_back_exactly(
+    tmp_path: Path, smtp_server: SmtpPeer
+) -> None:
+    (tmp_path / "templates").mkdir()
+    (tmp_path / "templates" / "receipt.subject.j2").write_text(
+        "Your receipt from the very long named shop for order {{ order_id }} of "
+        "{{ total }} {{ currency }}, with thanks from all of us"
+    )
+    renderer = EmailRenderer(tmp_path / "templates")
+    message = renderer.render(delivery("order.paid"), SENDER)
+    assert message is not None and len(message.subject) > 120
+    await FileEmailSender(tmp_path).send(message)
+    await smtp_sender(smtp_server.url()).send(message)
+    for raw in ((tmp_path / "dlv-0001.eml").read_bytes(), smtp_server.handler.messages[0].content):
+        assert all(len(line) <= 998 for line in raw.split(b"\r\n"))
+        assert email.message_from_bytes(raw)["Subject"] == message.subject
+
+
 @pytest.mark.parametrize(
     ("event_type", "amount"),
     [("order.partially_refunded", "10.00 USD"), ("order.refunded", "109.97 USD")],
 )
 def test_refund_says_how_much(renderer: EmailRenderer, event_type: str, amount: str) -> None:
-    message = renderer.render(delivery(event_type, order_for(event_type)), SENDER)
-    assert message is not None
+    message = rendered(renderer, event_type)
     assert f"refunded {amount}" in message.text
     assert amount in message.subject
     assert amount in message.html
@@ -319,7 +458,7 @@ def test_override_dir_replaces_templates_file_by_file(tmp_path: Path) -> None:
     renderer = EmailRenderer(tmp_path)
     shipped = renderer.render(delivery("order.shipped", order_for("order.shipped")), SENDER)
     assert shipped is not None
-    assert shipped.subject == "Custom: 0192f0c4-5b7e-7cc3-9a40-4f1d2e3c4b5a via 1Z999AA1"
+    assert shipped.subject == f"Custom: {ORDER_ID} via 1Z999AA1"
     assert "Good news" in shipped.text  # built-in body still used
     order = make_order(customerName="<i>Ann</i>")
     created = renderer.render(delivery("order.created", order), SENDER)

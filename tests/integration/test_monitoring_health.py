@@ -12,14 +12,20 @@ import re
 import shutil
 import socket
 import subprocess
+import sys
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+import aioboto3
 import pytest
 
+from orderhub.delivery.integrations.notify.sns import SnsNotifier
+from orderhub.delivery.registry import Integrations
 from tests.fixtures.app import AUTH, Harness
 from tests.fixtures.peers import REGION, Moto, SmtpPeer, free_port
 from tests.fixtures.production import seed_production
@@ -161,9 +167,6 @@ async def test_probes_run_concurrently(
         notify_backend="sns",
         sns_topic_arn=f"arn:aws:sns:{REGION}:123456789012:orders",
     )
-    # the first check also builds the clients (botocore loads its models in the event
-    # loop, which on a loaded machine can eat the store's 2 s): measure the second
-    await health(h)
     started = time.monotonic()
     status, body = await health(h)
     elapsed = time.monotonic() - started
@@ -200,14 +203,77 @@ async def test_sns_topic_that_does_not_exist_is_down(
 ) -> None:
     missing = f"arn:aws:sns:{REGION}:123456789012:nope-{uuid.uuid4().hex[:8]}"
     h: Harness = await make_harness(notify_backend="sns", sns_topic_arn=missing)
-    await health(h)  # the first check builds the SNS client (see test_probes_run_concurrently)
     status, body = await health(h)
     assert status == 200, body
     assert body["data"]["status"] == "degraded"
     assert services(body)["sns"]["status"] == "down"
 
 
+async def test_the_sns_client_is_built_at_start_up_not_by_a_health_check(
+    make_harness: Callable[..., Any], moto: Moto
+) -> None:
+    """botocore's first client of a session loads its models on the thread that makes it:
+    a health check doing that would block the event loop and time the other probes out."""
+    topic = moto.create_topic()
+    session = aioboto3.Session()
+    built: list[threading.Thread] = []
+    session.events.register(
+        "creating-client-class.sns", lambda **_: built.append(threading.current_thread())
+    )
+    h: Harness = await make_harness(
+        notify_backend="sns",
+        sns_topic_arn=topic,
+        integrations=Integrations(notifications=SnsNotifier(topic, session=session)),
+    )
+    assert built, "start-up built no SNS client"
+    assert built[0] is not threading.current_thread()  # the slow first one: in a thread
+    at_start = len(built)
+    status, body = await health(h)
+    assert status == 200, body
+    assert services(body)["sns"]["status"] == "up"
+    assert len(built) == at_start
+
+
 # -- Stripe -------------------------------------------------------------------------------
+
+
+STRIPE_START = """
+import asyncio, sys
+from pathlib import Path
+from orderhub.bootstrap import build_container
+from orderhub.store.sql.migrate import upgrade_to_head
+from tests.fixtures.app import make_settings
+
+async def main() -> None:
+    settings = make_settings(
+        Path(sys.argv[1]),
+        payment_provider="stripe",
+        stripe_secret_key="sk_test_fake",
+        stripe_api_base="http://127.0.0.1:9",
+    )
+    upgrade_to_head(settings.database_url)
+    container = build_container(settings)
+    await container.start()
+    print(sorted(m for m in sys.argv[2:] if m not in sys.modules))
+    await container.close()
+
+asyncio.run(main())
+"""
+
+
+def test_the_stripe_sdk_loads_what_it_needs_at_start_up(tmp_path: Path) -> None:
+    """The SDK imports a payment intent's class (a quarter of a second) and its services
+    on first use: after start-up, none is left for a request or probe on the event loop.
+    A fresh process, as nothing else may have imported them before."""
+    lazy = ["stripe._payment_intent", "stripe._refund", "stripe._balance_service"]
+    done = subprocess.run(
+        [sys.executable, "-c", STRIPE_START, str(tmp_path), *lazy],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert done.stdout.strip().splitlines()[-1] == "[]", done.stdout
 
 
 async def test_stripe_down_is_unhealthy_503_with_the_health_as_data(

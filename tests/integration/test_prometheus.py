@@ -10,34 +10,14 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from prometheus_client.parser import text_string_to_metric_families
-
 from orderhub.delivery.integrations.base import TransientDeliveryError
 from orderhub.kit.clock import FrozenClock
 from tests.fixtures.app import AUTH, Harness
 from tests.fixtures.integrations import Recorders
+from tests.fixtures.prometheus import Scrape
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 ORDER_ROUTE = "/api/orders/{order_id}"
-
-
-class Scrape:
-    def __init__(self, text: str) -> None:
-        self.text = text
-        self.samples = [
-            sample for family in text_string_to_metric_families(text) for sample in family.samples
-        ]
-
-    def value(self, name: str, **labels: str) -> float:
-        """The sum of the samples called `name` whose labels include `labels` (0 if none)."""
-        return sum(
-            s.value
-            for s in self.samples
-            if s.name == name and all(s.labels.get(k) == v for k, v in labels.items())
-        )
-
-    def names(self) -> set[str]:
-        return {s.name for s in self.samples}
 
 
 async def scrape(h: Harness, **headers: str) -> Scrape:

@@ -3,36 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 import uuid
 from collections.abc import Callable
 from typing import Any
 
-import pytest
-
-from tests.conftest import services_required
 from tests.fixtures.app import AUTH, Harness
-
-REDIS_HOST, REDIS_PORT = "127.0.0.1", 6379
-
-
-def _redis_up() -> bool:
-    try:
-        with socket.create_connection((REDIS_HOST, REDIS_PORT), timeout=0.5):
-            return True
-    except OSError:
-        return False
-
-
-@pytest.fixture
-def redis_url() -> str:
-    if not _redis_up():
-        if services_required():
-            pytest.fail(
-                "Redis is required (ORDERHUB_REQUIRE_SERVICES=1) but 127.0.0.1:6379 is down"
-            )
-        pytest.skip("Redis is not running on 127.0.0.1:6379")
-    return f"redis://{REDIS_HOST}:{REDIS_PORT}/0"
 
 
 async def test_two_instances_share_exactly_the_limit(

@@ -5,19 +5,15 @@ cancels an order paid before."""
 from __future__ import annotations
 
 import subprocess
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
-from sqlalchemy import create_engine, text
 
 from tests.fixtures.cli import cli_env, free_port, run_cli, start_cli, wait_healthy
 from tests.fixtures.orders import order_body
-from tests.fixtures.stores import POSTGRES_URL, postgres_schema_url, require_postgres
 
 KEY = "sandbox-restart-key-123"
 HEADERS = {"X-API-Key": KEY}
@@ -107,27 +103,14 @@ def test_intents_survive_a_restart(tmp_path: Path) -> None:
         assert sum(r["amount"] for r in final["refunds"]) == 109.97
 
 
-@pytest.fixture
-def postgres_url() -> Iterator[str]:
-    require_postgres()
-    schema = f"t_{uuid.uuid4().hex[:16]}"
-    admin = create_engine(POSTGRES_URL.replace("postgresql://", "postgresql+psycopg://"))
-    with admin.begin() as conn:
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    try:
-        yield postgres_schema_url(schema)
-    finally:
-        with admin.begin() as conn:
-            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
-
-
-def test_every_worker_process_sees_the_same_intents(tmp_path: Path, postgres_url: str) -> None:
+def test_every_worker_process_sees_the_same_intents(
+    tmp_path: Path, empty_postgres_url: str
+) -> None:
     """`serve --workers 2` on PostgreSQL: whichever process answers, it knows the intent."""
     data_dir = tmp_path / "data"
-    migrated = run_cli(["migrate"], cli_env(data_dir, DATABASE_URL=postgres_url), tmp_path)
+    migrated = run_cli(["migrate"], cli_env(data_dir, DATABASE_URL=empty_postgres_url), tmp_path)
     assert migrated.returncode == 0, migrated.stderr
-    with _serving(data_dir, "--workers", "2", DATABASE_URL=postgres_url) as api:
+    with _serving(data_dir, "--workers", "2", DATABASE_URL=empty_postgres_url) as api:
         for n in range(8):
             created = _ok(
                 api.post("/api/orders", json=order_body(customerId=f"c{n}"), headers=HEADERS),

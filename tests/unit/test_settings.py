@@ -161,6 +161,7 @@ def test_overrides_win(monkeypatch: pytest.MonkeyPatch) -> None:
         ({"WORKER_POLL_SECONDS": "0"}, "WORKER_POLL_SECONDS: "),
         ({"DATABASE_URL": "mysql://db/orderhub"}, "DATABASE_URL: "),
         ({"REPORTING_CURRENCY": "xyz"}, "REPORTING_CURRENCY: "),
+        ({"PROMETHEUS_MULTIPROC_DIR": "/no/such/folder"}, "PROMETHEUS_MULTIPROC_DIR: not an"),
     ],
     ids=lambda value: next(iter(value)) if isinstance(value, dict) else "",
 )

@@ -35,13 +35,16 @@ class DeliveryStatus(StrEnum):
 
 
 # Which events reach which integration. The sheet follows every saved change (the
-# internal `order.changed` included); the others see the public events only.
+# internal `order.changed` included); email also gets the internal
+# `order.tracking_updated` (its `order.updated` already moves the sheet row);
+# notifications see the public events only.
 EMAIL_EVENTS = frozenset(
     {
         EventType.CREATED,
         EventType.PAID,
         EventType.PAYMENT_FAILED,
         EventType.SHIPPED,
+        EventType.TRACKING_UPDATED,
         EventType.CANCELLED,
         EventType.PARTIALLY_REFUNDED,
         EventType.REFUNDED,
@@ -49,7 +52,7 @@ EMAIL_EVENTS = frozenset(
 )
 ROUTES: dict[Integration, frozenset[EventType]] = {
     Integration.EMAIL: EMAIL_EVENTS,
-    Integration.SHEETS: frozenset(EventType),
+    Integration.SHEETS: frozenset(EventType) - {EventType.TRACKING_UPDATED},
     Integration.NOTIFICATIONS: frozenset(EventType) - INTERNAL_EVENTS,
 }
 

@@ -6,6 +6,8 @@ import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
+import structlog
+
 from orderhub.delivery.integrations.base import (
     DeliveryMessage,
     EmailMessage,
@@ -14,8 +16,27 @@ from orderhub.delivery.integrations.base import (
     SheetWriter,
 )
 from orderhub.delivery.model import Integration
+from orderhub.kit.failures import in_words
 
 EmailRender = Callable[[DeliveryMessage], EmailMessage | None]
+log = structlog.get_logger("orderhub.delivery")
+
+
+async def open_client(client: object) -> None:
+    """`client.open()` when it has one. A failure is logged and left for the first use
+    (where it counts as that delivery's or probe's error): it never stops the start."""
+    open_ = getattr(client, "open", None)
+    if open_ is None:
+        return
+    try:
+        await open_()
+    except Exception as exc:
+        log.warning(
+            "client_not_built",
+            client=type(client).__name__,
+            error=in_words(exc),
+            error_type=type(exc).__name__,
+        )
 
 
 @dataclass
@@ -34,6 +55,12 @@ class Integrations:
             Integration.SHEETS: self.sheets,
             Integration.NOTIFICATIONS: self.notifications,
         }
+
+    async def open(self) -> None:
+        """Build the senders' network clients now (at start-up), for those that have an
+        `open()`; one that cannot be built yet is built on first use instead."""
+        for sender in self.senders().values():
+            await open_client(sender)
 
     async def aclose(self) -> None:
         """Close the senders' network clients (those that keep one open)."""

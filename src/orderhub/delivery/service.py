@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 from dataclasses import dataclass
 
 from orderhub.delivery.model import (
@@ -43,13 +44,16 @@ class DeliveryService:
         status: DeliveryStatus | None = None,
         order_id: str | None = None,
         integration: Integration | None = None,
+        after: uuid.UUID | None = None,
     ) -> DeliveryPage:
+        """A page, newest first; it starts after `last_key` (the API's cursor) or, for
+        the CLI, after the delivery `after` (ids sort by creation)."""
         parsed_order = parse_uuid(order_id) if order_id else None
         if order_id and parsed_order is None:
             return DeliveryPage([], None, False)  # no delivery belongs to a non-order id
         scope = f"deliveries|{status or ''}|{order_id or ''}|{integration or ''}"
         cursors = await self._cursors.codec()
-        before = cursors.decode(last_key, scope) if last_key else None
+        before = cursors.decode(last_key, scope) if last_key else after
         rows = await self._store.deliveries.list_page(
             DeliveryFilter(status=status, order_id=parsed_order, integration=integration),
             before,

@@ -12,7 +12,7 @@ def make_integrations(settings: Settings) -> Integrations:
     if settings.email_backend != "none":
         from orderhub.delivery.integrations.email.render import EmailRenderer
 
-        renderer = EmailRenderer(settings.email_templates_dir)
+        renderer = EmailRenderer(settings.email_templates_dir, settings.shop_name)
         sender = settings.email_from
 
         def render(message: DeliveryMessage) -> EmailMessage | None:

@@ -4,6 +4,7 @@ ends from the raw rows (a bounded number), so no figure costs more with more ord
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 
 from orderhub.kit.clock import epoch_ms
@@ -23,6 +24,8 @@ from orderhub.store.protocol import MonitoringRepository, Store
 
 ORDER_METRICS = ("orders:", "revenue:")
 CALL_METRICS = ("calls:", "errors:")
+
+Gauges = Mapping[str, int]  # what `MonitoringRepository.gauges()` returns
 
 
 async def _range_totals(
@@ -49,13 +52,20 @@ async def call_counts(store: Store, start: datetime, end: datetime) -> dict[str,
     return call_counts_from(await _range_totals(store.monitoring, start, end, CALL_METRICS))
 
 
-async def orders_by_status(store: Store) -> dict[str, int]:
-    return status_counts(await store.monitoring.gauges())
+async def orders_by_status(store: Store, gauges: Gauges | None = None) -> dict[str, int]:
+    """Orders by status; from `gauges` when the caller already read them (one read of the
+    store's gauges serves every figure of a scrape)."""
+    return status_counts(gauges if gauges is not None else await store.monitoring.gauges())
 
 
-async def outbox_backlog(store: Store, now: datetime) -> tuple[int, float]:
-    """Deliveries waiting (pending or in flight) and the age in seconds of the oldest."""
-    waiting = (await store.monitoring.gauges()).get(BACKLOG, 0)
+async def outbox_backlog(
+    store: Store, now: datetime, gauges: Gauges | None = None
+) -> tuple[int, float]:
+    """Deliveries waiting (pending or in flight) and the age in seconds of the oldest;
+    the count from `gauges` when the caller already read them."""
+    if gauges is None:
+        gauges = await store.monitoring.gauges()
+    waiting = gauges.get(BACKLOG, 0)
     oldest = await store.deliveries.oldest_waiting_at()
     age = (now - oldest).total_seconds() if oldest is not None else 0.0
     return waiting, max(0.0, age)

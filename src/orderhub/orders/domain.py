@@ -50,13 +50,17 @@ class EventType(StrEnum):
     # decline, a pending refund settling). It keeps the sheet row current and goes nowhere
     # else: not in the history, not mailed, not notified.
     CHANGED = "order.changed"
+    # Internal: the tracking number was added or changed once the order had shipped. It
+    # rides beside that change's public `order.updated` and only sends the customer the
+    # tracking-number email: not in the history, not notified, not another sheet write.
+    TRACKING_UPDATED = "order.tracking_updated"
 
     @property
     def internal(self) -> bool:
         return self in INTERNAL_EVENTS
 
 
-INTERNAL_EVENTS = frozenset({EventType.CHANGED})
+INTERNAL_EVENTS = frozenset({EventType.CHANGED, EventType.TRACKING_UPDATED})
 
 
 class EventSource(StrEnum):
@@ -85,6 +89,8 @@ TRACKABLE = frozenset(
     {OrderStatus.PAID, OrderStatus.PROCESSING, OrderStatus.SHIPPED, OrderStatus.DELIVERED}
 )
 ADDRESS_EDITABLE = frozenset({OrderStatus.PENDING, OrderStatus.PAID, OrderStatus.PROCESSING})
+# Once shipped, a new tracking number is mailed to the customer on its own.
+SHIPPED_ALREADY = frozenset({OrderStatus.SHIPPED, OrderStatus.DELIVERED})
 STATUS_EVENT = {
     OrderStatus.PROCESSING: EventType.PROCESSING,
     OrderStatus.SHIPPED: EventType.SHIPPED,
@@ -98,8 +104,8 @@ class InvalidTransition(Conflict):
 
 
 # Refunds a client may ask for on one order (a DELETE's or an automatic refund of what is
-# left still goes through). Each event keeps the order as it was (what its deliveries
-# send), so an order's stored size grows with refunds x events: the cap keeps it bounded.
+# left still goes through). The order carries every refund (and so does each message its
+# events send): the cap keeps an order, and what is sent about it, bounded.
 MAX_REQUESTED_REFUNDS = 100
 
 
@@ -284,20 +290,46 @@ class OrderDraft:
         return self.amounts.computed_total_minor
 
 
+# Stripe's limit on metadata keys; it holds for the map a PATCH leaves behind too.
+MAX_METADATA_KEYS = 50
+
+
 @dataclass(frozen=True, slots=True)
 class OrderChanges:
-    """What a PATCH asks for; None means "not asked"."""
+    """What a PATCH asks for; None means "not asked".
+
+    `metadata` is merged into the order's map as Stripe does: each key is set, and a key
+    set to "" is removed; `clear_metadata` (`"metadata": null`) removes every key."""
 
     status: OrderStatus | None = None
     tracking_number: str | None = None
     shipping_address: Address | None = None
     metadata: dict[str, str] | None = None
+    clear_metadata: bool = False
 
     def is_empty(self) -> bool:
-        return all(
+        return not self.clear_metadata and all(
             value is None
             for value in (self.status, self.tracking_number, self.shipping_address, self.metadata)
         )
+
+    def metadata_after(self, current: dict[str, str] | None) -> dict[str, str] | None:
+        """The order's metadata once this change is merged in (None when no key is left).
+        Raises ValidationFailed when the merged map has more than MAX_METADATA_KEYS keys."""
+        if self.clear_metadata:
+            return None
+        merged = dict(current or {})
+        for key, value in (self.metadata or {}).items():
+            if value == "":
+                merged.pop(key, None)
+            else:
+                merged[key] = value
+        if len(merged) > MAX_METADATA_KEYS:
+            raise ValidationFailed.one(
+                "metadata",
+                f"must contain at most {MAX_METADATA_KEYS} items ({len(merged)} after merging)",
+            )
+        return merged or None
 
 
 @dataclass(slots=True)
@@ -418,17 +450,21 @@ class Order:
                 f"Cannot change shippingAddress while the order is {status_after}"
             )
 
+        metadata_asked = changes.metadata is not None or changes.clear_metadata
+        metadata = changes.metadata_after(self.metadata) if metadata_asked else self.metadata
+        metadata_edited = metadata_asked and metadata != (self.metadata or None)
         moved = target is not None and target != self.status
+        tracking_edited = (
+            changes.tracking_number is not None and changes.tracking_number != self.tracking_number
+        )
+        tracking_mailed = tracking_edited and self.status in SHIPPED_ALREADY
         edited = (
-            (
-                changes.tracking_number is not None
-                and changes.tracking_number != self.tracking_number
-            )
+            tracking_edited
             or (
                 changes.shipping_address is not None
                 and changes.shipping_address != self.shipping_address
             )
-            or (changes.metadata is not None and changes.metadata != self.metadata)
+            or metadata_edited
         )
         if not moved and not edited:
             return False
@@ -436,8 +472,8 @@ class Order:
             self.tracking_number = changes.tracking_number
         if changes.shipping_address is not None:
             self.shipping_address = changes.shipping_address
-        if changes.metadata is not None:
-            self.metadata = dict(changes.metadata)
+        if metadata_edited:
+            self.metadata = metadata
         self.updated_at = now
         if moved:
             assert target is not None
@@ -445,13 +481,15 @@ class Order:
             self._record(STATUS_EVENT[target], now, source)
             # A tracking number given with "shipped" is part of that event; any other edit
             # alongside a move is still an update of its own.
-            other_edit = (changes.shipping_address is not None or changes.metadata is not None) or (
+            other_edit = (changes.shipping_address is not None or metadata_asked) or (
                 changes.tracking_number is not None and target != OrderStatus.SHIPPED
             )
             if other_edit:
                 self._record(EventType.UPDATED, now, source)
         else:
             self._record(EventType.UPDATED, now, source)
+        if tracking_mailed:
+            self._record(EventType.TRACKING_UPDATED, now, source)
         return True
 
     # -- cancellation ---------------------------------------------------------------

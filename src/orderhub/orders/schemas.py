@@ -111,7 +111,13 @@ class OrderUpdateIn(BaseModel):
     status: OrderStatus | None = None
     trackingNumber: Annotated[StrictStr, Field(min_length=1, max_length=100)] | None = None
     shippingAddress: AddressIn | None = None
-    metadata: Metadata | None = None
+    metadata: Metadata | None = Field(
+        default=None,
+        description=(
+            "Merged into the order's metadata: each key is set, a key set to an empty "
+            "string is removed, and null removes every key. At most 50 keys after merging."
+        ),
+    )
 
 
 # -- response types ---------------------------------------------------------------------

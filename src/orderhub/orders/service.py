@@ -94,6 +94,8 @@ def changes_from_request(request: OrderUpdateIn) -> OrderChanges:
         tracking_number=request.trackingNumber,
         shipping_address=request.shippingAddress.to_domain() if request.shippingAddress else None,
         metadata=request.metadata,
+        # `"metadata": null` (given, and null) clears the map; leaving it out changes nothing
+        clear_metadata="metadata" in request.model_fields_set and request.metadata is None,
     )
 
 

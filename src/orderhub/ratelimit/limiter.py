@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import structlog
@@ -35,7 +36,7 @@ def limits_redis_uri(redis_url: str) -> str:
 
 
 class RateLimiter:
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, on_failure: Callable[[], None] | None = None) -> None:
         self.item = RateLimitItemPerSecond(
             settings.rate_limit_max, settings.rate_limit_window_seconds
         )
@@ -56,6 +57,7 @@ class RateLimiter:
         self._strategy = FixedWindowRateLimiter(self._storage)
         self.failures = 0
         self.last_error: str | None = None
+        self._on_failure = on_failure
 
     async def hit(self, client: str) -> Decision | None:
         """Count one request; None when the counter store failed (the request passes)."""
@@ -65,6 +67,8 @@ class RateLimiter:
         except Exception as exc:
             self.failures += 1
             self.last_error = in_words(exc)
+            if self._on_failure is not None:
+                self._on_failure()
             log.warning(
                 "rate_limit_backend_failed",
                 backend=self.backend,

@@ -1,8 +1,10 @@
-"""Order <-> JSON document, shared by every backend (a SQL row's `document`, a DynamoDB item)."""
+"""Order <-> JSON document, shared by every backend (a SQL row's `document`, a DynamoDB item),
+and the slim document an event keeps of the order as of the event."""
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from orderhub.kit.clock import epoch_ms, from_epoch_ms
@@ -38,8 +40,20 @@ def _address_from(doc: dict[str, str] | None) -> Address | None:
     return Address(doc["street"], doc["city"], doc["state"], doc["zipCode"], doc["country"])
 
 
-def order_to_document(order: Order) -> dict[str, Any]:
+def _refund(refund: Refund) -> dict[str, Any]:
     return {
+        "id": refund.id,
+        "amountMinor": refund.amount_minor,
+        "reason": refund.reason,
+        "status": refund.status.value,
+        "createdAt": epoch_ms(refund.created_at),
+        "providerId": refund.provider_id,
+    }
+
+
+def order_to_document(order: Order, *, refunds: bool = True) -> dict[str, Any]:
+    """The order's document; without `refunds`, all of it but the refunds list."""
+    document = {
         "schema": DOCUMENT_SCHEMA,
         "id": str(order.id),
         "customerId": order.customer_id,
@@ -62,17 +76,6 @@ def order_to_document(order: Order) -> dict[str, Any]:
         "paymentProvider": order.payment_provider,
         "paymentIntentId": order.payment_intent_id,
         "trackingNumber": order.tracking_number,
-        "refunds": [
-            {
-                "id": r.id,
-                "amountMinor": r.amount_minor,
-                "reason": r.reason,
-                "status": r.status.value,
-                "createdAt": epoch_ms(r.created_at),
-                "providerId": r.provider_id,
-            }
-            for r in order.refunds
-        ],
         "paidAt": epoch_ms(order.paid_at) if order.paid_at else None,
         "cancelledAt": epoch_ms(order.cancelled_at) if order.cancelled_at else None,
         "createdAt": epoch_ms(order.created_at),
@@ -81,6 +84,9 @@ def order_to_document(order: Order) -> dict[str, Any]:
         if order.status_before_refund
         else None,
     }
+    if refunds:
+        document["refunds"] = [_refund(r) for r in order.refunds]
+    return document
 
 
 def order_from_document(doc: dict[str, Any], version: int) -> Order:
@@ -130,3 +136,62 @@ def order_from_document(doc: dict[str, Any], version: int) -> Order:
         if doc.get("statusBeforeRefund")
         else None,
     )
+
+
+# -- the order as of an event -------------------------------------------------------------
+#
+# An event keeps the order as of the event (what its deliveries send), but not the order's
+# refunds: copying them into every event made an order's events grow with the square of
+# its refunds. In their place it keeps `refundsBefore`: how many refunds the order had
+# before this change and, for each one the change moved, its state before. The refunds as
+# of an event are then the current order's, with the changes made after the event undone,
+# newest first. Events written before (with a `refunds` list) are read as they are.
+
+REFUNDS_BEFORE = "refundsBefore"
+
+
+def event_document(order: Order, refunds_before: Sequence[Refund]) -> dict[str, Any]:
+    """What an event of the change from `refunds_before` to `order` keeps of the order:
+    its size does not grow with the order's refunds or events."""
+    document = order_to_document(order, refunds=False)
+    after = order.refunds
+    document[REFUNDS_BEFORE] = {
+        "count": len(refunds_before),
+        "changed": [
+            [index, _refund(refund)]
+            for index, refund in enumerate(refunds_before)
+            if index >= len(after) or after[index] != refund
+        ],
+    }
+    return document
+
+
+def is_slim(event_doc: dict[str, Any] | None) -> bool:
+    """True when the event's refunds are to be rebuilt from the current order (not for an
+    event stored whole, nor for one stored with no order at all)."""
+    return event_doc is not None and "refunds" not in event_doc
+
+
+def order_as_of_event(
+    event_doc: dict[str, Any],
+    version: int,
+    current: tuple[dict[str, Any], int] | None = None,
+    later: Iterable[tuple[int, dict[str, Any]]] = (),
+) -> Order:
+    """The order as of an event at `version`, from the event's document and, for a slim
+    one, the current order (document, version) and the documents of the order's events
+    after `version` up to the current one (any order, repeats allowed)."""
+    if not is_slim(event_doc):
+        return order_from_document(event_doc, version)
+    # an order is never deleted; were it missing, the event still goes out, without refunds
+    current_doc, current_version = current or ({"refunds": []}, version)
+    refunds: list[dict[str, Any]] = list(current_doc["refunds"])
+    undo = {v: doc for v, doc in later if version < v <= current_version and is_slim(doc)}
+    for v in sorted(undo, reverse=True):
+        before = undo[v][REFUNDS_BEFORE]
+        # refunds this change added go; those it moved (or removed) are put back
+        refunds = refunds[: before["count"]]
+        refunds.extend({} for _ in range(before["count"] - len(refunds)))
+        for index, refund in before["changed"]:
+            refunds[index] = refund
+    return order_from_document({**event_doc, "refunds": refunds}, version)

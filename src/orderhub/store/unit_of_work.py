@@ -17,13 +17,14 @@ from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Self
+from typing import Any, Self
 
 from orderhub.delivery.model import Delivery, DeliveryTargets, fan_out
 from orderhub.kit.clock import Clock
 from orderhub.kit.errors import Contended, NotFound
 from orderhub.monitoring.rollups import BACKLOG, Counters, order_counters
 from orderhub.orders.domain import Order, OrderEvent
+from orderhub.store.documents import event_document
 from orderhub.store.protocol import ConcurrencyConflict, OrderFilter, Store, UnitOfWork
 
 
@@ -35,6 +36,7 @@ class OrderWrite:
     expected_version: int | None  # the stored version it replaces; None: a new order
     previous_intent_id: str | None  # the intent id stored before (None: none or new)
     events: list[OrderEvent]
+    event_document: dict[str, Any]  # what each of `events` keeps of the order
     deliveries: list[Delivery]
     counters: Counters
 
@@ -118,6 +120,7 @@ class OrderRepositoryBase(ABC):
             else (before.version if before else None),
             previous_intent_id=before.payment_intent_id if before else None,
             events=(earlier.events if earlier else []) + events,
+            event_document=event_document(stored, before.refunds if before else []),
             deliveries=(earlier.deliveries if earlier else []) + deliveries,
             counters=counters,
         )

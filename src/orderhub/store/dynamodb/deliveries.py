@@ -20,6 +20,7 @@ from orderhub.delivery.model import (
 from orderhub.kit.clock import epoch_ms, from_epoch_ms
 from orderhub.monitoring.rollups import Counters
 from orderhub.store.counting import DeliveryTransitions
+from orderhub.store.documents import is_slim, order_as_of_event
 from orderhub.store.dynamodb import tables as t
 from orderhub.store.dynamodb.counters import journal_put
 from orderhub.store.dynamodb.engine import ConditionFailed, DynamoEngine, TransactionCancelled
@@ -30,8 +31,9 @@ from orderhub.store.dynamodb.mappers import (
     av,
     delivery_of,
     delivery_state,
+    event_document_of,
     event_of,
-    order_as_of_event,
+    order_document_of,
     update_of,
 )
 from orderhub.store.protocol import StoreError
@@ -131,7 +133,9 @@ class DynamoDeliveryRepository(DeliveryTransitions):
         return True
 
     async def load(self, deliveries: list[Delivery]) -> list[DueDelivery]:
-        """Each delivery's event item (it carries the order as of the event), by key."""
+        """Each delivery's event item by key, and the order as of the event (an event
+        written before slim events carries it whole; a slim one is rebuilt from the current
+        order and the events after it)."""
         if not deliveries:
             return []
         keys = await self._event_keys(deliveries)
@@ -155,16 +159,50 @@ class DynamoDeliveryRepository(DeliveryTransitions):
                 if not pending:
                     break
                 await asyncio.sleep(0.05)
+        documents = {event_id: event_document_of(item) for event_id, item in events.items()}
+        oldest: dict[uuid.UUID, int] = {}
+        for delivery in deliveries:
+            found = documents.get(str(delivery.event_id))
+            if found is not None and is_slim(found[1]):
+                version = found[0]
+                oldest[delivery.order_id] = min(version, oldest.get(delivery.order_id, version))
+        rebuilding = {order_id: await self._since(order_id, v) for order_id, v in oldest.items()}
         loaded = []
         for delivery in deliveries:
             item = events.get(str(delivery.event_id))
-            if item is not None:
-                loaded.append(
-                    DueDelivery(
-                        delivery=delivery, event=event_of(item), order=order_as_of_event(item)
-                    )
-                )
+            if item is None:
+                continue
+            version, doc = documents[str(delivery.event_id)]
+            current, later = rebuilding.get(delivery.order_id, (None, []))
+            order = order_as_of_event(doc, version, current, later)
+            loaded.append(DueDelivery(delivery=delivery, event=event_of(item), order=order))
         return loaded
+
+    async def _since(
+        self, order_id: uuid.UUID, version: int
+    ) -> tuple[tuple[dict[str, Any], int] | None, list[tuple[int, dict[str, Any]]]]:
+        """The order's current item (consistent, read first) and its events after
+        `version` up to the current one: what rebuilds the order as of a slim event."""
+        pk = t.order_pk(order_id)
+        found = await self._db.get(t.Table.key(pk, t.ORDER_SK))
+        if found is None:
+            return None, []
+        current = order_document_of(found)
+        later = [
+            event_document_of(item)
+            async for item in self._db.query(
+                "pk = :pk AND sk BETWEEN :after AND :upto",
+                {},
+                {
+                    ":pk": {"S": pk},
+                    ":after": {"S": t.event_sk_from(version + 1)},
+                    ":upto": {"S": t.event_sk_from(current[1] + 1)},
+                },
+                consistent=True,
+                projection="order_version, doc",
+            )
+        ]
+        return current, later
 
     async def _event_keys(self, deliveries: list[Delivery]) -> dict[uuid.UUID, str]:
         """The sort key of each delivery's event (kept on the delivery item)."""

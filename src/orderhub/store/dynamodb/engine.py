@@ -1,7 +1,8 @@
 """The DynamoDB engine: one aioboto3 client, opened lazily in the running event loop.
 
-Every request goes through `call()`: botocore's errors leave it as `StoreError` with no
-AWS detail in the message (the cause stays chained for the logs), except the two
+Every request goes through `call()`: botocore's errors leave it as `StoreError` saying
+what failed in words, with no class name or AWS detail in the message (the class and
+error code go to the structured log, the cause stays chained), except the two
 outcomes callers decide on: a failed condition (`ConditionFailed`) and a cancelled
 transaction (`TransactionCancelled`, with the reason code of each action). The endpoint
 comes from botocore's own configuration (`AWS_ENDPOINT_URL_DYNAMODB`, `AWS_ENDPOINT_URL`);
@@ -18,9 +19,19 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import aioboto3
+import structlog
 from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    ConnectTimeoutError,
+    EndpointConnectionError,
+    NoCredentialsError,
+    NoRegionError,
+    ReadTimeoutError,
+)
 
+from orderhub.kit.failures import in_words
 from orderhub.store.dynamodb.tables import (
     INDEXES,
     Table,
@@ -30,6 +41,53 @@ from orderhub.store.dynamodb.tables import (
     previous_month,
 )
 from orderhub.store.protocol import StoreError
+
+log = structlog.get_logger("orderhub.store")
+
+_CREDENTIALS_REFUSED = frozenset(
+    {
+        "UnrecognizedClientException",
+        "InvalidSignatureException",
+        "AccessDeniedException",
+        "ExpiredTokenException",
+        "MissingAuthenticationTokenException",
+        "InvalidClientTokenId",
+    }
+)
+_THROTTLED = frozenset(
+    {"ProvisionedThroughputExceededException", "ThrottlingException", "RequestLimitExceeded"}
+)
+
+
+def refused_in_words(code: str) -> str:
+    """What DynamoDB's refusal (its error code) means, in words."""
+    if code == "ResourceNotFoundException":
+        return "the DynamoDB table does not exist (run `orderhub migrate`)"
+    if code in _CREDENTIALS_REFUSED:
+        return "DynamoDB refused the AWS credentials"
+    if code in _THROTTLED:
+        return "DynamoDB is throttling requests"
+    if code == "ValidationException":
+        return "DynamoDB refused the request as invalid"
+    if code in ("InternalServerError", "ServiceUnavailable"):
+        return "DynamoDB failed with a server error"
+    return "DynamoDB refused the request"
+
+
+def unanswered_in_words(exc: BaseException) -> str:
+    """What a failure to get any answer from DynamoDB means, in words."""
+    if isinstance(exc, NoCredentialsError):
+        return "no AWS credentials were found for DynamoDB"
+    if isinstance(exc, NoRegionError):
+        return "no AWS region is set for DynamoDB (AWS_REGION)"
+    if isinstance(exc, (ConnectTimeoutError, ReadTimeoutError, TimeoutError)):
+        return "DynamoDB did not answer in time"
+    if isinstance(exc, EndpointConnectionError):
+        return f"could not connect to DynamoDB at {exc.kwargs.get('endpoint_url', '?')}"
+    if isinstance(exc, OSError):
+        return f"DynamoDB could not be reached: {in_words(exc)}"
+    return "DynamoDB did not answer"
+
 
 # Observers of every request (called with the operation name and its parameters before
 # it is sent) and of every response (the operation name and the parsed response, an
@@ -140,9 +198,16 @@ class DynamoEngine:
                     r.get("Code", "None") for r in exc.response.get("CancellationReasons", [])
                 ]
                 raise TransactionCancelled(reasons) from None
-            raise StoreError("store error: the request was refused") from exc
+            raise self._error(exc, refused_in_words(code)) from exc
         except (BotoCoreError, OSError, TimeoutError) as exc:
-            raise StoreError("store error: the store did not answer") from exc
+            raise self._error(exc, unanswered_in_words(exc)) from exc
+
+    @staticmethod
+    def _error(exc: BaseException, words: str) -> StoreError:
+        """The StoreError for an AWS failure: words; the class and code go to the log."""
+        code = exc.response.get("Error", {}).get("Code", "") if isinstance(exc, ClientError) else ""
+        log.warning("store_error", error=words, error_type=type(exc).__name__, code=code)
+        return StoreError(words)
 
     async def get(self, key: dict[str, Any]) -> dict[str, Any] | None:
         """The item at `key` (a strongly consistent GetItem), None when there is none."""

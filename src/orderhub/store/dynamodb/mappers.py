@@ -101,8 +101,12 @@ def item_bytes(item: Item) -> int:
 # -- orders and events ------------------------------------------------------------------
 
 
+def compact_json(document: dict[str, Any]) -> str:
+    return json.dumps(document, separators=(",", ":"))
+
+
 def order_document(order: Order) -> str:
-    return json.dumps(order_to_document(order), separators=(",", ":"))
+    return compact_json(order_to_document(order))
 
 
 def order_item(order: Order, month: str, document: str) -> Item:
@@ -136,7 +140,8 @@ def intent_item(intent_id: str, order_id: uuid.UUID) -> Item:
 
 
 def event_item(event: OrderEvent, order: Order, document: str) -> Item:
-    """The event, carrying the order as of the event (what its deliveries send)."""
+    """The event, carrying what it keeps of the order as of the event (`event_document`:
+    what its deliveries send, without the refunds, which are rebuilt from the order)."""
     return item_of(
         pk=t.order_pk(event.order_id),
         sk=t.event_sk(order.version, event.id),
@@ -152,6 +157,11 @@ def event_item(event: OrderEvent, order: Order, document: str) -> Item:
     )
 
 
+# what `event_of` reads (a history reads no order documents)
+EVENT_NAMES = {"#type": "type", "#at": "at", "#status": "status", "#source": "source"}
+EVENT_PROJECTION = "id, order_id, #type, #at, #status, payment_status, #source"
+
+
 def event_of(item: Item) -> OrderEvent:
     v = values(item)
     return OrderEvent(
@@ -165,8 +175,14 @@ def event_of(item: Item) -> OrderEvent:
     )
 
 
-def order_as_of_event(item: Item) -> Order:
-    return order_from_document(json.loads(item["doc"]["S"]), int(item["order_version"]["N"]))
+def event_document_of(item: Item) -> tuple[int, dict[str, Any]]:
+    """An event item's order version and what it keeps of the order."""
+    return int(item["order_version"]["N"]), json.loads(item["doc"]["S"])
+
+
+def order_document_of(item: Item) -> tuple[dict[str, Any], int]:
+    """An order item's document and version."""
+    return json.loads(item["doc"]["S"]), int(item["version"]["N"])
 
 
 # -- deliveries -------------------------------------------------------------------------

@@ -5,6 +5,8 @@ having done it first)."""
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import boto3
@@ -122,20 +124,40 @@ def _write_meta(client: Any, table: str) -> None:
             raise
 
 
-def create_tables(url: str, region: str) -> str:
-    """Create (or complete) the store's table for `dynamodb://PREFIX`; returns its name.
-    The endpoint comes from botocore's configuration (`AWS_ENDPOINT_URL_DYNAMODB`)."""
-    table = t.table_name(url)
+@contextmanager
+def _client(region: str, action: str) -> Iterator[Any]:
+    """A DynamoDB client for one step of `migrate`; its failures become StoreErrors."""
     client = boto3.client("dynamodb", region_name=region)
     try:
-        _create_table(client, table)
-        _add_missing_indexes(client, table)
-        _enable_ttl(client, table)
-        _write_meta(client, table)
+        yield client
     except ClientError as exc:
-        raise StoreError("store error: DynamoDB refused to create the table") from exc
+        raise StoreError(f"store error: DynamoDB refused to {action}") from exc
     except BotoCoreError as exc:
         raise StoreError("store error: DynamoDB did not answer") from exc
     finally:
         client.close()
+
+
+def create_tables(url: str, region: str) -> str:
+    """Create (or complete) the store's table for `dynamodb://PREFIX`; returns its name.
+    The endpoint comes from botocore's configuration (`AWS_ENDPOINT_URL_DYNAMODB`)."""
+    table = t.table_name(url)
+    with _client(region, "create the table") as client:
+        _create_table(client, table)
+        _add_missing_indexes(client, table)
+        _enable_ttl(client, table)
+        _write_meta(client, table)
     return table
+
+
+def table_exists(url: str, region: str) -> bool:
+    """Whether `orderhub migrate` has created the store's table (it may still be
+    incomplete: `create_tables` finishes it)."""
+    with _client(region, "describe the table") as client:
+        try:
+            client.describe_table(TableName=t.table_name(url))
+        except ClientError as exc:
+            if _code(exc) == "ResourceNotFoundException":
+                return False
+            raise
+    return True

@@ -16,7 +16,10 @@ from orderhub.store.dynamodb import tables as t
 from orderhub.store.dynamodb.counters import journal_put
 from orderhub.store.dynamodb.engine import DynamoEngine, TransactionCancelled
 from orderhub.store.dynamodb.mappers import (
+    EVENT_NAMES,
+    EVENT_PROJECTION,
     Item,
+    compact_json,
     delivery_item,
     event_item,
     event_of,
@@ -77,9 +80,10 @@ class DynamoOrderRepository(OrderRepositoryBase):
             event_of(item)
             async for item in self._db.query(
                 "pk = :pk AND begins_with(sk, :events)",
-                {},
+                EVENT_NAMES,
                 {":pk": {"S": t.order_pk(order_id)}, ":events": {"S": t.EVENT_PREFIX}},
                 consistent=True,
+                projection=EVENT_PROJECTION,
             )
         ]
 
@@ -144,8 +148,9 @@ class DynamoUnitOfWork(UnitOfWorkBase):
             put["ExpressionAttributeValues"] = {":expected": {"N": str(write.expected_version)}}
         actions: list[dict[str, Any]] = [{"Put": put}]
         event_keys = {e.id: t.event_sk(order.version, e.id) for e in write.events}
+        event_doc = compact_json(write.event_document)
         actions += [
-            {"Put": {"TableName": table, "Item": event_item(e, order, document)}}
+            {"Put": {"TableName": table, "Item": event_item(e, order, event_doc)}}
             for e in write.events
         ]
         for delivery in write.deliveries:

@@ -129,7 +129,13 @@ EVENT_PREFIX = "EVENT#"
 
 
 def event_sk(version: int, event_id: uuid.UUID) -> str:
-    return f"{EVENT_PREFIX}{version:010d}#{event_id}"
+    return f"{event_sk_from(version)}{event_id}"
+
+
+def event_sk_from(version: int) -> str:
+    """The lowest sort key of the events of `version`: below every one of them and above
+    every event of an earlier version."""
+    return f"{EVENT_PREFIX}{version:010d}#"
 
 
 def delivery_pk(delivery_id: uuid.UUID | str) -> str:

@@ -19,11 +19,12 @@ from orderhub.delivery.model import (
 from orderhub.kit.clock import epoch_ms, from_epoch_ms
 from orderhub.monitoring.rollups import Counters
 from orderhub.store.counting import DeliveryTransitions
-from orderhub.store.documents import order_from_document
+from orderhub.store.documents import is_slim, order_as_of_event
 from orderhub.store.sql import tables as t
 from orderhub.store.sql.counters import add_counters
 from orderhub.store.sql.engine import SqlEngine
 from orderhub.store.sql.mappers import (
+    EVENT_COLUMNS,
     attempt_of,
     attempt_row,
     delivery_of,
@@ -37,6 +38,29 @@ _D, _E = t.deliveries, t.order_events
 
 def _with_type() -> Any:
     return select(_D, _E.c.type).join(_E, _E.c.id == _D.c.event_id)
+
+
+async def _since(
+    conn: Any, order_id: str, version: int
+) -> tuple[tuple[dict[str, Any], int] | None, list[tuple[int, dict[str, Any]]]]:
+    """The order's current document (read first) and its events' documents after
+    `version` up to the current one: what rebuilds the order as of a slim event."""
+    o, e = t.orders.c, _E.c
+    current = (await conn.execute(select(o.document, o.version).where(o.id == order_id))).first()
+    if current is None:
+        return None, []
+    later = (
+        await conn.execute(
+            select(e.order_version, e.order_document).where(
+                e.order_id == order_id,
+                e.order_version > version,
+                e.order_version <= current.version,
+            )
+        )
+    ).all()
+    return (current.document, current.version), [
+        (row.order_version, row.order_document) for row in later
+    ]
 
 
 class SqlDeliveryRepository(DeliveryTransitions):
@@ -89,28 +113,38 @@ class SqlDeliveryRepository(DeliveryTransitions):
         return True
 
     async def load(self, deliveries: list[Delivery]) -> list[DueDelivery]:
+        """Each delivery's event, and the order as of the event (an event written before
+        slim events carries it whole; a slim one is rebuilt from the current order and the
+        events after it, read in the same transaction)."""
         if not deliveries:
             return []
         e = _E.c
         async with self._db.read() as conn:
             rows = (
                 await conn.execute(
-                    select(_E).where(e.id.in_([str(d.event_id) for d in deliveries]))
+                    select(*EVENT_COLUMNS, e.order_version, e.order_document).where(
+                        e.id.in_([str(d.event_id) for d in deliveries])
+                    )
                 )
             ).all()
+            oldest: dict[str, int] = {}
+            for found in rows:
+                if is_slim(found.order_document):
+                    v = found.order_version
+                    oldest[found.order_id] = min(v, oldest.get(found.order_id, v))
+            rebuilding = {
+                order_id: await _since(conn, order_id, version)
+                for order_id, version in oldest.items()
+            }
         events = {row.id: row for row in rows}
         loaded = []
         for delivery in deliveries:
             row = events.get(str(delivery.event_id))
             if row is None:
                 continue
-            loaded.append(
-                DueDelivery(
-                    delivery=delivery,
-                    event=event_of(row),
-                    order=order_from_document(row.order_document, row.order_version),
-                )
-            )
+            current, later = rebuilding.get(row.order_id, (None, []))
+            order = order_as_of_event(row.order_document, row.order_version, current, later)
+            loaded.append(DueDelivery(delivery=delivery, event=event_of(row), order=order))
         return loaded
 
     async def release(self, delivery_ids: list[uuid.UUID], worker_id: str) -> None:

@@ -2,8 +2,9 @@
 
 Reads run on a pooled connection outside any write; writes run in `write()`: one
 transaction (BEGIN IMMEDIATE on SQLite, behind a per-process lock so no writer ever sees
-"database is locked"), and every database error leaves it as a `StoreError` with no SQL,
-parameter or driver name in it.
+"database is locked"), and every database error leaves it as a `StoreError` that says
+what failed in words, with no SQL, parameter or class name in it (the driver's class is
+in the structured log).
 
 On SQLite the statements run on the event loop itself, through the synchronous driver:
 an SQLite statement on a local file takes microseconds, far less than handing it to a
@@ -20,6 +21,7 @@ Repositories see a `SqlConnection`: the calls they make (`execute`, `begin_neste
 from __future__ import annotations
 
 import asyncio
+import re
 import sqlite3
 import time
 from collections.abc import AsyncIterator
@@ -27,12 +29,102 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import structlog
 from sqlalchemy import Connection, CursorResult, Dialect, Engine, create_engine, event
-from sqlalchemy.exc import DBAPIError, OperationalError, SQLAlchemyError
+from sqlalchemy.engine import URL
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.sql.base import Executable
 
+from orderhub.kit.failures import in_words
 from orderhub.store.protocol import StoreError
+
+log = structlog.get_logger("orderhub.store")
+
+# What the drivers say (patterns in sqlite3's and PostgreSQL's messages, lower-cased) -> words
+Words = tuple[tuple[str, str], ...]
+_SQLITE_WORDS: Words = (
+    ("database is locked", "the database is locked"),
+    ("unable to open database file", "the database file cannot be opened"),
+    ("no such table", "the database has no orderhub tables (run `orderhub migrate`)"),
+    ("no such column", "the database schema is out of date (run `orderhub migrate`)"),
+    ("readonly database", "the database file is read-only"),
+    ("database or disk is full", "the disk is full"),
+    ("disk i/o error", "the disk could not be read or written"),
+    ("file is not a database", "the file is not a SQLite database"),
+    ("malformed", "the database file is damaged"),
+)
+_POSTGRES_WORDS: Words = (
+    ("password authentication failed", "the user name or password was refused"),
+    ("no password supplied", "a password is required and none was given"),
+    ('role ".*" does not exist', "the user does not exist"),
+    (
+        'database ".*" does not exist',
+        "the database does not exist (create it, then run `orderhub migrate`)",
+    ),
+    (
+        'relation ".*" does not exist',
+        "the database has no orderhub tables (run `orderhub migrate`)",
+    ),
+    ("does not exist", "the database schema is out of date (run `orderhub migrate`)"),
+    ("too many connections", "the server has no connection left"),
+    ("terminating connection", "the server closed the connection"),
+    ("server closed the connection", "the server closed the connection"),
+    ("statement timeout", "a query took longer than the server allows"),
+    ("timeout|timed out", "the server did not answer in time"),
+    ("could not translate host name|failed to resolve host", "the host name does not resolve"),
+    ("connection refused", "the connection was refused"),
+    ("connection failed", "the server could not be reached"),
+    ("read-only transaction", "the server accepts no writes (it is read-only)"),
+)
+_NOT_CONNECTED = frozenset(
+    {
+        "the host name does not resolve",
+        "the connection was refused",
+        "the server could not be reached",
+        "the server did not answer in time",
+        "the user name or password was refused",
+        "a password is required and none was given",
+        "the server has no connection left",
+        "the user does not exist",
+        "the database does not exist (create it, then run `orderhub migrate`)",
+    }
+)
+
+
+def failure_in_words(exc: BaseException, url: URL) -> str:
+    """What a database error means, in words, naming the database it happened on."""
+    cause = getattr(exc, "orig", None) or exc
+    text = str(cause).lower()
+    words: Words
+    if url.get_backend_name() == "sqlite":
+        where, words = f"SQLite database {url.database}", _SQLITE_WORDS
+    else:
+        where, words = (
+            f"PostgreSQL at {url.host or 'localhost'}:{url.port or 5432}",
+            _POSTGRES_WORDS,
+        )
+    if isinstance(exc, IntegrityError):
+        return f"{where}: a change broke one of the database's constraints"
+    meaning = next((meaning for pattern, meaning in words if re.search(pattern, text)), None)
+    if meaning is None:
+        meaning = (
+            in_words(cause)
+            if isinstance(cause, (OSError, TimeoutError))
+            else "the database could not complete the request"
+        )
+    if meaning in _NOT_CONNECTED:
+        return f"could not connect to {where}: {meaning}"
+    return f"{where}: {meaning}"
+
+
+def store_error(exc: BaseException, url: URL) -> StoreError:
+    """The StoreError for a database error; its class goes to the log only."""
+    words = failure_in_words(exc, url)
+    cause = getattr(exc, "orig", None) or exc
+    log.warning("store_error", error=words, error_type=type(cause).__name__)
+    return StoreError(words)
+
 
 # How long a writer waits for another process's write lock before giving up (the async
 # retry loop's limit; the connections themselves never wait).
@@ -148,6 +240,12 @@ class SqlEngine:
     def dialect(self) -> str:
         return "sqlite" if self.is_sqlite else "postgresql"
 
+    @property
+    def url(self) -> URL:
+        engine = self._sqlite if self._sqlite is not None else self._pg
+        assert engine is not None
+        return engine.url
+
     @asynccontextmanager
     async def read(self) -> AsyncIterator[SqlConnection]:
         """A connection for reads (its own short transaction)."""
@@ -160,7 +258,7 @@ class SqlEngine:
             async with self._pg.connect() as aconn:
                 yield SqlConnection(io=aconn)
         except _ERRORS as exc:
-            raise StoreError(f"store error: {type(exc).__name__}") from exc
+            raise store_error(exc, self.url) from exc
 
     @asynccontextmanager
     async def write(self) -> AsyncIterator[SqlConnection]:
@@ -184,7 +282,7 @@ class SqlEngine:
                     async with aconn.begin():
                         yield SqlConnection(io=aconn)
             except _ERRORS as exc:
-                raise StoreError(f"store error: {type(exc).__name__}") from exc
+                raise store_error(exc, self.url) from exc
         finally:
             if lock is not None:
                 lock.release()

@@ -23,6 +23,7 @@ from orderhub.orders.domain import (
 )
 from orderhub.store.documents import order_from_document, order_to_document
 from orderhub.store.protocol import ApiKeyRecord, ErrorEntry, IdempotencyRecord
+from orderhub.store.sql import tables as t
 
 
 def ms(moment: Any) -> int | None:
@@ -68,6 +69,13 @@ def event_row(event: OrderEvent, order: Order, document: dict[str, Any]) -> dict
         "source": event.source.value,
         "order_document": document,
     }
+
+
+# what `event_of` reads (a history reads no order documents)
+EVENT_COLUMNS = tuple(
+    t.order_events.c[name]
+    for name in ("id", "order_id", "type", "at", "status", "payment_status", "source")
+)
 
 
 def event_of(row: Any, status_column: str = "status") -> OrderEvent:

@@ -13,12 +13,18 @@ from sqlalchemy.exc import IntegrityError
 from orderhub.delivery.model import DeliveryTargets
 from orderhub.kit.clock import epoch_ms
 from orderhub.orders.domain import Order, OrderEvent
-from orderhub.store.documents import order_to_document
 from orderhub.store.protocol import AlreadyExists, ConcurrencyConflict, OrderFilter
 from orderhub.store.sql import tables as t
 from orderhub.store.sql.counters import add_counters
 from orderhub.store.sql.engine import SqlEngine
-from orderhub.store.sql.mappers import delivery_row, event_of, event_row, order_of, order_row
+from orderhub.store.sql.mappers import (
+    EVENT_COLUMNS,
+    delivery_row,
+    event_of,
+    event_row,
+    order_of,
+    order_row,
+)
 from orderhub.store.unit_of_work import OrderRepositoryBase, OrderWrite, UnitOfWorkBase
 
 _ORDER = (t.orders.c.document, t.orders.c.version)
@@ -61,7 +67,7 @@ class SqlOrderRepository(OrderRepositoryBase):
         async with self._db.read() as conn:
             rows = (
                 await conn.execute(
-                    select(t.order_events)
+                    select(*EVENT_COLUMNS)
                     .where(e.order_id == str(order_id))
                     .order_by(e.order_version, e.id)
                 )
@@ -110,10 +116,9 @@ class SqlUnitOfWork(UnitOfWorkBase):
                     if result.rowcount != 1:
                         raise ConcurrencyConflict(str(write.order.id))
                 if write.events:
-                    document = order_to_document(write.order)
                     await conn.execute(
                         insert(t.order_events),
-                        [event_row(e, write.order, document) for e in write.events],
+                        [event_row(e, write.order, write.event_document) for e in write.events],
                     )
                 if write.deliveries:
                     await conn.execute(

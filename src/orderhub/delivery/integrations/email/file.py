@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import email.policy
 import os
 import re
 import tempfile
@@ -19,7 +18,7 @@ from orderhub.delivery.integrations.base import (
     PermanentDeliveryError,
     TransientDeliveryError,
 )
-from orderhub.delivery.integrations.email.render import build_mime
+from orderhub.delivery.integrations.email.render import mime_bytes
 
 _SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,199}")
 
@@ -35,7 +34,7 @@ class FileEmailSender:
 
     async def send(self, message: EmailMessage) -> None:
         target = self.path_for(message.delivery_id)
-        data = build_mime(message).as_bytes(policy=email.policy.SMTP)
+        data = mime_bytes(message)
         try:
             await asyncio.to_thread(self._write, target, data)
         except OSError as exc:

@@ -9,9 +9,11 @@ and a `money(value, currency)` filter that formats a JSON amount for its currenc
 
 from __future__ import annotations
 
+import email.policy
 import re
 from collections.abc import Mapping
 from decimal import Decimal, InvalidOperation
+from email.headerregistry import Address
 from email.message import EmailMessage as MimeMessage
 from email.utils import formatdate, parseaddr
 from pathlib import Path
@@ -35,6 +37,7 @@ EVENT_TEMPLATES: Mapping[str, str] = {
     "order.paid": "receipt",
     "order.payment_failed": "payment_failed",
     "order.shipped": "shipped",
+    "order.tracking_updated": "tracking",
     "order.cancelled": "cancelled",
     "order.partially_refunded": "refund",
     "order.refunded": "refund",
@@ -46,6 +49,16 @@ EMAIL_EVENTS: frozenset[str] = frozenset(event.value for event in ROUTED_EMAIL_E
 assert frozenset(EVENT_TEMPLATES) == EMAIL_EVENTS, "a mailed event without a template"
 
 _COUNTED_REFUNDS = ("succeeded", "pending")
+# How many characters of the order id a subject shows (the body has the whole id): its
+# last 8, which are random in a UUIDv7 (its first 8 are the creation time, shared by every
+# order of the same minute).
+ORDER_REF_CHARS = 8
+# The refund reasons (Stripe's three) as a customer reads them.
+REFUND_REASONS: Mapping[str, str] = {
+    "requested_by_customer": "requested by you",
+    "duplicate": "a duplicate payment",
+    "fraudulent": "a fraudulent payment",
+}
 # asked of the provider (or accepted) but not yet completed: "on its way"
 _UNDER_WAY_REFUNDS = ("requested", "pending")
 
@@ -101,7 +114,13 @@ def _refund_under_way(order: Mapping[str, Any], currency: str) -> str | None:
     return format_amount(sum(amounts, Decimal(0)), currency) if amounts else None
 
 
-def template_context(message: DeliveryMessage) -> dict[str, Any]:
+def _reason_in_words(reason: object) -> str | None:
+    if not reason:
+        return None
+    return REFUND_REASONS.get(str(reason), str(reason).replace("_", " "))
+
+
+def template_context(message: DeliveryMessage, shop_name: str = "orderhub") -> dict[str, Any]:
     """What every template sees. Amounts are strings already formatted for the currency."""
     order = message.order
     currency = str(order["currency"]).lower()
@@ -109,10 +128,13 @@ def template_context(message: DeliveryMessage) -> dict[str, Any]:
     refunded = order.get("refundedAmount") or 0
     return {
         "order": order,
+        "shop_name": shop_name,
         "event_type": message.event_type,
         "event_id": message.event_id,
         "occurred_at": message.occurred_at,
         "order_id": str(order["id"]),
+        # what subjects show: short enough to read, the whole id is in the body
+        "order_ref": str(order["id"])[-ORDER_REF_CHARS:],
         "customer_name": str(order.get("customerName") or ""),
         "currency": currency.upper(),
         "items": [
@@ -134,7 +156,8 @@ def template_context(message: DeliveryMessage) -> dict[str, Any]:
         "refunded_amount": format_amount(refunded, currency),
         # this event's refund: the latest one that counts, else everything refunded so far
         "refund_amount": format_amount(refund["amount"] if refund else refunded, currency),
-        "refund_reason": refund.get("reason") if refund else None,
+        "refund_reason": refund.get("reason") if refund else None,  # as the API has it
+        "refund_reason_text": _reason_in_words(refund.get("reason")) if refund else None,
         "fully_refunded": message.event_type == "order.refunded",
         # the refund a cancellation started (None for an order that was never paid)
         "refund_under_way": _refund_under_way(order, currency),
@@ -145,10 +168,21 @@ def _one_line(text: str) -> str:
     return " ".join(text.split())
 
 
+def shop_sender(email_from: str, shop_name: str) -> str:
+    """`EMAIL_FROM` as the From header: a bare address gets the shop's name as its display
+    name (quoted where the name needs it); a name given in `EMAIL_FROM` is kept."""
+    name, address = parseaddr(email_from)
+    if name or not address:
+        return email_from
+    local, _, domain = address.rpartition("@")
+    return str(Address(display_name=shop_name, username=local, domain=domain))
+
+
 class EmailRenderer:
     """Renders the email for an order event, or None for events that send no email."""
 
-    def __init__(self, templates_dir: Path | None = None) -> None:
+    def __init__(self, templates_dir: Path | None = None, shop_name: str = "orderhub") -> None:
+        self.shop_name = shop_name
         loaders: list[jinja2.BaseLoader] = []
         if templates_dir is not None:
             if not templates_dir.is_dir():
@@ -186,7 +220,7 @@ class EmailRenderer:
         if re.search(r"[\r\n\x00]", to) or "@" not in to:
             raise PermanentDeliveryError("invalid address")
         try:
-            context = template_context(message)
+            context = template_context(message, self.shop_name)
             subject = _one_line(self.env.get_template(f"{name}.subject.j2").render(context))
             context["subject"] = subject
             text = self.env.get_template(f"{name}.txt.j2").render(context)
@@ -198,7 +232,7 @@ class EmailRenderer:
         return EmailMessage(
             delivery_id=message.delivery_id,
             event_id=message.event_id,
-            sender=sender,
+            sender=shop_sender(sender, self.shop_name),
             to=to,
             subject=subject,
             text=text,
@@ -222,6 +256,17 @@ def envelope_sender(message: EmailMessage) -> str:
 
 def _transfer_encoding(body: str) -> str | None:
     return None if body.isascii() else "quoted-printable"
+
+
+# RFC 5322's hard limit instead of its 78-character advice: Python's folding of a long
+# header can break right after the header's name, and some readers then see a leading
+# space in the Subject; without a fold every reader sees the subject as written.
+WIRE_POLICY = email.policy.SMTP.clone(max_line_length=998)
+
+
+def mime_bytes(message: EmailMessage) -> bytes:
+    """The message as it goes on the wire (CRLF line ends), for every backend."""
+    return build_mime(message).as_bytes(policy=WIRE_POLICY)
 
 
 def build_mime(message: EmailMessage) -> MimeMessage:

@@ -21,7 +21,7 @@ from orderhub.delivery.integrations.base import (
     TransientDeliveryError,
     smtp_error,
 )
-from orderhub.delivery.integrations.email.render import build_mime, envelope_sender
+from orderhub.delivery.integrations.email.render import envelope_sender, mime_bytes
 from orderhub.kit.failures import in_words
 
 DEFAULT_PORTS = {"smtp": 587, "smtps": 465}
@@ -74,13 +74,11 @@ class SmtpEmailSender:
         )
 
     async def send(self, message: EmailMessage) -> None:
-        mime = build_mime(message)
+        data = mime_bytes(message)  # flattened here: aiosmtplib would fold at 78 columns
         client = self._client()
         try:
             await client.connect()
-            await client.send_message(
-                mime, sender=envelope_sender(message), recipients=[message.to]
-            )
+            await client.sendmail(envelope_sender(message), [message.to], data)
         except Exception as exc:
             raise _classify(exc) from exc
         finally:

@@ -10,8 +10,12 @@ The endpoint is `endpoint_url` or, when None, botocore's own resolution
 topic ARN's. Credentials come from the given `aioboto3.Session` (default chain otherwise).
 The SDK does not retry (`max_attempts=1`): the outbox owns retries and backoff.
 
-The client is opened on first use and kept (one connection pool); `aclose()` (or
-`async with`) releases it.
+The client is built by `open()` at start-up (else on first use) and kept (one connection
+pool); `aclose()` (or `async with`) releases it. botocore reads and parses its service
+models and endpoint data, and resolves credentials, when a session makes its first
+client: seconds of blocked event loop on a busy machine, enough to time out every other
+health probe. `open()` does that part in a thread, with a throwaway client of the same
+session, so the event loop only assembles its own client from the cached models.
 
 Errors: throttling, 5xx, 401/403 (incl. `AuthorizationError`, expired or rotated
 credentials), KMS throttling/unavailability, connection errors and timeouts are transient;
@@ -167,12 +171,28 @@ class SnsNotifier(AsyncClosing):
     async def probe(self) -> None:
         await self._do("get_topic_attributes", {"TopicArn": self.topic_arn})
 
+    async def open(self) -> None:
+        """Build the client now (at start-up), botocore's slow first part in a thread."""
+        await asyncio.to_thread(asyncio.run, self._throwaway_client())
+        await self._sns()
+
     async def aclose(self) -> None:
         stack, self._stack, self._client, self._loop = self._stack, None, None, None
         if stack is not None:
             await stack.aclose()
 
     # -- internals ----------------------------------------------------------------------
+
+    def _client_context(self) -> Any:
+        return self._session.client(
+            "sns", region_name=self.region, endpoint_url=self.endpoint_url, config=self._config
+        )
+
+    async def _throwaway_client(self) -> None:
+        """Make (and close) a client on another event loop: what botocore loads for it
+        stays cached in the session."""
+        async with self._client_context():
+            pass
 
     async def _sns(self) -> Any:
         loop = asyncio.get_running_loop()
@@ -184,14 +204,7 @@ class SnsNotifier(AsyncClosing):
             if self._client is None or self._loop is not loop:
                 # a client from another (closed) event loop cannot be reused or closed here
                 self._stack = contextlib.AsyncExitStack()
-                self._client = await self._stack.enter_async_context(
-                    self._session.client(
-                        "sns",
-                        region_name=self.region,
-                        endpoint_url=self.endpoint_url,
-                        config=self._config,
-                    )
-                )
+                self._client = await self._stack.enter_async_context(self._client_context())
                 self._loop = loop
             return self._client
 
