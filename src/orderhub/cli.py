@@ -249,7 +249,10 @@ def serve(
         overrides["port"] = port
     settings = _settings(**overrides)
     if workers > 1 and settings.sqlite_path is not None:
-        _fail("DATABASE_URL: --workers needs a scale-out store (postgresql:// or dynamodb://), not SQLite")
+        _fail(
+            "DATABASE_URL: --workers needs a scale-out store "
+            "(postgresql:// or dynamodb://), not SQLite"
+        )
     _check_port(settings)
     created = _with_container(settings, lambda c: c.api_keys.ensure_one_exists(settings.api_keys))
     if created is not None:
