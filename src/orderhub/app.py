@@ -15,6 +15,7 @@ from starlette.routing import Match
 
 from orderhub import __version__
 from orderhub.bootstrap import Container, build_container
+from orderhub.console.endpoints import install as install_console
 from orderhub.http.dependencies import require_caller
 from orderhub.http.middleware import (
     BodyLimitMiddleware,
@@ -87,6 +88,8 @@ def create_app(
     app.include_router(webhooks_router)
     if container.sandbox is not None:
         app.include_router(sandbox_router)  # the sandbox's client side, with the sandbox only
+    if settings.console_enabled:
+        install_console(app)  # the operator console's pages
     _add_probes(app, container)
     _add_prometheus(app, container)
     _add_error_handlers(app)

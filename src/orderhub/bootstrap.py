@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 from orderhub.auth.keys import ApiKeyService, KeyCache
 from orderhub.auth.service import Authenticator
+from orderhub.console.sessions import ConsoleSessions
 from orderhub.delivery.model import DeliveryTargets, delivery_targets
 from orderhub.delivery.registry import Integrations, open_client
 from orderhub.delivery.service import DeliveryService
@@ -165,6 +166,7 @@ class Container:
     worker: DeliveryWorker
     monitoring: MonitoringService
     metrics: Metrics
+    console_sessions: ConsoleSessions
     sandbox: SandboxCheckout | None = None  # the sandbox's client side, with the sandbox only
     _started: bool = field(default=False, init=False)
     _worker_task: asyncio.Task[None] | None = field(default=None, init=False)
@@ -278,6 +280,9 @@ def build_container(
             clock,
         ),
         metrics=metrics,
+        console_sessions=ConsoleSessions(
+            store, authenticator, limiter, settings.trusted_proxies, clock
+        ),
         sandbox=sandbox,
         worker=DeliveryWorker(
             store,

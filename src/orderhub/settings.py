@@ -133,6 +133,7 @@ class Settings(BaseSettings):
     # the directory every process of one `serve --workers N` counts its metrics into
     # (prometheus-client's multiprocess mode); `serve --workers N` makes a fresh one
     prometheus_multiproc_dir: Path | None = None
+    console_enabled: bool = True
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["json", "console"] = "json"
 

@@ -4,7 +4,6 @@ ORDERHUB_REQUIRE_SERVICES=1. Screenshots land in tests/browser/screenshots/."""
 
 from __future__ import annotations
 
-import os
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -13,20 +12,10 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.conftest import services_required
+from tests.fixtures.browser import chromium, require_chromium
 from tests.fixtures.cli import cli_env, free_port, start_cli, wait_healthy
 from tests.fixtures.orders import order_body
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 KEY = "browser-test-key-123"
 HEADERS = {"X-API-Key": KEY}
 SCREENSHOTS = Path(__file__).parent / "screenshots"
@@ -34,24 +23,9 @@ SCREENSHOTS = Path(__file__).parent / "screenshots"
 pytestmark = pytest.mark.timeout(240)
 
 
-def _require_chromium() -> None:
-    if os.path.exists(CHROMIUM):
-        try:
-            import playwright.sync_api  # noqa: F401
-        except ImportError:
-            reason = "the playwright package is not installed"
-        else:
-            return
-    else:
-        reason = f"Chromium is not installed at {CHROMIUM} (apt-get install chromium)"
-    if services_required():
-        pytest.fail(f"{reason}, and ORDERHUB_REQUIRE_SERVICES=1")
-    pytest.skip(reason)
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    _require_chromium()
+    require_chromium()
     data_dir = tmp_path_factory.mktemp("browser") / "data"
     port = free_port()
     env = cli_env(
@@ -69,14 +43,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def browser(server: str) -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
-        try:
-            yield launched
-        finally:
-            launched.close()
+    with chromium() as launched:
+        yield launched
 
 
 @pytest.fixture

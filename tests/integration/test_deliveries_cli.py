@@ -4,45 +4,19 @@ delivery dead at once; `orderhub deliveries list/retry` and `orderhub worker` fi
 from __future__ import annotations
 
 import base64
-import json
 import signal
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
 
 from tests.fixtures.cli import cli_env, free_port, run_cli, start_cli, wait_healthy
 from tests.fixtures.orders import order_body
+from tests.fixtures.receiver import Receiver
 
 KEY = "cli-test-key-1234"
 SECRET = "whsec_" + base64.b64encode(b"0123456789abcdef0123456789abcdef").decode()
-
-
-class Receiver:
-    def __init__(self) -> None:
-        self.status = 410
-        self.bodies: list[dict[str, Any]] = []
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                length = int(self.headers.get("Content-Length", "0"))
-                body = json.loads(self.rfile.read(length))
-                if receiver.status == 200:
-                    receiver.bodies.append(body)
-                self.send_response(receiver.status)
-                self.end_headers()
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
 
 
 def _env(data_dir: Path, receiver: Receiver, port: int) -> dict[str, str]:

@@ -71,6 +71,7 @@ LAYERS: list[tuple[str, list[str]]] = [
             "auth.keys",
             "idempotency.service",
             "sandbox.service",
+            "console.sessions",
         ],
     ),
     # the edges: HTTP (endpoints, middleware, typed dependencies) and the worker
@@ -82,6 +83,7 @@ LAYERS: list[tuple[str, list[str]]] = [
             "idempotency.http",
             "ratelimit.middleware",
             "delivery.worker",
+            "console.*",
         ],
     ),
     # wiring and entry points

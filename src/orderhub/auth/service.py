@@ -145,6 +145,13 @@ class Authenticator:
         await self._touch(key_id)
         return Caller(identity=f"key:{key_id}", kind="api_key")
 
+    async def key_accepted(self, key_hash: str) -> bool:
+        """Whether the API key with this SHA-256 is still accepted (an `API_KEYS` key, or
+        a stored key not revoked): sessions opened with a key end when it is revoked."""
+        if any(hmac.compare_digest(key_hash, known) for known in self._env_key_hashes):
+            return True
+        return await self._store.api_keys.find_active_by_hash(key_hash) is not None
+
     async def _touch(self, key_id: Any) -> None:
         """Keep `last_used_at`, written at most once a minute per key."""
         now = self._clock.now()

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from orderhub.delivery.model import (
     Delivery,
+    DeliveryAttempt,
     DeliveryFilter,
     DeliveryStatus,
     Integration,
@@ -71,6 +73,10 @@ class DeliveryService:
             raise NotFound("Delivery not found")
         return delivery
 
+    async def attempts(self, delivery: Delivery) -> Sequence[DeliveryAttempt]:
+        """The delivery's attempts, oldest first."""
+        return await self._store.deliveries.attempts(delivery.id)
+
     async def retry(self, delivery_id: str) -> Delivery:
         """A dead delivery goes back to pending, due now (409 unless it is dead)."""
         delivery = await self.get(delivery_id)
@@ -91,16 +97,22 @@ class DeliveryService:
         status: DeliveryStatus = DeliveryStatus.DEAD,
         integration: Integration | None = None,
         since: str | None = None,
+        order_id: str | None = None,
     ) -> int:
         """Every dead delivery (of `integration`, created since `since`: `7d` or an ISO
-        time) back to pending, due now; returns how many were put back. Each one is a
+        time, of the order `order_id`) back to pending, due now; returns how many were put
+        back. Each one is a
         conditional transition, so running it twice, or twice at once, retries each dead
         delivery once (the second run finds none)."""
         if status != DeliveryStatus.DEAD:
             raise ValidationFailed.one("status", "must be dead")
         now = self._clock.now()
+        parsed_order = parse_uuid(order_id) if order_id else None
+        if order_id and parsed_order is None:
+            return 0  # no delivery belongs to a non-order id
         wanted = DeliveryFilter(
             status=DeliveryStatus.DEAD,
+            order_id=parsed_order,
             integration=integration,
             created_since=parse_since(since, now) if since is not None else None,
         )

@@ -14,6 +14,7 @@ from typing import Annotated, Protocol
 from fastapi import Depends, Request
 
 from orderhub.auth.service import Authenticator, Caller
+from orderhub.console.sessions import ConsoleSessions
 from orderhub.delivery.service import DeliveryService
 from orderhub.idempotency.service import IdempotencyService
 from orderhub.kit.errors import NotFound
@@ -35,6 +36,7 @@ class Services(Protocol):
     monitoring: MonitoringService
     idempotency: IdempotencyService
     sandbox: SandboxCheckout | None
+    console_sessions: ConsoleSessions
 
 
 def services_of(request: Request) -> Services:
@@ -78,6 +80,10 @@ async def _idempotency(request: Request) -> IdempotencyService:
     return services_of(request).idempotency
 
 
+async def _console_sessions(request: Request) -> ConsoleSessions:
+    return services_of(request).console_sessions
+
+
 async def _sandbox(request: Request) -> SandboxCheckout:
     sandbox = services_of(request).sandbox
     if sandbox is None:  # the routes are mounted only with the sandbox: not reached
@@ -93,3 +99,4 @@ DeliveryServiceDep = Annotated[DeliveryService, Depends(_deliveries)]
 MonitoringServiceDep = Annotated[MonitoringService, Depends(_monitoring)]
 IdempotencyDep = Annotated[IdempotencyService, Depends(_idempotency)]
 SandboxCheckoutDep = Annotated[SandboxCheckout, Depends(_sandbox)]
+ConsoleSessionsDep = Annotated[ConsoleSessions, Depends(_console_sessions)]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import asdict
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
@@ -38,6 +39,8 @@ from orderhub.monitoring.schemas import (
     RetriedOut,
     RetryDeliveriesIn,
     RevenueOut,
+    SeriesOut,
+    SeriesPointOut,
     ServiceHealthOut,
     UnhealthyOut,
     delivery_out,
@@ -47,9 +50,12 @@ from orderhub.monitoring.service import (
     IntegrationsReport,
     IntegrationStatus,
     MetricsReport,
+    SeriesReport,
 )
 
 router = APIRouter(prefix="/api/monitoring", tags=["monitoring"])
+
+TimeRangeQuery = Annotated[str, Query(max_length=10, examples=["24h"])]
 
 
 @router.get(
@@ -155,28 +161,48 @@ def integrations_out(report: IntegrationsReport) -> IntegrationsOut:
     )
 
 
+def _order_counts_out(report: MetricsReport) -> OrderCountsOut:
+    return OrderCountsOut(total=report.orders.total, **asdict(report.orders))
+
+
+def _revenue_out(report: MetricsReport) -> RevenueOut:
+    return RevenueOut(
+        total=json_number(report.revenue_minor, report.currency),
+        currency=report.currency,
+        byCurrency={
+            currency: json_number(minor, currency)
+            for currency, minor in report.revenue_by_currency.items()
+        },
+    )
+
+
+def _calls_out(report: MetricsReport) -> dict[str, CallsOut]:
+    return {key: CallsOut(calls=c.calls, errors=c.errors) for key, c in report.integrations.items()}
+
+
 def metrics_out(report: MetricsReport) -> MetricsOut:
-    orders = report.orders
     return MetricsOut(
         timeRange={"start": iso_ms(report.start), "end": iso_ms(report.end)},
-        orders=OrderCountsOut(
-            total=orders.total,
-            successful=orders.successful,
-            failed=orders.failed,
-            pending=orders.pending,
-            cancelled=orders.cancelled,
-        ),
-        revenue=RevenueOut(
-            total=json_number(report.revenue_minor, report.currency),
-            currency=report.currency,
-            byCurrency={
-                currency: json_number(minor, currency)
-                for currency, minor in report.revenue_by_currency.items()
-            },
-        ),
-        integrations={
-            key: CallsOut(calls=c.calls, errors=c.errors) for key, c in report.integrations.items()
-        },
+        orders=_order_counts_out(report),
+        revenue=_revenue_out(report),
+        integrations=_calls_out(report),
+    )
+
+
+def series_out(report: SeriesReport) -> SeriesOut:
+    return SeriesOut(
+        timeRange={"start": iso_ms(report.start), "end": iso_ms(report.end)},
+        step=report.step,
+        points=[
+            SeriesPointOut(
+                start=iso_ms(p.start),
+                end=iso_ms(p.end),
+                orders=_order_counts_out(p),
+                revenue=_revenue_out(p),
+                integrations=_calls_out(p),
+            )
+            for p in report.points
+        ],
     )
 
 
@@ -238,11 +264,30 @@ async def integrations(_caller: CallerDep, monitoring: MonitoringServiceDep) -> 
     responses=error_responses(400, 401, 429),
 )
 async def metrics(
-    _caller: CallerDep,
-    monitoring: MonitoringServiceDep,
-    timeRange: Annotated[str, Query(max_length=10, examples=["24h"])] = "24h",
+    _caller: CallerDep, monitoring: MonitoringServiceDep, timeRange: TimeRangeQuery = "24h"
 ) -> Response:
     return ok(_wire(metrics_out(await monitoring.metrics(timeRange))))
+
+
+@router.get(
+    "/metrics/series",
+    summary="The figures of /metrics step by step over a time range (for charts)",
+    description=(
+        "`step` is `5m`, `1h` or `1d` (default: `5m` up to 6 hours, `1h` up to 7 days, "
+        "else `1d`), at most 500 points. Points are cut at whole steps of UTC time, so the "
+        "first and the last may be partial; together they cover the range exactly once and "
+        "add up to what `/metrics` reports for it."
+    ),
+    response_model=Envelope[SeriesOut],
+    responses=error_responses(400, 401, 429),
+)
+async def metrics_series(
+    _caller: CallerDep,
+    monitoring: MonitoringServiceDep,
+    timeRange: TimeRangeQuery = "24h",
+    step: Annotated[str | None, Query(max_length=10, examples=["1h"])] = None,
+) -> Response:
+    return ok(_wire(series_out(await monitoring.series(timeRange, step))))
 
 
 @router.get(

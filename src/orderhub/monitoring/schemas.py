@@ -140,3 +140,17 @@ class IntegrationOut(BaseModel):
 class IntegrationsOut(BaseModel):
     timestamp: str
     integrations: dict[str, IntegrationOut]
+
+
+class SeriesPointOut(BaseModel):
+    start: str
+    end: str
+    orders: OrderCountsOut
+    revenue: RevenueOut
+    integrations: dict[str, CallsOut]
+
+
+class SeriesOut(BaseModel):
+    timeRange: dict[str, str]
+    step: str = Field(examples=["1h"])
+    points: list[SeriesPointOut]

@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import structlog
 
 from orderhub.delivery.model import Integration
-from orderhub.kit.clock import Clock
+from orderhub.kit.clock import Clock, epoch_ms, from_epoch_ms
 from orderhub.kit.durations import parse_duration
 from orderhub.kit.errors import ValidationFailed
 from orderhub.kit.periodic import run_every
-from orderhub.monitoring.figures import call_counts, order_buckets
+from orderhub.monitoring.figures import call_counts, order_buckets, outbox_backlog
 from orderhub.monitoring.health import (
     AWS_BACKENDS,
     Backend,
@@ -34,6 +35,11 @@ RECENT_DELIVERIES = timedelta(minutes=15)
 ERRORS_PERIOD = timedelta(hours=24)
 ERRORS_KEPT = timedelta(days=7)
 PROBES_KEPT = timedelta(days=2)
+# The steps of a series (SPEC §11): each point one step of the range, aligned to whole steps
+# of UTC time, so hourly and daily points read whole-hour counters.
+STEPS = {"5m": timedelta(minutes=5), "1h": timedelta(hours=1), "1d": timedelta(days=1)}
+MAX_POINTS = 500
+POINT_READS = 8  # points read at the same time
 
 DISPLAY_NAMES = {
     "stripe": "Stripe Payment Gateway",
@@ -60,6 +66,32 @@ def parse_time_range(value: str) -> timedelta:
     if span > MAX_RANGE:
         raise ValidationFailed.one("timeRange", "must be at most 90 days")
     return span
+
+
+def default_step(span: timedelta) -> str:
+    """The step a series takes when none is asked for: a few dozen to a few hundred points."""
+    if span <= timedelta(hours=6):
+        return "5m"
+    if span <= timedelta(days=7):
+        return "1h"
+    return "1d"
+
+
+def series_bounds(
+    start: datetime, end: datetime, step: timedelta
+) -> list[tuple[datetime, datetime]]:
+    """[start, end) cut at every whole step of UTC time: a partial step at each end, whole
+    steps between them; together the points cover the range exactly once."""
+    unit_ms = step // timedelta(milliseconds=1)
+    first = -(-epoch_ms(start) // unit_ms) * unit_ms
+    cuts = [start]
+    moment = from_epoch_ms(first)
+    while moment < end:
+        if moment > start:
+            cuts.append(moment)
+        moment += step
+    cuts.append(end)
+    return [(lo, hi) for lo, hi in itertools.pairwise(cuts) if lo < hi]
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +139,14 @@ class MetricsReport:
     currency: str  # the reporting currency
     revenue_by_currency: dict[str, int]  # minor units, by currency, sorted
     integrations: dict[str, CallCounts]  # by health key
+
+
+@dataclass(frozen=True, slots=True)
+class SeriesReport:
+    start: datetime
+    end: datetime
+    step: str
+    points: list[MetricsReport]  # oldest first, each with its own start and end
 
 
 class MonitoringService:
@@ -206,7 +246,32 @@ class MonitoringService:
     async def metrics(self, time_range: str) -> MetricsReport:
         span = parse_time_range(time_range)
         end = self._clock.now()
+        return await self._figures(end - span, end)
+
+    async def series(self, time_range: str, step: str | None) -> SeriesReport:
+        """The figures of `metrics` step by step over the same range; the points add up to
+        what `metrics` says for that range."""
+        span = parse_time_range(time_range)
+        step = step or default_step(span)
+        if step not in STEPS:
+            raise ValidationFailed.one("step", "must be one of 5m, 1h, 1d")
+        end = self._clock.now()
         start = end - span
+        bounds = series_bounds(start, end, STEPS[step])
+        if len(bounds) > MAX_POINTS:
+            raise ValidationFailed.one(
+                "step", f"gives more than {MAX_POINTS} points for timeRange {time_range}"
+            )
+        gate = asyncio.Semaphore(POINT_READS)
+
+        async def point(lo: datetime, hi: datetime) -> MetricsReport:
+            async with gate:
+                return await self._figures(lo, hi)
+
+        points = await asyncio.gather(*(point(lo, hi) for lo, hi in bounds))
+        return SeriesReport(start, end, step, list(points))
+
+    async def _figures(self, start: datetime, end: datetime) -> MetricsReport:
         buckets = await order_buckets(self._store, start, end)
         calls = await call_counts(self._store, start, end)
         revenue = buckets.revenue_minor
@@ -230,6 +295,10 @@ class MonitoringService:
             revenue_by_currency=dict(sorted(revenue.items())),
             integrations=integrations,
         )
+
+    async def backlog(self) -> tuple[int, float]:
+        """Deliveries waiting (pending or in flight) and the oldest one's age in seconds."""
+        return await outbox_backlog(self._store, self._clock.now())
 
     # -- errors -------------------------------------------------------------------------
 

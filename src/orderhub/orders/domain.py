@@ -64,10 +64,13 @@ INTERNAL_EVENTS = frozenset({EventType.CHANGED, EventType.TRACKING_UPDATED})
 
 
 class EventSource(StrEnum):
+    """Who made a change, as the order's history tells it."""
+
     API = "api"
     WEBHOOK = "webhook"
     PROVIDER = "provider"
     SYSTEM = "system"
+    CONSOLE = "console"  # an operator, from the console's pages
 
 
 class RefundStatus(StrEnum):

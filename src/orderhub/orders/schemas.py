@@ -153,7 +153,7 @@ class HistoryEntryOut(BaseModel):
     at: Timestamp
     status: OrderStatus
     paymentStatus: PaymentStatus
-    source: Literal["api", "webhook", "provider", "system"]
+    source: Literal["api", "webhook", "provider", "system", "console"]
 
 
 class OrderOut(BaseModel):

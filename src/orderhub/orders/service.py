@@ -205,18 +205,20 @@ class OrderService:
 
     # -- change ---------------------------------------------------------------------
 
-    async def update(self, order_id: str, request: OrderUpdateIn) -> Order:
+    async def update(
+        self, order_id: str, request: OrderUpdateIn, source: EventSource = EventSource.API
+    ) -> Order:
         changes = changes_from_request(request)
 
         async def change(order: Order, _uow: UnitOfWork, now: datetime) -> None:
-            order.apply_changes(changes, now, EventSource.API)
+            order.apply_changes(changes, now, source)
 
         parsed = parse_uuid(order_id)
         if parsed is None:
             raise NotFound("Order not found")
         return await update_order(self._store, self._clock, parsed, change)
 
-    async def cancel(self, order_id: str) -> Order:
+    async def cancel(self, order_id: str, source: EventSource = EventSource.API) -> Order:
         """DELETE: cancel a pending payment at the provider (refund it if it turns out to
         have succeeded), or refund what is left of a completed one; then cancel.
 
@@ -235,16 +237,16 @@ class OrderService:
             current.check_cancellable()  # another DELETE (or the provider) got here first
             left = current.refundable_minor
             # Cancel first: a refund of a cancelled order leaves its status `cancelled`.
-            current.cancel(now, EventSource.API)
+            current.cancel(now, source)
             if left > 0:
                 refund = Refund(
                     refund_id, left, "requested_by_customer", RefundStatus.REQUESTED, now
                 )
-                current.record_refund(refund, now, EventSource.API)
+                current.record_refund(refund, now, source)
 
         cancelled = await update_order(self._store, self._clock, order.id, change)
         try:
-            sent = await self._payment_service.send_refund(cancelled, refund_id, EventSource.API)
+            sent = await self._payment_service.send_refund(cancelled, refund_id, source)
         except UpstreamError:
             # recorded already; the refund stays `requested` and the worker sends it
             log.warning("cancel_refund_unsent", order_id=str(cancelled.id))

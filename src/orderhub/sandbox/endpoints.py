@@ -14,11 +14,11 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs
 
-import jinja2
 from fastapi import APIRouter, Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 
 from orderhub.http.dependencies import SandboxCheckoutDep
+from orderhub.kit.pages import page_templates
 from orderhub.payments.sandbox import TEST_CARDS, stripe_object
 from orderhub.sandbox.schemas import StripeErrorOut
 from orderhub.sandbox.service import Checkout, Stage
@@ -38,11 +38,7 @@ SECURITY_HEADERS = {
     "Cache-Control": "no-store",
 }
 
-templates = jinja2.Environment(
-    loader=jinja2.FileSystemLoader(HERE / "templates"),
-    autoescape=True,
-    undefined=jinja2.StrictUndefined,
-)
+templates = page_templates(HERE / "templates")
 
 router = APIRouter(prefix="/sandbox", tags=["sandbox"], include_in_schema=True)
 

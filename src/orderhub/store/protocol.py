@@ -389,6 +389,35 @@ class SandboxRepository(Protocol):
         """The intent's refunds, oldest first (created, then id)."""
 
 
+@dataclass(frozen=True, slots=True)
+class ConsoleSession:
+    """A signed-in session of the operator console. The browser holds a random token;
+    the store keeps only its SHA-256 (`token_hash`), and the SHA-256 of the API key the
+    session was opened with (`key_hash`), so a revoked key ends its sessions."""
+
+    token_hash: str
+    key_hash: str
+    identity: str  # the caller the key names
+    created_at: datetime
+    expires_at: datetime  # idle expiry, moved forward as the session is used
+
+
+class ConsoleSessionRepository(Protocol):
+    """Single items keyed by `token_hash`; expired ones are dropped (TTL, or deleted as
+    new ones are added) and never returned."""
+
+    async def add(self, session: ConsoleSession) -> None: ...
+
+    async def get(self, token_hash: str, now: datetime) -> ConsoleSession | None:
+        """The session, strongly consistent, unless it has expired by `now`."""
+
+    async def extend(self, token_hash: str, expires_at: datetime) -> None:
+        """Move the idle expiry of an existing session (no effect on a deleted one)."""
+
+    async def delete(self, token_hash: str) -> None:
+        """Sign-out: the session is gone at once (no effect when it is already)."""
+
+
 class Store(Protocol):
     @property
     def idempotency(self) -> IdempotencyRepository: ...
@@ -413,6 +442,9 @@ class Store(Protocol):
 
     @property
     def sandbox(self) -> SandboxRepository: ...
+
+    @property
+    def console_sessions(self) -> ConsoleSessionRepository: ...
 
     @property
     def outbox_signal(self) -> asyncio.Event:

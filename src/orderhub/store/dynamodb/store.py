@@ -23,6 +23,7 @@ from orderhub.store.dynamodb.records import (
     DynamoWebhookEventRepository,
 )
 from orderhub.store.dynamodb.sandbox import DynamoSandboxRepository
+from orderhub.store.dynamodb.sessions import DynamoConsoleSessionRepository
 from orderhub.store.protocol import StoreError
 
 
@@ -44,6 +45,7 @@ class DynamoStore:
         self.leases = DynamoLeaseRepository(self.db)
         self.monitoring = DynamoMonitoringRepository(self.db, self.leases)
         self.sandbox = DynamoSandboxRepository(self.db)
+        self.console_sessions = DynamoConsoleSessionRepository(self.db)
         # Set when a commit wrote deliveries; the in-process worker waits on it.
         self.outbox_signal = asyncio.Event()
 

@@ -217,3 +217,10 @@ def sandbox_key_pk(idempotency_key: str) -> str:
 
 
 SANDBOX_KEY_SK = "SANDBOXKEY"
+
+
+def console_session_pk(token_hash: str) -> str:
+    return f"SESSION#{token_hash}"
+
+
+CONSOLE_SESSION_SK = "SESSION"

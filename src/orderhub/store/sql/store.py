@@ -23,6 +23,7 @@ from orderhub.store.sql.records import (
     SqlWebhookEventRepository,
 )
 from orderhub.store.sql.sandbox import SqlSandboxRepository
+from orderhub.store.sql.sessions import SqlConsoleSessionRepository
 
 
 class SqlStore:
@@ -40,6 +41,7 @@ class SqlStore:
         self.leases = SqlLeaseRepository(self.db)
         self.monitoring = SqlMonitoringRepository(self.db)
         self.sandbox = SqlSandboxRepository(self.db)
+        self.console_sessions = SqlConsoleSessionRepository(self.db)
         # Set when a commit wrote deliveries; the in-process worker waits on it.
         self.outbox_signal = asyncio.Event()
 

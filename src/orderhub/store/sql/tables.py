@@ -215,6 +215,18 @@ leases = Table(
     Column("until", BigInteger, nullable=False),
 )
 
+# Signed-in sessions of the operator console (`store/sql/sessions.py`).
+console_sessions = Table(
+    "console_sessions",
+    metadata,
+    Column("token_hash", String(64), primary_key=True),
+    Column("key_hash", String(64), nullable=False),
+    Column("identity", String(400), nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("expires_at", BigInteger, nullable=False),
+    Index("ix_console_sessions_expires_at", "expires_at"),
+)
+
 # The sandbox payment provider's state (`store/sql/sandbox.py`).
 sandbox_intents = Table(
     "sandbox_intents",
