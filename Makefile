@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint typecheck pytest clean
+.PHONY: run test lint typecheck pytest clean bench
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,16 @@ pytest: $(STAMP)
 	$(BIN)/pytest
 
 test: lint typecheck pytest
+
+# Load bench (not part of `make test`): bench/README.md. A quick run:
+#   make bench SCENARIOS=create,get DURATION=10
+SCENARIOS ?=
+DURATION  ?=
+bench: $(STAMP)
+	@command -v wrk >/dev/null 2>&1 || { echo "bench: installing wrk (apt-get)"; \
+	  if [ "$$(id -u)" = 0 ]; then apt-get install -y wrk; else sudo apt-get install -y wrk; fi; }
+	$(BIN)/python -m bench.harness $(if $(SCENARIOS),--scenarios $(SCENARIOS)) \
+	  $(if $(DURATION),--duration $(DURATION)) $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) data .pytest_cache .mypy_cache .ruff_cache

@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-from orderhub.auth.keys import ApiKeyService
+from orderhub.auth.keys import ApiKeyService, KeyCache
 from orderhub.auth.service import Authenticator
 from orderhub.console.sessions import ConsoleSessions
 from orderhub.delivery.integrations.notify.webhook import WebhookNotifier
@@ -261,7 +261,8 @@ def build_container(
         except ValueError as exc:  # a backend refused its settings (e.g. a bad SMTP_URL)
             raise SettingsError(str(exc)) from None
     store = store or open_store(settings, delivery_targets(integrations.enabled()))
-    authenticator = Authenticator(settings, store, clock)
+    key_cache = KeyCache()
+    authenticator = Authenticator(settings, store, clock, key_cache)
     payments = payments or make_payment_provider(settings, clock, store)
     by_name = make_payment_providers(settings, clock, store, payments)
     recorded_by_name: dict[str, PaymentProvider] = {
@@ -338,7 +339,7 @@ def build_container(
             on_dead=alerts.delivery_dead,
         ),
         authenticator=authenticator,
-        api_keys=ApiKeyService(store, clock),
+        api_keys=ApiKeyService(store, clock, key_cache),
         limiter=limiter,
         idempotency=IdempotencyService(store.idempotency, clock, settings.idempotency_ttl_hours),
     )

@@ -13,6 +13,9 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
+from orderhub.auth.keys import KeyCache
+from orderhub.auth.service import Authenticator
+from orderhub.kit.errors import Unauthorized
 from tests.fixtures.app import AUTH, Harness
 
 SECRET = "a-long-enough-hs256-secret-for-tests-0123456789"
@@ -223,3 +226,30 @@ async def test_jwks_url_picks_the_key_by_kid(make_harness: Callable[..., Any]) -
         )
     finally:
         server.shutdown()
+
+
+async def test_a_key_revoked_by_another_instance_is_refused_within_a_second(
+    harness: Harness,
+) -> None:
+    created = await harness.container.api_keys.create("elsewhere")
+    clock = _Monotonic()
+    container = harness.container
+    authenticator = Authenticator(
+        container.settings, container.store, container.clock, KeyCache(1.0, monotonic=clock)
+    )
+    caller = await authenticator.authenticate(created.key, None)
+    assert caller.identity == f"key:{created.record.id}"
+    # another instance (or `orderhub keys revoke`) revokes it: straight in the store
+    assert await container.store.api_keys.revoke(created.record.id, container.clock.now())
+    assert await authenticator.authenticate(created.key, None) == caller  # believed a second
+    clock.now += 1.0
+    with pytest.raises(Unauthorized):
+        await authenticator.authenticate(created.key, None)
+
+
+class _Monotonic:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now

@@ -113,6 +113,19 @@ async def test_order_round_trips_with_its_events(store: Store) -> None:
     ]
 
 
+async def test_a_peeked_order_reads_the_same_and_cannot_be_saved(store: Store) -> None:
+    order = make_order()
+    await _add(store, order)
+    async with store.unit_of_work() as uow:
+        peeked = await uow.orders.peek(order.id)
+        assert peeked == dataclasses.replace(order, pending_events=[])
+        assert await uow.orders.peek(uuid.uuid4()) is None
+        with pytest.raises(RuntimeError):  # not read for a change in this unit of work
+            await uow.orders.save(peeked)
+    async with store.unit_of_work() as uow:
+        assert await uow.orders.get(order.id) == peeked
+
+
 async def test_nothing_is_written_without_commit(store: Store) -> None:
     order = make_order()
     async with store.unit_of_work() as uow:

@@ -459,6 +459,7 @@ async def test_a_delivery_queued_behind_slow_ones_renews_its_lease(
     rec.email.script.gate.set()
     # notifications got the slot now, renewed its lease, and is sending
     await _until(lambda: rec.notifications.script.calls == 1)
+    await a.sheets_settled()  # the sheet row (not gated) is written before the clock jumps
     clock.advance(seconds=21)  # 61 s after the claim: the original lease would be over
     assert await b.run_once() == 0  # nothing to take over: the lease was renewed
     rec.notifications.script.gate.set()

@@ -250,6 +250,86 @@ async def test_csv_keeps_rows_it_did_not_write_and_quoted_cells(csv_path: Path) 
     assert set(records) == {a, b}
 
 
+async def test_csv_new_rows_are_appended_without_rewriting_the_sheet(csv_path: Path) -> None:
+    writer = CsvSheetWriter(csv_path)
+    first = [row(new_id(), 1) for _ in range(3)]
+    await writer.upsert(first)
+    before, inode = csv_path.read_bytes(), csv_path.stat().st_ino
+    later = row(new_id(), 1)
+    await writer.upsert([later])
+    assert csv_path.stat().st_ino == inode
+    assert csv_path.read_bytes().startswith(before)
+    assert [r[0] for r in read_csv(csv_path)[1:]] == [r.order_id for r in [*first, later]]
+
+
+async def test_csv_update_rewrites_from_its_row_on_and_keeps_the_order(csv_path: Path) -> None:
+    writer = CsvSheetWriter(csv_path)
+    ids = [new_id() for _ in range(4)]
+    await writer.upsert([row(i, 1) for i in ids])
+    head = csv_path.read_bytes().split(ids[2].encode())[0]
+    await writer.upsert([row(ids[2], 2, status="paid"), row(new_id(), 1)])
+    assert csv_path.read_bytes().startswith(head)
+    records = read_csv(csv_path)
+    assert [r[0] for r in records[1:5]] == ids and len(records) == 6
+    assert by_id(records)[ids[2]][SHEET_COLUMNS.index("Status")] == "paid"
+    assert by_id(records)[ids[2]][-1] == "2"
+    assert by_id(records)[ids[3]][-1] == "1"
+
+
+async def test_csv_sees_what_another_writer_changed_between_batches(csv_path: Path) -> None:
+    mine, other = CsvSheetWriter(csv_path), CsvSheetWriter(csv_path)
+    a, b = new_id(), new_id()
+    await mine.upsert([row(a, 1)])
+    await other.upsert([row(b, 1), row(a, 2, status="paid")])
+    await mine.upsert([row(a, 2, status="pending"), row(b, 3, status="shipped")])
+    records = by_id(read_csv(csv_path))
+    assert set(records) == {a, b}
+    assert records[a][SHEET_COLUMNS.index("Status")] == "paid"  # version 2 was there first
+    assert records[b][SHEET_COLUMNS.index("Status")] == "shipped"
+
+
+async def test_csv_appends_after_a_last_line_without_newline(csv_path: Path) -> None:
+    a = new_id()
+    await CsvSheetWriter(csv_path).upsert([row(a, 1)])
+    csv_path.write_bytes(csv_path.read_bytes().rstrip(b"\r\n"))  # as an editor may save it
+    b = new_id()
+    await CsvSheetWriter(csv_path).upsert([row(b, 1)])
+    records = read_csv(csv_path)
+    assert [r[0] for r in records[1:]] == [a, b]
+    assert all(len(r) == len(SHEET_COLUMNS) for r in records)
+
+
+async def test_csv_batch_cut_short_by_a_crash_is_rolled_back(csv_path: Path) -> None:
+    writer = CsvSheetWriter(csv_path)
+    ids = [new_id() for _ in range(3)]
+    await writer.upsert([row(i, 1) for i in ids])
+    good = csv_path.read_bytes()
+    # A crash in the middle of a batch: the journal says what the batch replaced (from
+    # the second row on), and the file holds half of the new bytes.
+    start = good.index(ids[1].encode())
+    journal = Path(f"{csv_path}.journal")
+    journal.write_bytes(f"{start} {len(good) - start}\n".encode() + good[start:])
+    csv_path.write_bytes(good[:start] + b'"' + ids[1].encode() + b'",half a ro')
+    late = new_id()
+    await CsvSheetWriter(csv_path).upsert([row(late, 1)])
+    assert not journal.exists()
+    assert [r[0] for r in read_csv(csv_path)[1:]] == [*ids, late]
+    assert csv_path.read_bytes().startswith(good)
+
+
+async def test_csv_journal_cut_short_leaves_the_sheet_as_it_was(csv_path: Path) -> None:
+    writer = CsvSheetWriter(csv_path)
+    a = new_id()
+    await writer.upsert([row(a, 1)])
+    good = csv_path.read_bytes()
+    journal = Path(f"{csv_path}.journal")
+    journal.write_bytes(f"{len(good) - 10} 10\n".encode() + good[-10:-4])  # 6 of 10 bytes
+    b = new_id()
+    await CsvSheetWriter(csv_path).upsert([row(b, 1)])
+    assert not journal.exists()
+    assert [r[0] for r in read_csv(csv_path)[1:]] == [a, b]
+
+
 async def test_csv_empty_batch_is_a_no_op(csv_path: Path) -> None:
     await CsvSheetWriter(csv_path).upsert([])
     assert not csv_path.exists()

@@ -14,7 +14,7 @@ import structlog
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
-from orderhub.auth.keys import hash_key
+from orderhub.auth.keys import KeyCache, hash_key
 from orderhub.kit.clock import Clock
 from orderhub.kit.errors import Unauthorized
 from orderhub.settings import Settings
@@ -104,10 +104,13 @@ class JwtVerifier:
 
 
 class Authenticator:
-    def __init__(self, settings: Settings, store: Store, clock: Clock) -> None:
+    def __init__(
+        self, settings: Settings, store: Store, clock: Clock, key_cache: KeyCache | None = None
+    ) -> None:
         self._env_key_hashes = [hash_key(k) for k in settings.api_keys]
         self._store = store
         self._clock = clock
+        self._key_cache = key_cache if key_cache is not None else KeyCache()
         self._jwt = JwtVerifier(settings)
         self._last_touch: dict[str, Any] = {}
 
@@ -132,11 +135,15 @@ class Authenticator:
         for known in self._env_key_hashes:
             if hmac.compare_digest(presented, known):
                 return Caller(identity=f"env:{known[:16]}", kind="api_key")
-        record = await self._store.api_keys.find_active_by_hash(presented)
-        if record is None or not hmac.compare_digest(record.key_hash, presented):
-            raise _unauthorized("Invalid API key")
-        await self._touch(record.id)
-        return Caller(identity=f"key:{record.id}", kind="api_key")
+        key_id = self._key_cache.get(presented)
+        if key_id is None:
+            record = await self._store.api_keys.find_active_by_hash(presented)
+            if record is None or not hmac.compare_digest(record.key_hash, presented):
+                raise _unauthorized("Invalid API key")
+            key_id = record.id
+            self._key_cache.put(presented, key_id)
+        await self._touch(key_id)
+        return Caller(identity=f"key:{key_id}", kind="api_key")
 
     async def key_accepted(self, key_hash: str) -> bool:
         """Whether the API key with this SHA-256 is still accepted (an `API_KEYS` key, or

@@ -208,15 +208,26 @@ class DeliveryWorker:
             if d.delivery.id in kept
         ]
 
+    def _send_timeout(self) -> float:
+        return self._lease.total_seconds() * 0.8
+
+    def _lease_outlasts_a_send(self, due: DueDelivery) -> bool:
+        """The lease has more time left than a send may take: nobody else can take the
+        delivery before this worker is done with it, so there is nothing to renew."""
+        until = due.delivery.lease_until
+        return until is not None and (until - self._clock.now()).total_seconds() > (
+            self._send_timeout()
+        )
+
     async def _deliver_one(self, due: DueDelivery) -> None:
         async with self._slots:
-            renewed = await self._still_ours([due])
+            renewed = [due] if self._lease_outlasts_a_send(due) else await self._still_ours([due])
             if not renewed:
                 return
             due = renewed[0]
             started = time.perf_counter()
             try:
-                await asyncio.wait_for(self._send(due), timeout=self._lease.total_seconds() * 0.8)
+                await asyncio.wait_for(self._send(due), timeout=self._send_timeout())
             except Exception as exc:
                 await self._failed([due], exc, started)
             else:
@@ -295,7 +306,7 @@ class DeliveryWorker:
         write = asyncio.ensure_future(
             asyncio.wait_for(
                 dispatch.write_sheet(self.integrations, batch),
-                timeout=self._lease.total_seconds() * 0.8,
+                timeout=self._send_timeout(),
             )
         )
         keeper = asyncio.create_task(self._keep_sheets_lease())

@@ -3,7 +3,8 @@
 Routes declare `orders: OrderServiceDep` or `caller: CallerDep` and never see how the
 services were wired. Only the functions here read `request.app.state`, where `create_app`
 keeps the wiring (anything with the attributes of `Services`); they read it on each
-request, so what is wired is what answers.
+request, so what is wired is what answers. They are all `async def`: FastAPI runs a
+plain `def` dependency in its thread pool, a thread hop per dependency per request.
 """
 
 from __future__ import annotations
@@ -57,39 +58,39 @@ async def require_caller(request: Request) -> Caller:
     return caller
 
 
-def _orders(request: Request) -> OrderService:
+async def _orders(request: Request) -> OrderService:
     return services_of(request).orders
 
 
-def _payments(request: Request) -> PaymentService:
+async def _payments(request: Request) -> PaymentService:
     return services_of(request).payment_service
 
 
-def _webhooks(request: Request) -> WebhookService:
+async def _webhooks(request: Request) -> WebhookService:
     return services_of(request).webhooks
 
 
-def _deliveries(request: Request) -> DeliveryService:
+async def _deliveries(request: Request) -> DeliveryService:
     return services_of(request).deliveries
 
 
-def _resync(request: Request) -> ResyncService:
+async def _resync(request: Request) -> ResyncService:
     return services_of(request).resync
 
 
-def _monitoring(request: Request) -> MonitoringService:
+async def _monitoring(request: Request) -> MonitoringService:
     return services_of(request).monitoring
 
 
-def _idempotency(request: Request) -> IdempotencyService:
+async def _idempotency(request: Request) -> IdempotencyService:
     return services_of(request).idempotency
 
 
-def _console_sessions(request: Request) -> ConsoleSessions:
+async def _console_sessions(request: Request) -> ConsoleSessions:
     return services_of(request).console_sessions
 
 
-def _sandbox(request: Request) -> SandboxCheckout:
+async def _sandbox(request: Request) -> SandboxCheckout:
     sandbox = services_of(request).sandbox
     if sandbox is None:  # the routes are mounted only with the sandbox: not reached
         raise NotFound("Route not found")

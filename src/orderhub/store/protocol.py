@@ -60,6 +60,10 @@ class OrderRepository(Protocol):
     async def get(self, order_id: uuid.UUID) -> Order | None:
         """By id (the primary key; strongly consistent)."""
 
+    async def peek(self, order_id: uuid.UUID) -> Order | None:
+        """By id like `get`, for reading only: not remembered by the unit of work, so it
+        cannot be saved through it (and costs no copy of the order)."""
+
     async def get_by_payment_intent(self, intent_id: str) -> Order | None:
         """By the provider's payment intent id, strongly consistent right after the
         order's commit (SQL: unique index in the same table; DynamoDB: an item keyed by

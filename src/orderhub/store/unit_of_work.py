@@ -71,6 +71,9 @@ class OrderRepositoryBase(ABC):
     async def get(self, order_id: uuid.UUID) -> Order | None:
         return self._remember(await self._get(order_id))
 
+    async def peek(self, order_id: uuid.UUID) -> Order | None:
+        return await self._get(order_id)
+
     async def get_by_payment_intent(self, intent_id: str) -> Order | None:
         return self._remember(await self._get_by_payment_intent(intent_id))
 

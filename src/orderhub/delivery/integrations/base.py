@@ -129,7 +129,8 @@ SHEET_COLUMNS = (
 
 class SheetWriter(Protocol):
     """`csv` or `google`. Upserts rows by order id; a row is never replaced by an older
-    version and never added twice. One call = one batch (one rewrite / one batchUpdate)."""
+    version and never added twice. One call = one batch (one write to the CSV file / one
+    batchUpdate)."""
 
     async def upsert(self, rows: list[SheetRow]) -> None: ...
 

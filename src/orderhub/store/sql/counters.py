@@ -9,26 +9,39 @@ from typing import Any
 from sqlalchemy import Table, func, or_, select
 from sqlalchemy.dialects.postgresql import insert as insert_pg
 from sqlalchemy.dialects.sqlite import insert as insert_sqlite
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from orderhub.monitoring.rollups import Counters
 from orderhub.store.sql import tables as t
+from orderhub.store.sql.engine import SqlConnection
+
+
+def _upsert_statement(dialect: str, table: Table, keys: tuple[str, ...]) -> Any:
+    """`INSERT ... ON CONFLICT (keys) DO UPDATE SET value = value + excluded.value`, run
+    with one parameter set per row: the same statement whatever the number of rows, so
+    it is built and compiled once (a multi-row VALUES is a new statement every time)."""
+    insert = insert_pg if dialect == "postgresql" else insert_sqlite
+    statement: Any = insert(table)
+    return statement.on_conflict_do_update(
+        index_elements=list(keys), set_={"value": table.c.value + statement.excluded.value}
+    )
+
+
+_STATEMENTS: dict[tuple[str, str], Any] = {}
 
 
 async def _upsert(
-    conn: AsyncConnection, table: Table, keys: list[str], rows: list[dict[str, Any]]
+    conn: SqlConnection, table: Table, keys: tuple[str, ...], rows: list[dict[str, Any]]
 ) -> None:
     if not rows:
         return
-    insert = insert_pg if conn.dialect.name == "postgresql" else insert_sqlite
-    statement: Any = insert(table).values(rows)
-    statement = statement.on_conflict_do_update(
-        index_elements=keys, set_={"value": table.c.value + statement.excluded.value}
-    )
-    await conn.execute(statement)
+    dialect = conn.dialect.name
+    statement = _STATEMENTS.get((dialect, table.name))
+    if statement is None:
+        statement = _STATEMENTS[(dialect, table.name)] = _upsert_statement(dialect, table, keys)
+    await conn.execute(statement, rows)
 
 
-async def add_counters(conn: AsyncConnection, counters: list[Counters]) -> None:
+async def add_counters(conn: SqlConnection, counters: list[Counters]) -> None:
     """Add every delta, merged per row and in a fixed order (concurrent writers lock rows
     in the same order, so they never deadlock)."""
     hourly: dict[tuple[int, str, int], int] = {}
@@ -41,7 +54,7 @@ async def add_counters(conn: AsyncConnection, counters: list[Counters]) -> None:
     await _upsert(
         conn,
         t.hourly_counters,
-        ["hour", "metric", "shard"],
+        ("hour", "metric", "shard"),
         [
             {"hour": hour, "metric": metric, "shard": shard, "value": value}
             for (hour, metric, shard), value in sorted(hourly.items())
@@ -51,7 +64,7 @@ async def add_counters(conn: AsyncConnection, counters: list[Counters]) -> None:
     await _upsert(
         conn,
         t.gauge_counters,
-        ["metric", "shard"],
+        ("metric", "shard"),
         [
             {"metric": metric, "shard": shard, "value": value}
             for (metric, shard), value in sorted(gauges.items())
@@ -61,7 +74,7 @@ async def add_counters(conn: AsyncConnection, counters: list[Counters]) -> None:
 
 
 async def hourly_totals(
-    conn: AsyncConnection, start_hour_ms: int, end_hour_ms: int, prefixes: tuple[str, ...]
+    conn: SqlConnection, start_hour_ms: int, end_hour_ms: int, prefixes: tuple[str, ...]
 ) -> dict[str, int]:
     h = t.hourly_counters.c
     rows = (
@@ -78,7 +91,7 @@ async def hourly_totals(
     return {row.metric: int(row.value) for row in rows}
 
 
-async def gauges(conn: AsyncConnection) -> dict[str, int]:
+async def gauges(conn: SqlConnection) -> dict[str, int]:
     g = t.gauge_counters.c
     rows = (
         await conn.execute(select(g.metric, func.sum(g.value).label("value")).group_by(g.metric))
