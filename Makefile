@@ -35,7 +35,8 @@ SCENARIOS ?=
 DURATION  ?=
 bench: $(STAMP)
 	@command -v wrk >/dev/null 2>&1 || { echo "bench: installing wrk (apt-get)"; \
-	  if [ "$$(id -u)" = 0 ]; then apt-get install -y wrk; else sudo apt-get install -y wrk; fi; }
+	  SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+	  $$SUDO apt-get install -y wrk || { $$SUDO apt-get update && $$SUDO apt-get install -y wrk; }; }
 	$(BIN)/python -m bench.harness $(if $(SCENARIOS),--scenarios $(SCENARIOS)) \
 	  $(if $(DURATION),--duration $(DURATION)) $(BENCH_ARGS)
 
