@@ -13,6 +13,7 @@ import httpx
 import pytest
 
 from orderhub.app import create_app
+from orderhub.console.views import when
 from orderhub.delivery.integrations.base import PermanentDeliveryError
 from orderhub.kit.clock import FrozenClock
 from tests.fixtures.app import API_KEY, AUTH, Harness, HarnessFactory
@@ -110,7 +111,8 @@ async def _api_order(h: Harness, order_id: str) -> dict[str, Any]:
 
 async def test_pages_need_a_session(console_factory: ConsoleFactory) -> None:
     c: Console = await console_factory()
-    for path in ("/console", "/console/orders", "/console/deliveries", "/console/errors"):
+    pages = ("/console", "/console/orders", "/console/deliveries", "/console/errors")
+    for path in (*pages, "/console/reconciliation"):
         response = await c.get(path)
         assert response.status_code == 303
         assert response.headers["location"] == "/console/sign-in"
@@ -290,6 +292,7 @@ async def test_every_page_sends_the_security_headers(
         f"/console/orders/{order['id']}",
         "/console/deliveries",
         "/console/errors",
+        "/console/reconciliation",
         "/console/static/console.css",
     ):
         response = await console.get(path)
@@ -586,6 +589,20 @@ async def test_errors_page_lists_recent_errors(console: Console) -> None:
     assert page.status_code == 200
     for entry in errors["errors"]:
         assert entry["message"] in page.text
+
+
+async def test_reconciliation_page_lists_the_runs_newest_first(console: Console) -> None:
+    empty = await console.get("/console/reconciliation")
+    assert empty.status_code == 200 and "No run yet" in empty.text
+    reconcile = console.harness.container.reconcile
+    first, second = await reconcile.run(), await reconcile.run()
+    page = await console.get("/console/reconciliation")
+    assert page.status_code == 200 and "No run yet" not in page.text
+    assert 'href="/console/reconciliation" aria-current="page"' in page.text
+    started = [when(run.started_at) for run in (second, first)]
+    assert all(s in page.text for s in started)
+    assert page.text.index(started[0]) <= page.text.index(started[1])
+    assert "(2)" in page.text
 
 
 async def test_static_assets_are_served_and_unknown_ones_are_404(

@@ -325,9 +325,11 @@ def test_screenshots_of_every_page(browser: Any, server: Server) -> None:
             tab.shoot("confirm-retry")
             tab.go("/console/errors")
             tab.shoot("errors")
+            tab.go("/console/reconciliation")
+            tab.shoot("reconciliation")
         finally:
             tab.close()
     shots = sorted(p.name for p in ARTIFACTS.glob("console-*.png"))
     pages = ("sign-in", "overview", "orders", "order", "confirm", "deliveries", "delivery")
-    for name in (*pages, "confirm-retry", "errors"):
+    for name in (*pages, "confirm-retry", "errors", "reconciliation"):
         assert {f"console-{name}-{w}.png" for w in WIDTHS} <= set(shots)

@@ -29,6 +29,7 @@ from orderhub.http.dependencies import (
     MonitoringServiceDep,
     OrderServiceDep,
     PaymentServiceDep,
+    ReconcileServiceDep,
 )
 from orderhub.kit.errors import AppError, Unauthorized, ValidationFailed
 from orderhub.kit.ids import new_id
@@ -597,3 +598,12 @@ async def retry_delivery(
 async def errors_page(signed: SignedDep, monitoring: MonitoringServiceDep) -> Response:
     errors = await monitoring.errors(200)
     return signed.page("errors.html.j2", active="errors", errors=errors)
+
+
+# -- reconciliation runs -----------------------------------------------------------------
+
+
+@_route("GET", "/reconciliation", "Reconciliation runs, newest first")
+async def reconciliation_page(signed: SignedDep, reconcile: ReconcileServiceDep) -> Response:
+    runs = await reconcile.recent_runs(100)
+    return signed.page("reconciliation.html.j2", active="reconciliation", runs=runs)

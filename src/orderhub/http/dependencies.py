@@ -21,6 +21,7 @@ from orderhub.idempotency.service import IdempotencyService
 from orderhub.kit.errors import NotFound
 from orderhub.monitoring.service import MonitoringService
 from orderhub.orders.service import OrderService
+from orderhub.payments.reconcile import ReconcileService
 from orderhub.payments.service import PaymentService
 from orderhub.payments.webhook_service import WebhookService
 from orderhub.sandbox.service import SandboxCheckout
@@ -35,6 +36,7 @@ class Services(Protocol):
     webhooks: WebhookService
     deliveries: DeliveryService
     resync: ResyncService
+    reconcile: ReconcileService
     monitoring: MonitoringService
     idempotency: IdempotencyService
     sandbox: SandboxCheckout | None
@@ -78,6 +80,10 @@ async def _resync(request: Request) -> ResyncService:
     return services_of(request).resync
 
 
+async def _reconcile(request: Request) -> ReconcileService:
+    return services_of(request).reconcile
+
+
 async def _monitoring(request: Request) -> MonitoringService:
     return services_of(request).monitoring
 
@@ -103,6 +109,7 @@ PaymentServiceDep = Annotated[PaymentService, Depends(_payments)]
 WebhookServiceDep = Annotated[WebhookService, Depends(_webhooks)]
 DeliveryServiceDep = Annotated[DeliveryService, Depends(_deliveries)]
 ResyncServiceDep = Annotated[ResyncService, Depends(_resync)]
+ReconcileServiceDep = Annotated[ReconcileService, Depends(_reconcile)]
 MonitoringServiceDep = Annotated[MonitoringService, Depends(_monitoring)]
 IdempotencyDep = Annotated[IdempotencyService, Depends(_idempotency)]
 SandboxCheckoutDep = Annotated[SandboxCheckout, Depends(_sandbox)]
