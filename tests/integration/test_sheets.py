@@ -732,7 +732,7 @@ async def test_google_rows_written_raw_with_header(
     assert google.token_requests == 1
     reads = [r for r in google.api_requests() if r.method == "GET"]
     assert len(reads) == 1 and reads[0].path.endswith("values:batchGet")
-    assert reads[0].query["ranges"] == ["'Orders'!A:A", "'Orders'!M:M"]
+    assert reads[0].query["ranges"] == ["'Orders'!A:M"]  # whole rows: cells are compared
 
 
 async def test_google_upsert_updates_in_place_and_header_once(
@@ -755,17 +755,66 @@ async def test_google_upsert_updates_in_place_and_header_once(
     assert all("A1:" not in d["range"] for d in updates[1]["data"])
 
 
-async def test_google_stale_or_equal_version_ignored(
+async def test_google_older_version_ignored_and_equal_puts_an_edited_row_right(
     google: FakeGoogleSheets, credentials_file: str
 ) -> None:
     writer = make_writer(google, credentials_file)
     a = new_id()
     await writer.upsert([row(a, 5, status="shipped")])
     before = google.grid()
-    await writer.upsert([row(a, 4, status="processing")])
-    await writer.upsert([row(a, 5, status="cancelled")])
+    await writer.upsert([row(a, 4, status="processing")])  # older
+    await writer.upsert([row(a, 5, status="shipped")])  # equal and the same: a no-op
     assert google.grid() == before
     assert len(google.batch_updates()) == 1  # nothing to write, nothing sent
+    # the same version with other cells (the row was edited by hand): the store wins
+    await writer.upsert([row(a, 5, status="cancelled")])
+    assert google.grid()[1][SHEET_COLUMNS.index("Status")] == "cancelled"
+    assert len(google.batch_updates()) == 2
+
+
+async def test_google_hand_edited_row_of_the_same_version_is_rewritten(
+    google: FakeGoogleSheets, credentials_file: str
+) -> None:
+    writer = make_writer(google, credentials_file)
+    ids = [new_id() for _ in range(3)]
+    batch = [row(i, 1) for i in ids]
+    await writer.upsert(batch)
+    expected = google.grid()
+    sheet = google.sheets["Orders"]
+    status, total = SHEET_COLUMNS.index("Status"), SHEET_COLUMNS.index("Total")
+    sheet[2][status] = "EDITED"  # a cell typed over by hand
+    sheet[3][total] = 109.97  # the same amount, but a number where a string was written
+    sheet[3].append("a note")  # beyond the last column: not orderhub's to touch
+
+    await make_writer(google, credentials_file).upsert(batch)  # what a resync sends
+    grid = google.grid()
+    assert grid[:3] == expected[:3]
+    assert grid[3] == [*expected[3], "a note"]
+    assert grid[3][total] == "109.97"
+    updates = google.batch_updates()
+    assert len(updates) == 2
+    assert [d["range"] for d in updates[1]["data"]] == ["'Orders'!A3:M4"]  # only those rows
+
+    await writer.upsert(batch)  # a retried batch: nothing differs, nothing is sent
+    assert len(google.batch_updates()) == 2
+    assert google.grid() == grid
+
+
+async def test_google_row_copied_by_hand_is_cleared(
+    google: FakeGoogleSheets, credentials_file: str
+) -> None:
+    writer = make_writer(google, credentials_file)
+    a, b = new_id(), new_id()
+    await writer.upsert([row(a, 1), row(b, 1)])
+    expected = google.grid()
+    google.sheets["Orders"].append(list(google.sheets["Orders"][1]))  # a's row copied below
+    await writer.upsert([row(a, 1), row(b, 1)])
+    assert google.grid() == expected  # the copy blanked, the original kept
+    updates = google.batch_updates()
+    assert len(updates) == 2
+    assert updates[1]["data"] == [
+        {"range": "'Orders'!A4:M4", "majorDimension": "ROWS", "values": [[""] * 13]}
+    ]
 
 
 async def test_google_retried_batch_never_adds_a_row(

@@ -2,24 +2,33 @@
 
 One `upsert` call is one batch (SPEC §10):
 
-1. one `spreadsheets.values.batchGet` reads column A (order ids) and the Version column
-   (`majorDimension=COLUMNS`, `UNFORMATTED_VALUE`), so the cost of the read is two columns,
-   not the whole grid;
+1. one `spreadsheets.values.batchGet` reads the rows, column A through the last column
+   (`majorDimension=ROWS`, `UNFORMATTED_VALUE`): text written RAW comes back as strings and
+   the Version as a number, the types the writer sends, so a stored row is compared with
+   what would be written for it cell by cell (the read costs the whole used grid, not
+   two columns);
 2. one `spreadsheets.values.batchUpdate` with `valueInputOption=RAW` (customer text is never
    parsed as a formula) writes, with explicit A1 ranges, the header row when row 1 is
-   empty, every existing row whose version is strictly older than the new one, and the new
-   orders as one contiguous block after the last used row.
+   empty, every existing row whose version is older than the new one or equal to it with
+   cells that differ, and the new orders as one contiguous block after the last used row.
+
+So, as for the CSV sheet, a row is replaced only by a newer version of the same order, or
+by the same version when its cells differ (a row edited by hand is put right by a
+resync); a retried batch or an out-of-order event changes nothing, and when nothing
+differs no `batchUpdate` is sent at all. Cells right of the last column are not read or
+written.
 
 A batch of more than `max_rows_per_request` rows (default 500) is written by several
 `batchUpdate` requests of at most that many rows each, keeping every request far inside
 Google's payload limits; they all come from the one read, and a retry after a partial
-failure re-reads and skips what was already written (an equal version is a no-op).
+failure re-reads and skips what was already written (an equal, unchanged row is a no-op).
 
-Duplicate rows for an order in the batch (e.g. left by a human edit, or by two processes
-appending at once) are healed: the row with the highest version is kept and the others
-are blanked in the same request. Within one process upserts are serialised; across
-processes the read-then-write is not atomic (Sheets has no conditional write), so the
-delivery worker should not run two sheets batches at the same time on one spreadsheet.
+Further rows of an order in the batch (a row copied by hand, or left by two processes
+appending at once) are cleared: the row with the highest version (the first of equals)
+is kept and the others are blanked (empty strings) in the same request. Within one
+process upserts are serialised; across processes the read-then-write is not atomic
+(Sheets has no conditional write), so the delivery worker should not run two sheets
+batches at the same time on one spreadsheet.
 
 The client is blocking (httplib2), so every call runs in `asyncio.to_thread`, each with a
 fresh authorised `httplib2.Http` (they are not thread-safe). The SDK does not retry
@@ -72,7 +81,6 @@ def column_letter(index: int) -> str:
 
 
 _LAST = column_letter(_WIDTH - 1)
-_VERSION_COLUMN = column_letter(_VERSION)
 
 
 def quote_sheet(name: str) -> str:
@@ -219,31 +227,26 @@ class GoogleSheetWriter:
         values = self._api()[1]
         answer = values.batchGet(
             spreadsheetId=self.spreadsheet_id,
-            ranges=[
-                f"{self._quoted}!A:A",
-                f"{self._quoted}!{_VERSION_COLUMN}:{_VERSION_COLUMN}",
-            ],
-            majorDimension="COLUMNS",
+            ranges=[f"{self._quoted}!A:{_LAST}"],
+            majorDimension="ROWS",
             valueRenderOption="UNFORMATTED_VALUE",
         ).execute(http=http, num_retries=0)
-        ranges = answer.get("valueRanges") or [{}, {}]
-        ids = _column(ranges[0])
-        versions = _column(ranges[1]) if len(ranges) > 1 else []
-        used = max(len(ids), len(versions))
+        ranges = answer.get("valueRanges") or [{}]
+        stored = _rows(ranges[0])
+        used = len(stored)
 
         writes: list[tuple[int, list[Any]]] = []
-        if not ids or ids[0] in ("", None):
+        if not stored or stored[0][0] in ("", None):
             writes.append((1, list(SHEET_COLUMNS)))
             used = max(used, 1)
 
         where: dict[str, list[int]] = {}
-        for number, value in enumerate(ids[1:], start=2):
-            if value not in ("", None):
-                where.setdefault(str(value), []).append(number)
+        for number, cells in enumerate(stored[1:], start=2):
+            if cells[0] not in ("", None):
+                where.setdefault(str(cells[0]), []).append(number)
 
         def version_at(number: int) -> int:
-            i = number - 1
-            return _version_of(versions[i]) if i < len(versions) else -1
+            return _version_of(stored[number - 1][_VERSION])
 
         next_row = used + 1
         for row in rows:
@@ -256,8 +259,10 @@ class GoogleSheetWriter:
             for extra in numbers:
                 if extra != keep:
                     writes.append((extra, [""] * _WIDTH))
-            if row.version > version_at(keep):
-                writes.append((keep, _values(row)))
+            version = version_at(keep)
+            wanted = _values(row)
+            if row.version > version or (row.version == version and stored[keep - 1] != wanted):
+                writes.append((keep, wanted))
 
         if not writes:
             return
@@ -279,12 +284,16 @@ class GoogleSheetWriter:
             ).execute(http=http, num_retries=0)
 
 
-def _column(value_range: Any) -> list[Any]:
-    columns = value_range.get("values") if isinstance(value_range, dict) else None
-    if not columns:
-        return []
-    first = columns[0]
-    return list(first) if isinstance(first, list) else []
+def _rows(value_range: Any) -> list[list[Any]]:
+    """The rows read, each padded to the sheet's width with "" (the API trims trailing
+    empty cells and rows, and returns RAW-written text as strings, numbers as numbers:
+    the same types `_values` writes, so a stored row equals its rewrite when untouched)."""
+    found = value_range.get("values") if isinstance(value_range, dict) else None
+    rows: list[list[Any]] = []
+    for cells in found if isinstance(found, list) else []:
+        padded = [("" if c is None else c) for c in cells] if isinstance(cells, list) else []
+        rows.append([*padded[:_WIDTH], *[""] * (_WIDTH - len(padded))])
+    return rows
 
 
 def _http_error(exc: HttpError) -> DeliveryError:
