@@ -29,6 +29,7 @@ from orderhub.kit.clock import FrozenClock
 from orderhub.kit.ids import new_id
 from orderhub.monitoring import figures
 from orderhub.monitoring.rollups import CallCounts, OrderBuckets, buckets_from, contributions
+from orderhub.monitoring.service import series_bounds
 from orderhub.orders.domain import (
     EventSource,
     EventType,
@@ -778,6 +779,29 @@ async def test_counters_agree_with_the_orders_over_any_range(store: Store) -> No
         assert await figures.order_buckets(store, start, end) == buckets_from(
             contributions(inside)
         ), (start, end)
+
+
+@pytest.mark.parametrize("step", [timedelta(minutes=5), timedelta(hours=1), timedelta(days=1)])
+async def test_a_series_says_what_each_of_its_points_says_alone(
+    store: Store, step: timedelta
+) -> None:
+    """A series is read for its whole range at once; each point still says what the
+    metrics of its own range say."""
+    await _mixed_history(store, seed=5, count=30)
+    start, end = NOW - timedelta(hours=6, minutes=17), NOW + timedelta(minutes=3)
+    if step == timedelta(minutes=5):
+        start = NOW - timedelta(hours=2, minutes=2)
+    points = series_bounds(start, end, step)
+    series = await figures.series_figures(store, points, step // timedelta(milliseconds=1))
+    alone = [
+        (await figures.order_buckets(store, lo, hi), await figures.call_counts(store, lo, hi))
+        for lo, hi in points
+    ]
+    assert series == alone
+    assert (
+        sum(buckets.total for buckets, _calls in series)
+        == (await figures.order_buckets(store, start, end)).total
+    )
 
 
 async def test_metrics_of_the_same_data_are_the_same_on_every_store(store: Store) -> None:

@@ -105,7 +105,7 @@ def test_totals_read_back_as_buckets_calls_and_statuses() -> None:
     assert buckets_from(totals) == OrderBuckets(
         successful=1, pending=2, revenue_minor={"usd": paid.total_minor}
     )
-    calls = call_totals([CallRecord("stripe", True), CallRecord("stripe", False)])
+    calls = call_totals([CallRecord("stripe", True, 0), CallRecord("stripe", False, 0)])
     assert {k: (v.calls, v.errors) for k, v in call_counts_from(calls).items()} == {
         "stripe": (2, 1)
     }

@@ -134,6 +134,7 @@ class CallRecord:
 
     name: str
     ok: bool
+    at_ms: int  # when it was made, epoch milliseconds
 
 
 def call_totals(records: Iterable[CallRecord]) -> dict[str, int]:

@@ -15,7 +15,12 @@ from orderhub.kit.durations import parse_duration
 from orderhub.kit.errors import ValidationFailed
 from orderhub.kit.periodic import run_every
 from orderhub.monitoring.alerts import AlertService
-from orderhub.monitoring.figures import call_counts, order_buckets, outbox_backlog
+from orderhub.monitoring.figures import (
+    call_counts,
+    order_buckets,
+    outbox_backlog,
+    series_figures,
+)
 from orderhub.monitoring.health import (
     AWS_BACKENDS,
     Backend,
@@ -24,7 +29,7 @@ from orderhub.monitoring.health import (
     Role,
     probe_results,
 )
-from orderhub.monitoring.rollups import CallCounts
+from orderhub.monitoring.rollups import CallCounts, OrderBuckets
 from orderhub.settings import Settings
 from orderhub.store.protocol import ErrorEntry, Store, StoreError
 
@@ -40,7 +45,6 @@ PROBES_KEPT = timedelta(days=2)
 # of UTC time, so hourly and daily points read whole-hour counters.
 STEPS = {"5m": timedelta(minutes=5), "1h": timedelta(hours=1), "1d": timedelta(days=1)}
 MAX_POINTS = 500
-POINT_READS = 8  # points read at the same time
 
 DISPLAY_NAMES = {
     "stripe": "Stripe Payment Gateway",
@@ -295,18 +299,27 @@ class MonitoringService:
             raise ValidationFailed.one(
                 "step", f"gives more than {MAX_POINTS} points for timeRange {time_range}"
             )
-        gate = asyncio.Semaphore(POINT_READS)
-
-        async def point(lo: datetime, hi: datetime) -> MetricsReport:
-            async with gate:
-                return await self._figures(lo, hi)
-
-        points = await asyncio.gather(*(point(lo, hi) for lo, hi in bounds))
-        return SeriesReport(start, end, step, list(points))
+        figures = await series_figures(
+            self._store, bounds, STEPS[step] // timedelta(milliseconds=1)
+        )
+        points = [
+            self._report(lo, hi, buckets, calls)
+            for (lo, hi), (buckets, calls) in zip(bounds, figures, strict=True)
+        ]
+        return SeriesReport(start, end, step, points)
 
     async def _figures(self, start: datetime, end: datetime) -> MetricsReport:
         buckets = await order_buckets(self._store, start, end)
         calls = await call_counts(self._store, start, end)
+        return self._report(start, end, buckets, calls)
+
+    def _report(
+        self,
+        start: datetime,
+        end: datetime,
+        buckets: OrderBuckets,
+        calls: dict[str, CallCounts],
+    ) -> MetricsReport:
         revenue = buckets.revenue_minor
         reporting = self._settings.reporting_currency
         names = self._checker.names

@@ -325,6 +325,13 @@ class MonitoringRepository(Protocol):
         """Hourly counters of the whole hours in [start, end) whose metric starts with one
         of `prefixes`, summed over hours and shards (counters by hour)."""
 
+    async def hourly_series(
+        self, start_hour_ms: int, end_hour_ms: int, prefixes: tuple[str, ...], step_ms: int
+    ) -> dict[int, dict[str, int]]:
+        """The same counters summed per step of `step_ms` (a whole number of hours; steps
+        aligned to the epoch, so days are UTC days) instead of over the whole range: keyed
+        by the step's start (`hour - hour % step_ms`), then by metric."""
+
     async def gauges(self) -> dict[str, int]:
         """Every gauge (orders by status, backlog), summed over shards."""
 

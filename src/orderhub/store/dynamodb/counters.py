@@ -11,9 +11,10 @@ reading the journal before and after the totals (see `read_totals`).
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from orderhub.monitoring.rollups import COUNTER_SHARDS, Counters
 from orderhub.store.dynamodb import tables as t
@@ -22,6 +23,7 @@ from orderhub.store.dynamodb.mappers import journal_item, plain
 from orderhub.store.protocol import StoreError
 
 Journal = dict[tuple[str, str], dict[str, Any]]  # (pk, sk) -> the entry's deltas (h, g)
+Key = TypeVar("Key", str, tuple[int, str])  # what a read sums by: a metric, or (step, metric)
 
 FOLD_BATCH = 40  # journal items read per fold; a fold's actions stay within 100
 READ_ATTEMPTS = 8
@@ -33,19 +35,22 @@ def journal_put(table: str, counters: Counters) -> dict[str, Any]:
 
 
 async def read_journal(db: DynamoEngine) -> Journal:
-    """Every journal entry not folded yet (one consistent Query per shard)."""
-    journal: Journal = {}
-    for shard in range(COUNTER_SHARDS):
-        async for item in db.query(
-            "pk = :pk",
-            {},
-            {":pk": {"S": t.journal_pk(shard)}},
-            consistent=True,
-        ):
-            journal[(item["pk"]["S"], item["sk"]["S"])] = {
+    """Every journal entry not folded yet (one consistent Query per shard, all at once)."""
+
+    async def shard_entries(shard: int) -> Journal:
+        return {
+            (item["pk"]["S"], item["sk"]["S"]): {
                 "h": plain(item["h"]) if "h" in item else {},
                 "g": plain(item["g"]) if "g" in item else {},
             }
+            async for item in db.query(
+                "pk = :pk", {}, {":pk": {"S": t.journal_pk(shard)}}, consistent=True
+            )
+        }
+
+    journal: Journal = {}
+    for entries in await asyncio.gather(*(shard_entries(s) for s in range(COUNTER_SHARDS))):
+        journal.update(entries)
     return journal
 
 
@@ -53,9 +58,9 @@ async def read_totals(
     db: DynamoEngine,
     total_condition: str,
     total_values: dict[str, Any],
-    metric_of_total: Callable[[dict[str, Any]], tuple[str, int] | None],
-    metric_of_delta: Callable[[str, str], str | None],
-) -> dict[str, int]:
+    metric_of_total: Callable[[dict[str, Any]], tuple[Key, int] | None],
+    metric_of_delta: Callable[[str, str], Key | None],
+) -> dict[Key, int]:
     """Totals plus unfolded journal entries, consistent against a concurrent fold.
 
     Read the journal (J1), then the totals (T), then the journal again (J2). An entry
@@ -64,7 +69,7 @@ async def read_totals(
     between (T may hold it, in part or in whole): read again."""
     for _attempt in range(READ_ATTEMPTS):
         first = await read_journal(db)
-        sums: dict[str, int] = {}
+        sums: dict[Key, int] = {}
         async for item in db.query(
             total_condition, {}, {":pk": {"S": t.TOTALS_PK}, **total_values}, consistent=True
         ):
@@ -87,22 +92,42 @@ async def read_totals(
 async def hourly_totals(
     db: DynamoEngine, start_hour_ms: int, end_hour_ms: int, prefixes: tuple[str, ...]
 ) -> dict[str, int]:
-    def wanted(hour: int, metric: str) -> bool:
-        return start_hour_ms <= hour < end_hour_ms and metric.startswith(prefixes)
+    by_step = await hourly_series(db, start_hour_ms, end_hour_ms, prefixes, None)
+    totals: dict[str, int] = {}
+    for metrics in by_step.values():
+        for metric, value in metrics.items():
+            totals[metric] = totals.get(metric, 0) + value
+    return totals
 
-    def of_total(item: dict[str, Any]) -> tuple[str, int] | None:
-        hour, metric = int(item["hour"]["N"]), item["metric"]["S"]
-        return (metric, int(item["value"]["N"])) if wanted(hour, metric) else None
 
-    def of_delta(kind: str, key: str) -> str | None:
+async def hourly_series(
+    db: DynamoEngine,
+    start_hour_ms: int,
+    end_hour_ms: int,
+    prefixes: tuple[str, ...],
+    step_ms: int | None,
+) -> dict[int, dict[str, int]]:
+    """Hourly totals and unfolded deltas of [start, end), summed per step (None: one step
+    for the whole range, keyed 0)."""
+
+    def key(hour: int, metric: str) -> tuple[int, str] | None:
+        if not (start_hour_ms <= hour < end_hour_ms and metric.startswith(prefixes)):
+            return None
+        return (hour - hour % step_ms if step_ms else 0, metric)
+
+    def of_total(item: dict[str, Any]) -> tuple[tuple[int, str], int] | None:
+        found = key(int(item["hour"]["N"]), item["metric"]["S"])
+        return (found, int(item["value"]["N"])) if found is not None else None
+
+    def of_delta(kind: str, delta_key: str) -> tuple[int, str] | None:
         if kind != "h":
             return None
-        hour, _, metric = key.partition("#")
-        return metric if wanted(int(hour), metric) else None
+        hour, _, metric = delta_key.partition("#")
+        return key(int(hour), metric)
 
     if start_hour_ms >= end_hour_ms:
         return {}
-    return await read_totals(
+    sums = await read_totals(
         db,
         "pk = :pk AND sk BETWEEN :lo AND :hi",
         {
@@ -112,6 +137,10 @@ async def hourly_totals(
         of_total,
         of_delta,
     )
+    series: dict[int, dict[str, int]] = {}
+    for (step, metric), value in sums.items():
+        series.setdefault(step, {})[metric] = value
+    return series
 
 
 async def gauges(db: DynamoEngine) -> dict[str, int]:

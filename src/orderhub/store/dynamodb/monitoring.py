@@ -132,6 +132,11 @@ class DynamoMonitoringRepository(ProviderCallCounting):
     ) -> dict[str, int]:
         return await counters.hourly_totals(self._db, start_hour_ms, end_hour_ms, prefixes)
 
+    async def hourly_series(
+        self, start_hour_ms: int, end_hour_ms: int, prefixes: tuple[str, ...], step_ms: int
+    ) -> dict[int, dict[str, int]]:
+        return await counters.hourly_series(self._db, start_hour_ms, end_hour_ms, prefixes, step_ms)
+
     async def gauges(self) -> dict[str, int]:
         return await counters.gauges(self._db)
 
@@ -178,12 +183,12 @@ class DynamoMonitoringRepository(ProviderCallCounting):
     async def calls_between(self, start_ms: int, end_ms: int) -> list[CallRecord]:
         records = []
         for item in await self._by_hour("calls_by_hour", "ch_pk", "at", start_ms, end_ms):
+            at = int(item["at"]["N"])
             if item["kind"]["S"] == "call":
-                records.append(CallRecord(item["provider"]["S"], bool(item["ok"]["BOOL"])))
+                records.append(CallRecord(item["provider"]["S"], bool(item["ok"]["BOOL"]), at))
             else:
-                records.append(
-                    CallRecord(item["integration"]["S"], item["outcome"]["S"] == "delivered")
-                )
+                ok = item["outcome"]["S"] == "delivered"
+                records.append(CallRecord(item["integration"]["S"], ok, at))
         return records
 
     async def prune(self, probes_before: datetime, errors_before: datetime) -> None:

@@ -91,6 +91,32 @@ async def hourly_totals(
     return {row.metric: int(row.value) for row in rows}
 
 
+async def hourly_series(
+    conn: SqlConnection,
+    start_hour_ms: int,
+    end_hour_ms: int,
+    prefixes: tuple[str, ...],
+    step_ms: int,
+) -> dict[int, dict[str, int]]:
+    h = t.hourly_counters.c
+    step = (h.hour - h.hour % step_ms).label("step")
+    rows = (
+        await conn.execute(
+            select(step, h.metric, func.sum(h.value).label("value"))
+            .where(
+                h.hour >= start_hour_ms,
+                h.hour < end_hour_ms,
+                or_(*(h.metric.startswith(p) for p in prefixes)),
+            )
+            .group_by(step, h.metric)
+        )
+    ).all()
+    series: dict[int, dict[str, int]] = {}
+    for row in rows:
+        series.setdefault(int(row.step), {})[row.metric] = int(row.value)
+    return series
+
+
 async def gauges(conn: SqlConnection) -> dict[str, int]:
     g = t.gauge_counters.c
     rows = (

@@ -98,6 +98,12 @@ class SqlMonitoringRepository(ProviderCallCounting):
         async with self._db.read() as conn:
             return await counters.hourly_totals(conn, start_hour_ms, end_hour_ms, prefixes)
 
+    async def hourly_series(
+        self, start_hour_ms: int, end_hour_ms: int, prefixes: tuple[str, ...], step_ms: int
+    ) -> dict[int, dict[str, int]]:
+        async with self._db.read() as conn:
+            return await counters.hourly_series(conn, start_hour_ms, end_hour_ms, prefixes, step_ms)
+
     async def gauges(self) -> dict[str, int]:
         async with self._db.read() as conn:
             return await counters.gauges(conn)
@@ -118,15 +124,17 @@ class SqlMonitoringRepository(ProviderCallCounting):
         c, a = t.provider_calls.c, t.delivery_attempts.c
         async with self._db.read() as conn:
             calls = (
-                await conn.execute(select(c.provider, c.ok).where(c.at >= start_ms, c.at < end_ms))
+                await conn.execute(
+                    select(c.provider, c.ok, c.at).where(c.at >= start_ms, c.at < end_ms)
+                )
             ).all()
             attempts = (
                 await conn.execute(
-                    select(a.integration, a.outcome).where(a.at >= start_ms, a.at < end_ms)
+                    select(a.integration, a.outcome, a.at).where(a.at >= start_ms, a.at < end_ms)
                 )
             ).all()
-        return [CallRecord(row.provider, bool(row.ok)) for row in calls] + [
-            CallRecord(row.integration, row.outcome == "delivered") for row in attempts
+        return [CallRecord(row.provider, bool(row.ok), row.at) for row in calls] + [
+            CallRecord(row.integration, row.outcome == "delivered", row.at) for row in attempts
         ]
 
     async def prune(self, probes_before: datetime, errors_before: datetime) -> None:
