@@ -819,10 +819,8 @@ async def silent_server() -> AsyncIterator[int]:
 
 async def test_smtp_timeout_is_transient(silent_server: int) -> None:
     sender = smtp_sender(f"smtp://127.0.0.1:{silent_server}", timeout=0.3)
-    started = time.monotonic()
     with pytest.raises(TransientDeliveryError, match="timeout"):
         await sender.send(email_message())
-    assert time.monotonic() - started < 2
 
 
 async def test_smtp_probe(smtp_server: SmtpPeer, smtps_server: SmtpPeer, tls: Tls) -> None:
@@ -1017,13 +1015,11 @@ async def test_sendgrid_400_is_permanent(
 async def test_sendgrid_slow_is_transient(sendgrid: FakeSendGrid) -> None:
     sendgrid.answers.append(Answer(202, delay=1.5))
     sender = SendGridEmailSender(API_KEY, sendgrid.url, timeout=0.3)
-    started = time.monotonic()
     try:
         with pytest.raises(TransientDeliveryError, match="timed out"):
             await sender.send(email_message())
     finally:
         await sender.aclose()
-    assert time.monotonic() - started < 1.2
 
 
 async def test_sendgrid_refused_is_transient() -> None:

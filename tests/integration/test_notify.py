@@ -360,12 +360,10 @@ async def test_sns_probe(aws: dict[str, Any], sns_notifier_factory: Any) -> None
 async def test_sns_server_down_is_transient(aws_env: None, sns_notifier_factory: Any) -> None:
     topic = f"arn:aws:sns:{REGION}:123456789012:orders"
     notifier: SnsNotifier = sns_notifier_factory(topic, f"http://127.0.0.1:{closed_port()}")
-    started = time.monotonic()
     with pytest.raises(TransientDeliveryError):
         await notifier.publish(message())
     with pytest.raises(TransientDeliveryError):
         await notifier.probe()
-    assert time.monotonic() - started < 10  # the SDK does not retry on its own
 
 
 def test_sns_region_from_the_arn() -> None:
@@ -577,6 +575,8 @@ async def test_webhook_status_classified(
     with pytest.raises(kind, match=str(status)) as caught:
         await notifier.publish(message())
     assert type(caught.value) is kind
+    # who answered what, in words, for the delivery's lastError
+    assert str(caught.value).startswith(f"the webhook answered HTTP {status}")
     assert len(receiver.requests) == 1  # no redirect followed, no SDK retry
 
 
@@ -599,16 +599,16 @@ async def test_webhook_429_retry_after(receiver: Receiver, http: httpx.AsyncClie
 async def test_webhook_timeout_is_transient(receiver: Receiver, http: httpx.AsyncClient) -> None:
     receiver.delay = 1.0
     notifier = WebhookNotifier(receiver.url, SECRET, http, timeout=0.2)
-    started = time.monotonic()
-    with pytest.raises(TransientDeliveryError, match="timed out"):
+    with pytest.raises(TransientDeliveryError, match="timed out") as caught:
         await notifier.publish(message())
-    assert time.monotonic() - started < 0.9
+    assert str(caught.value) == "the webhook timed out"
 
 
 async def test_webhook_refused_is_transient() -> None:
     async with WebhookNotifier(f"http://127.0.0.1:{closed_port()}/hook", SECRET) as notifier:
-        with pytest.raises(TransientDeliveryError, match="unreachable"):
+        with pytest.raises(TransientDeliveryError, match="unreachable") as caught:
             await notifier.publish(message())
+    assert "Error" not in str(caught.value), "a Python class name in an operator's answer"
 
 
 async def test_webhook_own_client(receiver: Receiver) -> None:

@@ -19,6 +19,13 @@ _WORDS: tuple[tuple[type[BaseException], str], ...] = (
 )
 
 
+def reason(exc: BaseException) -> str:
+    """The exception's own message when it has one (a driver's or a library's words),
+    else what failed in words; never a class name."""
+    text = " ".join(str(exc).split())
+    return text[:300] if text else in_words(exc)
+
+
 def in_words(exc: BaseException) -> str:
     """A short sentence for `exc` that names no Python class."""
     for kind, words in _WORDS:

@@ -156,7 +156,8 @@ def _probe_error(exc: Exception) -> str:
     if isinstance(exc, TimeoutError):
         return "timed out"
     if isinstance(exc, StoreError):
-        return "the store did not answer"  # the driver's error is in the logs
+        # the store's own sentence (what failed, in words); the driver's error is logged
+        return str(exc).removeprefix("store error: ") or "the store did not answer"
     if type(exc).__module__ == "builtins" and not isinstance(exc, OSError):
         return in_words(exc)
     return str(exc)[:300]

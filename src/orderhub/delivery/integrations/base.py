@@ -68,9 +68,14 @@ def parse_retry_after(value: str | None, now: datetime | None = None) -> float |
     return max(0.0, (moment - now).total_seconds())
 
 
-def http_error(status: int, detail: str, retry_after: str | None = None) -> DeliveryError:
-    """Classify an HTTP answer that was not a success (SPEC §10)."""
-    message = f"HTTP {status}: {detail[:500]}"
+def http_error(
+    receiver: str, status: int, detail: str, retry_after: str | None = None
+) -> DeliveryError:
+    """Classify an HTTP answer that was not a success: `TRANSIENT_HTTP` and 5xx are
+    transient, any other status permanent. The message says who answered what, e.g.
+    "the webhook answered HTTP 410: gone"."""
+    detail = " ".join(detail.split())[:500]
+    message = f"{receiver} answered HTTP {status}" + (f": {detail}" if detail else "")
     if status in TRANSIENT_HTTP or status >= 500:
         return TransientDeliveryError(message, retry_after=parse_retry_after(retry_after))
     return PermanentDeliveryError(message)

@@ -94,14 +94,16 @@ class SendGridEmailSender:
         response = await self._request("POST", "/v3/mail/send", mail_body(message))
         if response.is_success:  # 202 Accepted (200 in sandbox mode)
             return
-        raise http_error(response.status_code, response.text, response.headers.get("retry-after"))
+        raise http_error(
+            "SendGrid", response.status_code, response.text, response.headers.get("retry-after")
+        )
 
     async def probe(self) -> None:
         """An authenticated GET of `/v3/scopes`; raises unless it answers 2xx."""
         response = await self._request("GET", "/v3/scopes")
         if not response.is_success:
             raise http_error(
-                response.status_code, response.text, response.headers.get("retry-after")
+                "SendGrid", response.status_code, response.text, response.headers.get("retry-after")
             )
 
     async def aclose(self) -> None:

@@ -49,6 +49,7 @@ from orderhub.delivery.integrations.base import (
     parse_retry_after,
 )
 from orderhub.kit.closing import AsyncClosing
+from orderhub.kit.failures import reason
 
 TRANSIENT_CODES = frozenset(
     {
@@ -103,20 +104,20 @@ def client_error(exc: ClientError) -> DeliveryError:
     response: dict[str, Any] = getattr(exc, "response", {}) or {}
     error = response.get("Error", {}) or {}
     code = str(error.get("Code", ""))
-    detail = f"SNS {code}: {error.get('Message', '')}"
+    detail = f"{code}: {error.get('Message', '')}"
     meta = response.get("ResponseMetadata", {}) or {}
     status = int(meta.get("HTTPStatusCode") or 0)
     headers = meta.get("HTTPHeaders", {}) or {}
     retry_after = headers.get("retry-after")
     if code in TRANSIENT_CODES:
         return TransientDeliveryError(
-            f"HTTP {status}: {detail}", retry_after=parse_retry_after(retry_after)
+            f"SNS answered HTTP {status}: {detail}", retry_after=parse_retry_after(retry_after)
         )
     if code in PERMANENT_CODES:
-        return PermanentDeliveryError(f"HTTP {status}: {detail}")
+        return PermanentDeliveryError(f"SNS answered HTTP {status}: {detail}")
     if status == 0:
-        return TransientDeliveryError(detail)
-    return http_error(status, detail, retry_after)
+        return TransientDeliveryError(f"SNS: {detail}")
+    return http_error("SNS", status, detail, retry_after)
 
 
 class SnsNotifier(AsyncClosing):
@@ -221,4 +222,4 @@ class SnsNotifier(AsyncClosing):
             raise TransientDeliveryError(f"SNS: {exc}") from exc
         except (BotoCoreError, OSError, TimeoutError) as exc:
             # EndpointConnectionError, ConnectTimeoutError, ReadTimeoutError, ...
-            raise TransientDeliveryError(f"SNS unreachable: {exc!r}") from exc
+            raise TransientDeliveryError(f"SNS is unreachable: {reason(exc)}") from exc

@@ -38,6 +38,7 @@ from orderhub.delivery.integrations.base import (
     notification_payload,
 )
 from orderhub.kit.closing import AsyncClosing
+from orderhub.kit.failures import reason
 
 USER_AGENT = "orderhub-webhooks/1"
 _DETAIL_BYTES = 2048
@@ -105,14 +106,17 @@ class WebhookNotifier(AsyncClosing):
                     return
                 detail = await _head_of(response)
                 raise http_error(
-                    response.status_code, f"webhook: {detail}", response.headers.get("retry-after")
+                    "the webhook",
+                    response.status_code,
+                    detail,
+                    response.headers.get("retry-after"),
                 )
         except httpx.TimeoutException as exc:
-            raise TransientDeliveryError(f"webhook timed out: {exc!r}") from exc
+            raise TransientDeliveryError("the webhook timed out") from exc
         except (httpx.UnsupportedProtocol, httpx.InvalidURL) as exc:
             raise PermanentDeliveryError(f"webhook URL cannot be requested: {exc}") from exc
         except httpx.TransportError as exc:  # connect errors, resets, protocol errors
-            raise TransientDeliveryError(f"webhook unreachable: {exc!r}") from exc
+            raise TransientDeliveryError(f"the webhook is unreachable: {reason(exc)}") from exc
 
     async def probe(self) -> None:
         """Configured only: no request is made (see the module docstring)."""

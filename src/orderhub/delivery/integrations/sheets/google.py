@@ -61,6 +61,7 @@ from orderhub.delivery.integrations.base import (
     http_error,
 )
 from orderhub.delivery.integrations.sheets.csv import latest_per_order
+from orderhub.kit.failures import reason
 
 SCOPES = ("https://www.googleapis.com/auth/spreadsheets",)
 MAX_ROWS_PER_REQUEST = 500
@@ -217,7 +218,7 @@ class GoogleSheetWriter:
             # token refresh failed (credentials rotated, token endpoint down): retry later
             raise TransientDeliveryError(f"Google auth: {exc}") from exc
         except (OSError, httplib2.HttpLib2Error) as exc:  # incl. timeouts, refused
-            raise TransientDeliveryError(f"Google Sheets unreachable: {exc!r}") from exc
+            raise TransientDeliveryError(f"Google Sheets is unreachable: {reason(exc)}") from exc
         finally:
             close = getattr(getattr(http, "http", None), "close", None)
             if callable(close):
@@ -308,5 +309,5 @@ def _http_error(exc: HttpError) -> DeliveryError:
     if not detail:
         detail = exc.content.decode("utf-8", "replace") if isinstance(exc.content, bytes) else ""
     if status == 0:
-        return TransientDeliveryError(f"Google Sheets: {detail or exc!r}")
-    return http_error(status, f"Google Sheets: {detail}", retry_after)
+        return TransientDeliveryError(f"Google Sheets: {detail or reason(exc)}")
+    return http_error("Google Sheets", status, detail, retry_after)
