@@ -28,7 +28,7 @@ from orderhub.monitoring.service import MonitoringService
 from orderhub.orders.service import OrderService
 from orderhub.payments.provider import PaymentProvider, PaymentProviders
 from orderhub.payments.reconcile import ReconcileService
-from orderhub.payments.recording import RecordingPaymentProvider
+from orderhub.payments.recording import RecordingEventFeed, RecordingPaymentProvider
 from orderhub.payments.sandbox import SandboxPaymentProvider
 from orderhub.payments.service import PaymentService
 from orderhub.payments.stripe import StripePaymentProvider
@@ -280,7 +280,11 @@ def build_container(
     webhooks = WebhookService(
         store, payment_service, clock, error_log, settings.stripe_webhook_secret
     )
-    feeds = {name: p for name, p in by_name.items() if isinstance(p, StripePaymentProvider)}
+    feeds = {
+        name: RecordingEventFeed(p, store.monitoring, clock)
+        for name, p in by_name.items()
+        if isinstance(p, StripePaymentProvider)
+    }
     alert_webhook = _alert_webhook(settings)
     alerts = AlertService(
         store,

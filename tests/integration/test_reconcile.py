@@ -152,12 +152,21 @@ async def test_a_run_lists_from_its_checkpoint_and_a_failed_listing_keeps_it(
     assert int(listed.params["created"]["gte"]) == overlap
     assert second.checkpoint == first.checkpoint
 
+    async def stripe_calls() -> dict[str, int]:
+        metrics = await h.client.get("/api/monitoring/metrics?timeRange=1h", headers=AUTH)
+        counts: dict[str, int] = metrics.json()["data"]["integrations"]["stripe"]
+        return counts
+
+    before = await stripe_calls()
     fake_stripe.fail_next(500, count=10, path_prefix="/v1/events")
     failed = await h.container.reconcile.run()
     assert failed.errors == 1 and "events of stripe" in (failed.error or "")
     assert failed.checkpoint == first.checkpoint  # the next run lists those events again
     errors = (await h.client.get("/api/monitoring/errors", headers=AUTH)).json()["data"]
     assert any("list the events" in e["message"] for e in errors["errors"])
+    # listing events is a call to Stripe like any other: counted, and its failure an error
+    after = await stripe_calls()
+    assert after["calls"] == before["calls"] + 1 and after["errors"] == before["errors"] + 1
 
 
 async def test_unsettled_sandbox_payments_are_read_from_the_provider(

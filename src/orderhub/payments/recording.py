@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import TypeVar
 
 import structlog
@@ -12,6 +12,8 @@ from orderhub.kit.clock import Clock
 from orderhub.kit.ids import new_id
 from orderhub.payments.provider import (
     CardDeclined,
+    EventFeed,
+    EventPage,
     IntentNotFound,
     PaymentIntent,
     PaymentProvider,
@@ -28,21 +30,14 @@ log = structlog.get_logger(__name__)
 ANSWERED = (CardDeclined, ProviderRejected, IntentNotFound)
 
 
-class RecordingPaymentProvider:
-    """Wraps a provider; counts calls and errors (unreachable, 5xx, auth) in the store."""
+class CallRecorder:
+    """Times one provider call and records it (calls and errors, by provider)."""
 
-    def __init__(
-        self, inner: PaymentProvider, monitoring: MonitoringRepository, clock: Clock
-    ) -> None:
-        self.inner = inner
+    def __init__(self, monitoring: MonitoringRepository, clock: Clock) -> None:
         self._monitoring = monitoring
         self._clock = clock
 
-    @property
-    def name(self) -> str:
-        return self.inner.name
-
-    async def _call(self, operation: str, call: Callable[[], Awaitable[T]]) -> T:
+    async def call(self, provider: str, operation: str, call: Callable[[], Awaitable[T]]) -> T:
         started = time.perf_counter()
         ok = True
         try:
@@ -56,12 +51,27 @@ class RecordingPaymentProvider:
             duration = int((time.perf_counter() - started) * 1000)
             try:
                 await self._monitoring.record_provider_call(
-                    ProviderCall(
-                        new_id(), self.inner.name, operation, ok, duration, self._clock.now()
-                    )
+                    ProviderCall(new_id(), provider, operation, ok, duration, self._clock.now())
                 )
             except StoreError:
                 log.warning("provider_call_not_recorded", operation=operation)
+
+
+class RecordingPaymentProvider:
+    """Wraps a provider; counts calls and errors (unreachable, 5xx, auth) in the store."""
+
+    def __init__(
+        self, inner: PaymentProvider, monitoring: MonitoringRepository, clock: Clock
+    ) -> None:
+        self.inner = inner
+        self._recorder = CallRecorder(monitoring, clock)
+
+    @property
+    def name(self) -> str:
+        return self.inner.name
+
+    async def _call(self, operation: str, call: Callable[[], Awaitable[T]]) -> T:
+        return await self._recorder.call(self.inner.name, operation, call)
 
     async def create_intent(
         self, *, amount: int, currency: str, order_id: str, idempotency_key: str
@@ -99,3 +109,26 @@ class RecordingPaymentProvider:
 
     async def probe(self) -> None:
         await self.inner.probe()  # probes are recorded as probes, not as calls
+
+
+class RecordingEventFeed:
+    """Wraps an event feed: each page listed is a provider call, counted like the rest."""
+
+    def __init__(self, inner: EventFeed, monitoring: MonitoringRepository, clock: Clock) -> None:
+        self.inner = inner
+        self._recorder = CallRecorder(monitoring, clock)
+
+    @property
+    def name(self) -> str:
+        return self.inner.name
+
+    async def list_events(
+        self, *, types: Sequence[str], created_gte: int, starting_after: str | None
+    ) -> EventPage:
+        return await self._recorder.call(
+            self.inner.name,
+            "list_events",
+            lambda: self.inner.list_events(
+                types=types, created_gte=created_gte, starting_after=starting_after
+            ),
+        )
