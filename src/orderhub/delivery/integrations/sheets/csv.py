@@ -23,6 +23,7 @@ read back exactly; an Order ID that was guarded anyway is unguarded when read.
 from __future__ import annotations
 
 import asyncio
+import bisect
 import contextlib
 import csv
 import io
@@ -106,6 +107,7 @@ class _Index:
     identity: tuple[int, int, int]  # inode, size, mtime (ns) after the last write
     rows: dict[str, _Stored] = field(default_factory=dict)
     starts: list[int] = field(default_factory=list)  # every record's offset, in order
+    owners: list[str] = field(default_factory=list)  # beside `starts`: whose row ("": none)
     copies: set[int] = field(default_factory=set)  # offsets of further rows of an order
 
 
@@ -231,19 +233,28 @@ class CsvSheetWriter:
         for offset, record in _records_with_offsets(data, base):
             index.starts.append(offset)
             if not any(record) or (record[_ID] == SHEET_COLUMNS[0] and offset <= len(_BOM)):
+                index.owners.append("")
                 continue  # a blank line or the header
             order_id = _unguard(record[_ID])
             if order_id in index.rows:
                 index.copies.add(offset)
+                index.owners.append("")
             else:
                 index.rows[order_id] = _Stored(offset, _version_of(record), _digest(record))
+                index.owners.append(order_id)
 
     def _reindex_from(self, index: _Index, start: int, tail: bytes) -> None:
-        """The index after `tail` replaced everything from `start` on."""
-        kept = [s for s in index.starts if s < start]
-        index.rows = {k: v for k, v in index.rows.items() if v.start < start}
-        index.copies = {offset for offset in index.copies if offset < start}
-        index.starts = kept
+        """The index after `tail` replaced everything from `start` on: only the rows from
+        `start` on are forgotten and read again (a batch that appends costs what it
+        writes, however long the sheet)."""
+        cut = bisect.bisect_left(index.starts, start)
+        for order_id in index.owners[cut:]:
+            if order_id:
+                del index.rows[order_id]
+        del index.starts[cut:]
+        del index.owners[cut:]
+        if index.copies:
+            index.copies = {offset for offset in index.copies if offset < start}
         self._add_rows(index, tail, start)
         index.identity = _identity(self.path.stat())
         self._index = index
