@@ -388,7 +388,6 @@ async def measure_size(
     container = build_container(settings)
     app = create_app(settings, container)
     await container.start()
-    engine = container.store.engine  # type: ignore[attr-defined]
     statements: list[tuple[str, Any]] = []
     try:
         transport = httpx.ASGITransport(app=app, client=("127.0.0.1", 50000))
@@ -400,9 +399,10 @@ async def measure_size(
                 if statement.lstrip().upper().startswith("SELECT"):
                     statements.append((statement, params))
 
-            event.listen(engine.sync_engine, "before_cursor_execute", capture)
+            # every engine's statements (the store's engine is its own business)
+            event.listen(Engine, "before_cursor_execute", capture)
             await client.get("/api/monitoring/metrics?timeRange=90d", headers=AUTH)
-            event.remove(engine.sync_engine, "before_cursor_execute", capture)
+            event.remove(Engine, "before_cursor_execute", capture)
 
             base: list[float] = []
             samples = {
