@@ -16,7 +16,7 @@ from orderhub.payments.provider import IntentStatus
 from orderhub.payments.sandbox import SandboxPaymentProvider
 from tests.fixtures.app import AUTH, Harness
 from tests.fixtures.envelopes import assert_error
-from tests.fixtures.orders import ADDRESS, order_body
+from tests.fixtures.orders import ADDRESS, history_entry, order_body
 
 ORDERS = "/api/orders"
 ISO_MS_UTC = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$")
@@ -234,13 +234,7 @@ async def test_shipping_address_change_on_a_pending_order(harness: Harness) -> N
     after = await fetch(harness, created["id"])
     assert without_history(after) == order
     assert after["history"][1:] == [
-        {
-            "type": "order.updated",
-            "at": order["updatedAt"],
-            "status": "pending",
-            "paymentStatus": "pending",
-            "source": "api",
-        }
+        history_entry("order.updated", order["updatedAt"], "pending", "pending")
     ]
 
 
@@ -362,20 +356,8 @@ async def test_cancel_a_pending_order(harness: Harness) -> None:
     assert after["refunds"] == []
     assert after["refundedAmount"] == 0
     assert after["history"] == [
-        {
-            "type": "order.created",
-            "at": created["createdAt"],
-            "status": "pending",
-            "paymentStatus": "pending",
-            "source": "api",
-        },
-        {
-            "type": "order.cancelled",
-            "at": after["cancelledAt"],
-            "status": "cancelled",
-            "paymentStatus": "cancelled",
-            "source": "api",
-        },
+        history_entry("order.created", created["createdAt"], "pending", "pending"),
+        history_entry("order.cancelled", after["cancelledAt"], "cancelled", "cancelled"),
     ]
     intent = await sandbox(harness).retrieve_intent(created["paymentIntentId"])
     assert intent.status == IntentStatus.CANCELED
@@ -533,13 +515,9 @@ async def test_tracking_number_on_a_paid_order(harness: Harness) -> None:
     assert updated["trackingNumber"] == "TRACK-1"
     assert updated["status"] == "paid"
     after = await fetch(harness, order["id"])
-    assert after["history"][-1] == {
-        "type": "order.updated",
-        "at": updated["updatedAt"],
-        "status": "paid",
-        "paymentStatus": "completed",
-        "source": "api",
-    }
+    assert after["history"][-1] == history_entry(
+        "order.updated", updated["updatedAt"], "paid", "completed"
+    )
 
 
 async def test_repeating_shipped_fixes_the_tracking_number(harness: Harness) -> None:

@@ -13,7 +13,7 @@ import pytest
 
 from tests.fixtures.app import AUTH
 from tests.fixtures.envelopes import assert_error
-from tests.fixtures.orders import ADDRESS, order_body
+from tests.fixtures.orders import ADDRESS, REQUIRED_ORDER_FIELDS, order_body
 
 ORDERS = "/api/orders"
 MAX_BODY_BYTES = 1024 * 1024
@@ -488,18 +488,8 @@ async def test_item_text_rules(
 
 # -- required fields, types, unknown fields -----------------------------------------------
 
-REQUIRED_TOP_LEVEL = [
-    "customerId",
-    "customerEmail",
-    "customerName",
-    "items",
-    "totalAmount",
-    "currency",
-    "shippingAddress",
-]
 
-
-@pytest.mark.parametrize("field", REQUIRED_TOP_LEVEL)
+@pytest.mark.parametrize("field", REQUIRED_ORDER_FIELDS)
 async def test_missing_required_field(api: httpx.AsyncClient, field: str) -> None:
     body = order_body()
     del body[field]
@@ -552,7 +542,7 @@ async def test_null_for_a_required_field_is_rejected(
 
 async def test_every_required_field_missing_is_listed(api: httpx.AsyncClient) -> None:
     response = await post(api, {})
-    await assert_invalid_all(api, response, [(f, "is required") for f in REQUIRED_TOP_LEVEL])
+    await assert_invalid_all(api, response, [(f, "is required") for f in REQUIRED_ORDER_FIELDS])
 
 
 @pytest.mark.parametrize(
