@@ -64,7 +64,7 @@ async def test_unreachable_refund_is_502_reports_nothing_until_the_resend(
     mails_before = len(await _mails(p))
     revenue_before = await _revenue(p)
     assert revenue_before == 109.97
-    p.stripe.fail_next(status=500, count=10, path_prefix="/v1/refunds")
+    p.refunds_fail()
     response = await p.refund(order["id"], amount=1)
     assert response.status_code == 502, response.text
     after = await p.get_order(order["id"])
@@ -161,7 +161,7 @@ async def test_cancellation_emails_tell_the_truth(
     unpaid = await p.create_order()
     paid = await p.paid_order()
     assert (await p.cancel(unpaid["id"])).status_code == 200
-    p.stripe.fail_next(status=500, count=10, path_prefix="/v1/refunds")
+    p.refunds_fail()
     assert (await p.cancel(paid["id"])).status_code == 200
 
     def cancelled_mail(mails: list[EmailMessage], order_id: str) -> str:

@@ -352,7 +352,7 @@ async def test_delete_with_the_provider_down_is_200_and_the_worker_sends_the_ref
     p, clock = frozen_stripe
     harness = p.harness
     order = await p.paid_order()
-    p.stripe.fail_next(status=500, count=10, path_prefix="/v1/refunds")
+    p.refunds_fail()
     cancelled = await p.cancel(order["id"])
     assert cancelled.status_code == 200, cancelled.text
     data = cancelled.json()["data"]
@@ -380,7 +380,7 @@ async def test_unacknowledged_refunds_are_sent_by_the_worker_later(
     harness = p.harness
     cancelled = await p.paid_order()
     partly = await p.paid_order()
-    p.stripe.fail_next(status=500, count=20, path_prefix="/v1/refunds")
+    p.refunds_fail(20)
     assert (await p.cancel(cancelled["id"])).status_code == 200
     assert (await p.refund(partly["id"], amount=5)).status_code == 502
     service = harness.container.payment_service
