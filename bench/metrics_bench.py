@@ -360,15 +360,18 @@ async def _timed(
     return samples
 
 
-def bench_settings(data_dir: Path, database_url: str) -> Settings:
-    return Settings(
-        _env_file=None,
-        data_dir=data_dir,
-        database_url=database_url,
-        api_keys=[API_KEY],
-        rate_limit_max=100_000_000,
-        log_level="warning",
-    )
+def bench_settings(data_dir: Path, database_url: str, **overrides: Any) -> Settings:
+    """A bench run's settings: no .env, the bench's API key, a rate limit never reached,
+    quiet logs; `overrides` on top."""
+    fields: dict[str, Any] = {
+        "data_dir": data_dir,
+        "database_url": database_url,
+        "api_keys": [API_KEY],
+        "rate_limit_max": 100_000_000,
+        "log_level": "warning",
+        **overrides,
+    }
+    return Settings(_env_file=None, **fields)
 
 
 @dataclass

@@ -30,10 +30,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from tests.fixtures.orders import order_body
 
+from bench.metrics_bench import bench_settings
 from orderhub.app import create_app
 from orderhub.bootstrap import build_container
 from orderhub.kit.logging import configure_logging
-from orderhub.settings import Settings
 from orderhub.store.dynamodb.migrate import create_tables
 from orderhub.store.sql.migrate import upgrade_to_head
 
@@ -61,13 +61,10 @@ class Figure:
 async def _measure(
     store: str, database_url: str, data_dir: Path, creates: int, gets: int
 ) -> list[Figure]:
-    settings = Settings(  # type: ignore[call-arg]
-        _env_file=None,
-        data_dir=data_dir,
-        database_url=database_url,
+    settings = bench_settings(
+        data_dir,
+        database_url,
         api_keys=[KEY],
-        rate_limit_max=10_000_000,
-        log_level="warning",
         email_backend="none",
         sheets_backend="none",
         notify_backend="none",

@@ -91,21 +91,6 @@ async def console(console_factory: ConsoleFactory) -> Console:
     return made
 
 
-async def _paid_order(h: Harness, **changes: Any) -> dict[str, Any]:
-    created = await h.create_order(order_body(**changes))
-    assert created.status_code == 201, created.text
-    order: dict[str, Any] = created.json()["data"]["order"]
-    assert (await h.confirm(order)).status_code == 200
-    return order
-
-
-async def _api_order(h: Harness, order_id: str) -> dict[str, Any]:
-    response = await h.client.get(f"/api/orders/{order_id}", headers=AUTH)
-    assert response.status_code == 200
-    data: dict[str, Any] = response.json()["data"]
-    return data
-
-
 # -- signing in ------------------------------------------------------------------------
 
 
@@ -243,26 +228,26 @@ async def test_console_enabled_false_removes_every_route(
 
 
 async def test_a_form_without_the_csrf_token_is_refused(console: Console) -> None:
-    order = await _paid_order(console.harness)
+    order = await console.harness.paid_order()
     path = f"/console/orders/{order['id']}/actions/processing"
     for fields in ({"confirmed": "yes"}, {"confirmed": "yes", "csrf": "forged"}):
         response = await console.post(path, fields)
         assert response.status_code == 403
         assert "Form refused" in response.text
-    assert (await _api_order(console.harness, order["id"]))["status"] == "paid"
+    assert (await console.harness.get_order(order["id"]))["status"] == "paid"
     # the sign-out form too: the session lives on
     assert (await console.post("/console/sign-out", {})).status_code == 403
     assert (await console.get("/console")).status_code == 200
 
 
 async def test_a_form_from_another_origin_is_refused(console: Console) -> None:
-    order = await _paid_order(console.harness)
+    order = await console.harness.paid_order()
     token = await console.csrf()
     path = f"/console/orders/{order['id']}/actions/processing"
     for origin in ("http://evil.example", "null", "http://127.0.0.1:3001"):
         response = await console.post(path, {"csrf": token, "confirmed": "yes"}, origin=origin)
         assert response.status_code == 403
-    assert (await _api_order(console.harness, order["id"]))["status"] == "paid"
+    assert (await console.harness.get_order(order["id"]))["status"] == "paid"
     # the same form from the console itself goes through
     response = await console.post(path, {"csrf": token, "confirmed": "yes"})
     assert response.status_code == 303
@@ -285,7 +270,7 @@ async def test_the_sign_in_form_needs_its_own_token(console_factory: ConsoleFact
 async def test_every_page_sends_the_security_headers(
     console: Console, console_factory: ConsoleFactory
 ) -> None:
-    order = await _paid_order(console.harness)
+    order = await console.harness.paid_order()
     for path in (
         "/console",
         "/console/orders",
@@ -313,7 +298,7 @@ def _check_headers(response: httpx.Response) -> None:
 
 
 async def test_pages_hold_no_inline_script_or_style(console: Console) -> None:
-    order = await _paid_order(console.harness)
+    order = await console.harness.paid_order()
     for path in ("/console", "/console/orders", f"/console/orders/{order['id']}"):
         text = (await console.get(path)).text
         assert "<script>" not in text and "style=" not in text and "<style" not in text
@@ -324,8 +309,8 @@ async def test_pages_hold_no_inline_script_or_style(console: Console) -> None:
 
 async def test_customer_text_is_shown_as_text(console: Console) -> None:
     name = "<script>alert(1)</script>"
-    order = await _paid_order(
-        console.harness, customerName=name, metadata={"note": "<img src=x onerror=alert(1)>"}
+    order = await console.harness.paid_order(
+        customerName=name, metadata={"note": "<img src=x onerror=alert(1)>"}
     )
     for path in (f"/console/orders/{order['id']}", "/console/orders"):
         text = (await console.get(path)).text
@@ -338,7 +323,7 @@ async def test_customer_text_is_shown_as_text(console: Console) -> None:
 
 async def test_overview_shows_the_metrics_of_the_chosen_range(console: Console) -> None:
     h = console.harness
-    await _paid_order(h)
+    await h.paid_order()
     await h.create_order()
     for time_range in ("24h", "1h"):
         page = await console.get("/console", timeRange=time_range)
@@ -396,17 +381,17 @@ async def _act(console: Console, order_id: str, action: str, **fields: str) -> h
 
 
 async def test_an_action_asks_to_confirm_before_it_changes_anything(console: Console) -> None:
-    order = await _paid_order(console.harness)
+    order = await console.harness.paid_order()
     path = f"/console/orders/{order['id']}/actions/cancel"
     asked = await console.submit(path, {}, f"/console/orders/{order['id']}")
     assert asked.status_code == 200 and "Please confirm" in asked.text
     assert "Cancel this order (109.97 USD)" in asked.text
-    assert (await _api_order(console.harness, order["id"]))["status"] == "paid"
+    assert (await console.harness.get_order(order["id"]))["status"] == "paid"
 
 
 async def test_ship_with_tracking_and_deliver_are_recorded_as_console(console: Console) -> None:
     h = console.harness
-    order = await _paid_order(h)
+    order = await h.paid_order()
     done = await _act(console, order["id"], "processing")
     assert done.status_code == 303
     assert done.headers["location"] == f"/console/orders/{order['id']}?done=processing"
@@ -416,7 +401,7 @@ async def test_ship_with_tracking_and_deliver_are_recorded_as_console(console: C
     page = await console.get(f"/console/orders/{order['id']}", done="shipped")
     assert "The order is now shipped." in page.text and "1Z999AA10123456784" in page.text
     assert (await _act(console, order["id"], "delivered")).status_code == 303
-    seen = await _api_order(h, order["id"])
+    seen = await h.get_order(order["id"])
     assert (seen["status"], seen["trackingNumber"]) == ("delivered", "1Z999AA10123456784")
     assert [(e["type"], e["source"]) for e in seen["history"]][-3:] == [
         ("order.processing", "console"),
@@ -426,7 +411,7 @@ async def test_ship_with_tracking_and_deliver_are_recorded_as_console(console: C
 
 
 async def test_shipping_needs_a_tracking_number(console: Console) -> None:
-    order = await _paid_order(console.harness)
+    order = await console.harness.paid_order()
     path = f"/console/orders/{order['id']}/actions/shipped"
     response = await console.submit(path, {"tracking": " "}, f"/console/orders/{order['id']}")
     assert response.status_code == 400
@@ -435,7 +420,7 @@ async def test_shipping_needs_a_tracking_number(console: Console) -> None:
 
 async def test_refund_once_even_if_confirmed_twice(console: Console) -> None:
     h = console.harness
-    order = await _paid_order(h)
+    order = await h.paid_order()
     page = f"/console/orders/{order['id']}"
     path = f"{page}/actions/refund"
     asked = await console.submit(path, {"amount": "10.00", "reason": "duplicate"}, page)
@@ -445,7 +430,7 @@ async def test_refund_once_even_if_confirmed_twice(console: Console) -> None:
     )
     assert (await console.post(path, confirm)).status_code == 303
     assert (await console.post(path, confirm)).status_code == 303  # the same refund
-    seen = await _api_order(h, order["id"])
+    seen = await h.get_order(order["id"])
     assert seen["refundedAmount"] == 10.0 and len(seen["refunds"]) == 1
     assert seen["refunds"][0]["reason"] == "duplicate"
     assert seen["history"][-1]["source"] == "console"
@@ -453,7 +438,7 @@ async def test_refund_once_even_if_confirmed_twice(console: Console) -> None:
 
 async def test_a_refused_action_is_shown_in_words(console: Console) -> None:
     h = console.harness
-    order = await _paid_order(h)
+    order = await h.paid_order()
     page = f"/console/orders/{order['id']}"
     too_much = await console.submit(f"{page}/actions/refund", {"amount": "500"}, page)
     assert too_much.status_code == 200  # the confirm page; the provider is asked on confirm
@@ -472,9 +457,9 @@ async def test_a_refused_action_is_shown_in_words(console: Console) -> None:
 
 async def test_cancel_from_the_console(console: Console) -> None:
     h = console.harness
-    order = await _paid_order(h)
+    order = await h.paid_order()
     assert (await _act(console, order["id"], "cancel")).status_code == 303
-    seen = await _api_order(h, order["id"])
+    seen = await h.get_order(order["id"])
     assert seen["status"] == "cancelled" and seen["paymentStatus"] == "refunded"
     sources = {e["type"]: e["source"] for e in seen["history"]}
     assert sources["order.cancelled"] == "console" and sources["order.refunded"] == "console"
@@ -485,7 +470,7 @@ async def test_cancel_from_the_console(console: Console) -> None:
 
 async def test_deliveries_page_filters_and_retries_a_dead_one(console: Console) -> None:
     h = console.harness
-    order = await _paid_order(h)
+    order = await h.paid_order()
     listed = await h.client.get(
         f"/api/monitoring/deliveries?orderId={order['id']}&integration=email", headers=AUTH
     )

@@ -13,9 +13,10 @@ from typing import Any
 
 import pytest
 
+from orderhub.kit.clock import FrozenClock
 from tests.fixtures.app import AUTH, Harness
 from tests.fixtures.orders import order_body
-from tests.fixtures.payments import Payments, stripe_payments_frozen, stripe_payments_with
+from tests.fixtures.payments import Payments, stripe_payments_with
 from tests.fixtures.stripe_server import WEBHOOK_SECRET, FakeStripe, make_event
 
 
@@ -55,17 +56,15 @@ async def _errors(p: Payments) -> list[Any]:
 
 
 async def test_unreachable_refund_is_502_reports_nothing_until_the_resend(
-    make_harness: Any, fake_stripe: FakeStripe
+    frozen_stripe: tuple[Payments, FrozenClock],
 ) -> None:
-    p, clock = await stripe_payments_frozen(
-        make_harness, fake_stripe, stripe_webhook_secret=WEBHOOK_SECRET
-    )
+    p, clock = frozen_stripe
     order = await p.paid_order()
     clock.advance(minutes=1)  # the metrics' range ends before "now"
     mails_before = len(await _mails(p))
     revenue_before = await _revenue(p)
     assert revenue_before == 109.97
-    fake_stripe.fail_next(status=500, count=10, path_prefix="/v1/refunds")
+    p.refunds_fail()
     response = await p.refund(order["id"], amount=1)
     assert response.status_code == 502, response.text
     after = await p.get_order(order["id"])
@@ -80,12 +79,12 @@ async def test_unreachable_refund_is_502_reports_nothing_until_the_resend(
     assert too_much.status_code == 409
     assert too_much.json()["error"]["code"] == "refund_too_large"
 
-    fake_stripe.clear_faults()
+    p.stripe.clear_faults()
     clock.advance(minutes=3)
     service = p.harness.container.payment_service
     assert await service.resend_unsent_refunds(quiet_for=timedelta(minutes=2)) == 1
     assert await service.resend_unsent_refunds(quiet_for=timedelta(minutes=2)) == 0
-    assert [r["amount"] for r in fake_stripe.refunds_for(order["paymentIntentId"])] == [100]
+    assert [r["amount"] for r in p.stripe.refunds_for(order["paymentIntentId"])] == [100]
     final = await p.get_order(order["id"])
     assert (final["paymentStatus"], final["refundedAmount"]) == ("partially_refunded", 1.0)
     assert final["refunds"][0]["status"] == "succeeded"
@@ -156,16 +155,14 @@ async def test_delete_retried_with_the_same_key_replays(payments: Payments) -> N
 
 
 async def test_cancellation_emails_tell_the_truth(
-    make_harness: Any, fake_stripe: FakeStripe
+    frozen_stripe: tuple[Payments, FrozenClock],
 ) -> None:
-    p, clock = await stripe_payments_frozen(
-        make_harness, fake_stripe, stripe_webhook_secret=WEBHOOK_SECRET
-    )
+    p, clock = frozen_stripe
     unpaid = await p.create_order()
     paid = await p.paid_order()
-    assert (await p.client.delete(f"/api/orders/{unpaid['id']}", headers=AUTH)).status_code == 200
-    fake_stripe.fail_next(status=500, count=10, path_prefix="/v1/refunds")
-    assert (await p.client.delete(f"/api/orders/{paid['id']}", headers=AUTH)).status_code == 200
+    assert (await p.cancel(unpaid["id"])).status_code == 200
+    p.refunds_fail()
+    assert (await p.cancel(paid["id"])).status_code == 200
 
     def cancelled_mail(mails: list[EmailMessage], order_id: str) -> str:
         # the subject's reference is the id's first 8 characters; the body has all of it
@@ -177,7 +174,7 @@ async def test_cancellation_emails_tell_the_truth(
     assert "refund" not in cancelled_mail(mails, unpaid["id"]).lower()
     assert "A refund of 109.97 USD is on its way" in cancelled_mail(mails, paid["id"])
     assert not [m for m in mails if str(m["Subject"]).startswith("Refund for")]
-    fake_stripe.clear_faults()
+    p.stripe.clear_faults()
     clock.advance(minutes=3)
     service = p.harness.container.payment_service
     assert await service.resend_unsent_refunds(quiet_for=timedelta(minutes=2)) == 1
@@ -364,7 +361,7 @@ async def test_an_old_orders_provider_that_is_gone_fails_clearly(
     p = Payments(after, "sandbox", None)
     for response in (
         await p.refund(order["id"], amount=1),
-        await p.client.delete(f"/api/orders/{order['id']}", headers=AUTH),
+        await p.cancel(order["id"]),
         await p.confirm(order, None),
         await p.client.get(f"/api/payments/{order['paymentIntentId']}", headers=AUTH),
     ):

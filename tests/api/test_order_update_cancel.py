@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import Sequence
 from typing import Any
 
 import httpx
@@ -16,9 +17,11 @@ from orderhub.payments.provider import IntentStatus
 from orderhub.payments.sandbox import SandboxPaymentProvider
 from tests.fixtures.app import AUTH, Harness
 from tests.fixtures.envelopes import assert_error
-from tests.fixtures.orders import ADDRESS, order_body
+from tests.fixtures.orders import ADDRESS, history_entry, order_body
 
 ORDERS = "/api/orders"
+# the ways to an order that has left the warehouse
+SHIPPED_PATHS = [["shipped"], ["shipped", "delivered"]]
 ISO_MS_UTC = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$")
 NEW_ADDRESS = {
     "street": "1 Infinite Loop",
@@ -64,6 +67,14 @@ async def paid_order(harness: Harness) -> dict[str, Any]:
     await sandbox(harness).mark_succeeded(created["paymentIntentId"])
     await record_paid(harness, created["id"])
     return await fetch(harness, created["id"])
+
+
+async def paid_and_moved(harness: Harness, path: Sequence[str]) -> dict[str, Any]:
+    """`paid_order`, then PATCHed to each status of `path` in turn (its id is what counts)."""
+    order = await paid_order(harness)
+    for step in path:
+        await patched(harness, order["id"], {"status": step})
+    return order
 
 
 async def fetch(harness: Harness, order_id: str) -> dict[str, Any]:
@@ -234,13 +245,7 @@ async def test_shipping_address_change_on_a_pending_order(harness: Harness) -> N
     after = await fetch(harness, created["id"])
     assert without_history(after) == order
     assert after["history"][1:] == [
-        {
-            "type": "order.updated",
-            "at": order["updatedAt"],
-            "status": "pending",
-            "paymentStatus": "pending",
-            "source": "api",
-        }
+        history_entry("order.updated", order["updatedAt"], "pending", "pending")
     ]
 
 
@@ -362,20 +367,8 @@ async def test_cancel_a_pending_order(harness: Harness) -> None:
     assert after["refunds"] == []
     assert after["refundedAmount"] == 0
     assert after["history"] == [
-        {
-            "type": "order.created",
-            "at": created["createdAt"],
-            "status": "pending",
-            "paymentStatus": "pending",
-            "source": "api",
-        },
-        {
-            "type": "order.cancelled",
-            "at": after["cancelledAt"],
-            "status": "cancelled",
-            "paymentStatus": "cancelled",
-            "source": "api",
-        },
+        history_entry("order.created", created["createdAt"], "pending", "pending"),
+        history_entry("order.cancelled", after["cancelledAt"], "cancelled", "cancelled"),
     ]
     intent = await sandbox(harness).retrieve_intent(created["paymentIntentId"])
     assert intent.status == IntentStatus.CANCELED
@@ -533,13 +526,9 @@ async def test_tracking_number_on_a_paid_order(harness: Harness) -> None:
     assert updated["trackingNumber"] == "TRACK-1"
     assert updated["status"] == "paid"
     after = await fetch(harness, order["id"])
-    assert after["history"][-1] == {
-        "type": "order.updated",
-        "at": updated["updatedAt"],
-        "status": "paid",
-        "paymentStatus": "completed",
-        "source": "api",
-    }
+    assert after["history"][-1] == history_entry(
+        "order.updated", updated["updatedAt"], "paid", "completed"
+    )
 
 
 async def test_repeating_shipped_fixes_the_tracking_number(harness: Harness) -> None:
@@ -566,22 +555,18 @@ async def test_shipping_address_can_change_while_processing(harness: Harness) ->
     assert updated["shippingAddress"] == NEW_ADDRESS
 
 
-@pytest.mark.parametrize("path", [["shipped"], ["shipped", "delivered"]])
+@pytest.mark.parametrize("path", SHIPPED_PATHS)
 async def test_shipping_address_cannot_change_once_shipped(
     harness: Harness, path: list[str]
 ) -> None:
-    order = await paid_order(harness)
-    for step in path:
-        await patched(harness, order["id"], {"status": step})
+    order = await paid_and_moved(harness, path)
     response = await patch(harness, order["id"], {"shippingAddress": NEW_ADDRESS})
     assert_error(response, 409, f"Cannot change shippingAddress while the order is {path[-1]}")
     assert (await fetch(harness, order["id"]))["shippingAddress"] == ADDRESS
 
 
 async def test_metadata_can_change_after_delivery(harness: Harness) -> None:
-    order = await paid_order(harness)
-    for step in ("shipped", "delivered"):
-        await patched(harness, order["id"], {"status": step})
+    order = await paid_and_moved(harness, ["shipped", "delivered"])
     updated = await patched(harness, order["id"], {"metadata": {"review": "5"}})
     assert updated["metadata"] == {"review": "5"}
     assert updated["status"] == "delivered"
@@ -688,13 +673,11 @@ async def test_cancelled_paid_order_cannot_be_cancelled_again(harness: Harness) 
     assert await fetch(harness, order["id"]) == before
 
 
-@pytest.mark.parametrize("path", [["shipped"], ["shipped", "delivered"]])
+@pytest.mark.parametrize("path", SHIPPED_PATHS)
 async def test_shipped_or_delivered_order_cannot_be_cancelled(
     harness: Harness, path: list[str]
 ) -> None:
-    order = await paid_order(harness)
-    for step in path:
-        await patched(harness, order["id"], {"status": step})
+    order = await paid_and_moved(harness, path)
     before = await fetch(harness, order["id"])
     response = await delete(harness, order["id"])
     assert_error(response, 409, f"Cannot cancel an order that is {path[-1]}")

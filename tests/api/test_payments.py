@@ -8,8 +8,9 @@ from typing import Any
 
 import pytest
 
+from orderhub.kit.clock import FrozenClock
 from tests.fixtures.app import AUTH
-from tests.fixtures.payments import Payments, stripe_payments_frozen, stripe_payments_with
+from tests.fixtures.payments import Payments, stripe_payments_with
 
 SEED_TOTAL = 109.97
 
@@ -212,7 +213,7 @@ async def test_get_payment_seed_shape(payments: Payments) -> None:
 
 async def test_delete_cancels_a_pending_intent_at_the_provider(payments: Payments) -> None:
     order = await payments.create_order()
-    response = await payments.client.delete(f"/api/orders/{order['id']}", headers=AUTH)
+    response = await payments.cancel(order["id"])
     assert response.status_code == 200
     intent = await payments.client.get(f"/api/payments/{order['paymentIntentId']}", headers=AUTH)
     assert intent.json()["data"]["status"] == "canceled"
@@ -223,7 +224,7 @@ async def test_delete_cancels_a_pending_intent_at_the_provider(payments: Payment
 async def test_delete_of_a_paid_order_refunds_what_is_left(payments: Payments) -> None:
     order = await payments.paid_order()
     assert (await payments.refund(order["id"], amount=9.97)).status_code == 200
-    response = await payments.client.delete(f"/api/orders/{order['id']}", headers=AUTH)
+    response = await payments.cancel(order["id"])
     assert response.status_code == 200, response.text
     final = await payments.get_order(order["id"])
     assert (final["status"], final["paymentStatus"]) == ("cancelled", "refunded")
@@ -236,7 +237,7 @@ async def test_delete_when_the_payment_already_succeeded_refunds_instead(
 ) -> None:
     order = await payments.create_order()
     await payments.succeed_at_provider(order["paymentIntentId"])
-    response = await payments.client.delete(f"/api/orders/{order['id']}", headers=AUTH)
+    response = await payments.cancel(order["id"])
     assert response.status_code == 200, response.text
     final = await payments.get_order(order["id"])
     assert (final["status"], final["paymentStatus"]) == ("cancelled", "refunded")
@@ -346,43 +347,41 @@ async def test_bad_refund_amount_is_400_whatever_the_order_state(payments: Payme
 
 
 async def test_delete_with_the_provider_down_is_200_and_the_worker_sends_the_refund(
-    make_harness: Any, fake_stripe: Any
+    frozen_stripe: tuple[Payments, FrozenClock],
 ) -> None:
-    p, clock = await stripe_payments_frozen(make_harness, fake_stripe)
+    p, clock = frozen_stripe
     harness = p.harness
     order = await p.paid_order()
-    fake_stripe.fail_next(status=500, count=10, path_prefix="/v1/refunds")
-    cancelled = await p.client.delete(f"/api/orders/{order['id']}", headers=AUTH)
+    p.refunds_fail()
+    cancelled = await p.cancel(order["id"])
     assert cancelled.status_code == 200, cancelled.text
     data = cancelled.json()["data"]
     assert (data["status"], data["paymentStatus"]) == ("cancelled", "completed")
     assert [(r["status"], r["amount"]) for r in data["refunds"]] == [("requested", 109.97)]
     assert data["refundedAmount"] == 0.0
-    assert fake_stripe.refunds_for(order["paymentIntentId"]) == []
+    assert p.stripe.refunds_for(order["paymentIntentId"]) == []
     # cancelled once: a second DELETE is a conflict, not a second refund
-    assert (await p.client.delete(f"/api/orders/{order['id']}", headers=AUTH)).status_code == 409
-    fake_stripe.clear_faults()
+    assert (await p.cancel(order["id"])).status_code == 409
+    p.stripe.clear_faults()
     clock.advance(minutes=3)
     service = harness.container.payment_service
     assert await service.resend_unsent_refunds(quiet_for=timedelta(minutes=2)) == 1
     assert await service.resend_unsent_refunds(quiet_for=timedelta(minutes=2)) == 0
-    assert [r["amount"] for r in fake_stripe.refunds_for(order["paymentIntentId"])] == [10997]
+    assert [r["amount"] for r in p.stripe.refunds_for(order["paymentIntentId"])] == [10997]
     final = await p.get_order(order["id"])
     assert (final["status"], final["paymentStatus"]) == ("cancelled", "refunded")
     assert [h["type"] for h in final["history"]][-2:] == ["order.cancelled", "order.refunded"]
 
 
 async def test_unacknowledged_refunds_are_sent_by_the_worker_later(
-    make_harness: Any, fake_stripe: Any
+    frozen_stripe: tuple[Payments, FrozenClock],
 ) -> None:
-    p, clock = await stripe_payments_frozen(make_harness, fake_stripe)
+    p, clock = frozen_stripe
     harness = p.harness
     cancelled = await p.paid_order()
     partly = await p.paid_order()
-    fake_stripe.fail_next(status=500, count=20, path_prefix="/v1/refunds")
-    assert (
-        await p.client.delete(f"/api/orders/{cancelled['id']}", headers=AUTH)
-    ).status_code == 200
+    p.refunds_fail(20)
+    assert (await p.cancel(cancelled["id"])).status_code == 200
     assert (await p.refund(partly["id"], amount=5)).status_code == 502
     service = harness.container.payment_service
     # too recent: a request may still be waiting on the provider
@@ -390,10 +389,10 @@ async def test_unacknowledged_refunds_are_sent_by_the_worker_later(
     clock.advance(minutes=3)
     # still unreachable: nothing acknowledged, nothing lost
     assert await service.resend_unsent_refunds(quiet_for=timedelta(minutes=2)) == 0
-    fake_stripe.clear_faults()
+    p.stripe.clear_faults()
     assert await service.resend_unsent_refunds(quiet_for=timedelta(minutes=2)) == 2
     assert await service.resend_unsent_refunds(quiet_for=timedelta(minutes=2)) == 0
-    assert [r["amount"] for r in fake_stripe.refunds_for(cancelled["paymentIntentId"])] == [10997]
-    assert [r["amount"] for r in fake_stripe.refunds_for(partly["paymentIntentId"])] == [500]
+    assert [r["amount"] for r in p.stripe.refunds_for(cancelled["paymentIntentId"])] == [10997]
+    assert [r["amount"] for r in p.stripe.refunds_for(partly["paymentIntentId"])] == [500]
     assert (await p.get_order(cancelled["id"]))["paymentStatus"] == "refunded"
     assert (await p.get_order(partly["id"]))["refunds"][0]["status"] == "succeeded"

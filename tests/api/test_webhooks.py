@@ -316,7 +316,7 @@ async def test_auto_refund_with_the_provider_down_fails_the_webhook_until_it_is_
     fake.succeed_intent(order["paymentIntentId"])
     # cancelled in orderhub (its intent already succeeded at Stripe, unknown to us)
     await p.cancel_behind_the_api(order)
-    fake.fail_next(status=500, count=10, path_prefix="/v1/refunds")
+    p.refunds_fail()
     event = _intent_event(order, "payment_intent.succeeded")
     failed = await p.deliver(event)
     assert failed.status_code == 503

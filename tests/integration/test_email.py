@@ -79,31 +79,10 @@ ORDER_ID = "0192f0c4-5b7e-7cc3-9a40-4f1d2e3c4b5a"
 # -- orders and messages ------------------------------------------------------------------
 
 
-def _address() -> dict[str, str]:
-    return {
-        "street": "1 Main St",
-        "city": "Springfield",
-        "state": "IL",
-        "zipCode": "62701",
-        "country": "US",
-    }
-
-
 def make_order(**overrides: Any) -> dict[str, Any]:
-    """An order exactly as the API presents it: the shared `api_order`, with this file's
-    customer, items and address."""
-    fields: dict[str, Any] = {
-        "customerId": "cust-1",
-        "customerEmail": "ann@example.com",
-        "customerName": "Ann Example",
-        "items": [
-            {"id": "sku-1", "name": "Blue Widget", "quantity": 2, "price": 29.99},
-            {"id": "sku-2", "name": "Red Gadget", "quantity": 1, "price": 49.99},
-        ],
-        "shippingAddress": _address(),
-        **overrides,
-    }
-    return api_order(str(fields.pop("id", "0192f0c4-5b7e-7cc3-9a40-4f1d2e3c4b5a")), **fields)
+    """The seed's order exactly as the API presents it (the shared `api_order`), with a
+    fixed id unless `id` is given."""
+    return api_order(str(overrides.pop("id", "0192f0c4-5b7e-7cc3-9a40-4f1d2e3c4b5a")), **overrides)
 
 
 def delivery(
@@ -158,7 +137,7 @@ def email_message(delivery_id: str = "dlv-0001", subject: str = "Hello") -> Emai
         delivery_id=delivery_id,
         event_id="evt-0001",
         sender=SENDER,
-        to="ann@example.com",
+        to="john.doe@example.com",
         subject=subject,
         text="Plain text body\n",
         html="<p>HTML body</p>\n",
@@ -197,7 +176,7 @@ def test_every_email_event_names_order_items_and_total(
     renderer: EmailRenderer, event_type: str
 ) -> None:
     message = rendered(renderer, event_type)
-    assert message.to == "ann@example.com"
+    assert message.to == "john.doe@example.com"
     assert message.sender == SENDER
     assert message.delivery_id == "dlv-0001"
     assert message.event_id == "evt-0001"
@@ -206,12 +185,12 @@ def test_every_email_event_names_order_items_and_total(
     assert "\n" not in message.subject
     for body in (message.text, message.html):
         assert ORDER_ID in body
-        assert "Blue Widget" in body
-        assert "Red Gadget" in body
+        assert "Product A" in body
+        assert "Product B" in body
         assert "29.99" in body
         assert "49.99" in body
         assert "109.97 USD" in body
-    assert "Blue Widget x 2 @ 29.99 USD" in message.text
+    assert "Product A x 2 @ 29.99 USD" in message.text
     assert ">2</td>" in message.html
     assert message.html.lstrip().startswith("<!DOCTYPE html>")
 
@@ -502,7 +481,7 @@ async def test_file_backend_writes_one_eml_per_delivery(
     parsed = email.message_from_bytes(raw, policy=email.policy.default)
     assert isinstance(parsed, MimeMessage)
     assert parsed.get_content_type() == "multipart/alternative"
-    assert parsed["To"] == "ann@example.com"
+    assert parsed["To"] == "john.doe@example.com"
     assert parsed["From"] == SENDER
     assert parsed["Subject"] == message.subject
     assert parsed["Message-ID"] == "<dlv-A@shop.test>"
@@ -529,7 +508,7 @@ async def test_file_backend_non_ascii_content(tmp_path: Path) -> None:
         delivery_id="dlv-U",
         event_id="evt-U",
         sender=SENDER,
-        to="ann@example.com",
+        to="john.doe@example.com",
         subject="Bestellung für Zoë ✓",
         text="Grüße — 100 ¥\n",
         html="<p>Grüße — 100 ¥</p>\n",
@@ -728,7 +707,7 @@ async def test_smtp_delivers(renderer: EmailRenderer, smtp_server: SmtpPeer) -> 
     await smtp_sender(smtp_server.url()).send(message)
     [received] = smtp_server.handler.messages
     assert received.mail_from == "orders@shop.test"
-    assert received.rcpt_tos == ["ann@example.com"]
+    assert received.rcpt_tos == ["john.doe@example.com"]
     assert not received.tls
     mime = received.mime
     assert mime["Message-ID"] == "<dlv-0001@shop.test>"
@@ -948,7 +927,7 @@ async def test_sendgrid_delivers(
     await sg_sender.send(message)
     [body] = sendgrid.bodies
     assert sendgrid.auth_headers == [f"Bearer {API_KEY}"]
-    assert body["personalizations"] == [{"to": [{"email": "ann@example.com"}]}]
+    assert body["personalizations"] == [{"to": [{"email": "john.doe@example.com"}]}]
     assert body["from"] == {"email": "orders@shop.test", "name": "Orderhub Shop"}
     assert body["subject"] == message.subject
     assert body["content"] == [

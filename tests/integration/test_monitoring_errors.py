@@ -18,7 +18,6 @@ import pytest
 from orderhub.delivery.integrations.base import PermanentDeliveryError, TransientDeliveryError
 from orderhub.kit.clock import FrozenClock, iso_ms
 from tests.fixtures.app import AUTH, Harness
-from tests.fixtures.envelopes import assert_validation_error
 from tests.fixtures.integrations import Recorders, UnreachableProvider
 from tests.fixtures.stripe_server import WEBHOOK_SECRET, make_event, signed_webhook
 
@@ -300,16 +299,11 @@ async def test_default_limit_is_50_and_the_maximum_500(make_harness: Callable[..
 
 @pytest.mark.parametrize("limit", ["501", "0", "-1", "abc", "1.5"])
 async def test_bad_limit_is_400(harness: Harness, limit: str) -> None:
-    response = await harness.client.get(
-        "/api/monitoring/errors", params={"limit": limit}, headers=AUTH
-    )
-    assert_validation_error(response, "limit")
+    await harness.rejects_query("/api/monitoring/errors", "limit", limit)
 
 
 async def test_errors_need_credentials(harness: Harness) -> None:
-    response = await harness.client.get("/api/monitoring/errors")
-    assert response.status_code == 401
-    assert response.json()["success"] is False
+    await harness.refused("/api/monitoring/errors")
 
 
 # -- the window shown, and what is kept -------------------------------------------------------

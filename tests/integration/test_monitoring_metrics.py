@@ -19,7 +19,6 @@ from orderhub.delivery.integrations.base import PermanentDeliveryError, Transien
 from orderhub.kit.clock import FrozenClock, iso_ms
 from orderhub.payments.provider import ProviderError
 from tests.fixtures.app import AUTH, Harness
-from tests.fixtures.envelopes import assert_validation_error
 from tests.fixtures.integrations import Recorders
 from tests.fixtures.orders import order_body
 
@@ -376,16 +375,11 @@ async def test_default_and_equivalent_time_ranges(world: World) -> None:
     ],
 )
 async def test_bad_time_range_is_400(harness: Harness, value: str) -> None:
-    response = await harness.client.get(
-        "/api/monitoring/metrics", params={"timeRange": value}, headers=AUTH
-    )
-    assert_validation_error(response, "timeRange")
+    await harness.rejects_query("/api/monitoring/metrics", "timeRange", value)
 
 
 async def test_metrics_need_credentials(harness: Harness) -> None:
-    response = await harness.client.get("/api/monitoring/metrics")
-    assert response.status_code == 401
-    assert response.json()["success"] is False
+    await harness.refused("/api/monitoring/metrics")
 
 
 async def test_an_empty_store_reports_zeroes(harness: Harness) -> None:

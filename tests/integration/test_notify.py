@@ -18,7 +18,7 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +40,7 @@ from orderhub.delivery.integrations.notify.file import FileNotifier
 from orderhub.delivery.integrations.notify.sns import SnsNotifier, client_error
 from orderhub.delivery.integrations.notify.webhook import WebhookNotifier
 from tests.fixtures.orders import api_order
+from tests.fixtures.peers import QuietHandler
 
 REGION = "us-east-1"
 CREDENTIALS = {
@@ -458,13 +459,7 @@ def receiver() -> Iterator[Receiver]:
     state = Receiver(url="")
     verifier = Webhook(SECRET)
 
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-        disable_nagle_algorithm = True
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
+    class Handler(QuietHandler):
         def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
             headers = {k.lower(): v for k, v in self.headers.items()}

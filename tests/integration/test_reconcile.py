@@ -22,7 +22,6 @@ from orderhub.payments.stripe import StripePaymentProvider
 from tests.fixtures.app import AUTH, Harness
 from tests.fixtures.cli import cli_env, run_cli
 from tests.fixtures.integrations import Recorders
-from tests.fixtures.orders import order_body
 from tests.fixtures.stripe_server import WEBHOOK_SECRET, FakeStripe, signed_webhook
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
@@ -50,20 +49,6 @@ async def _stripe(
     return harness
 
 
-async def _order(h: Harness) -> dict[str, Any]:
-    response = await h.create_order(order_body())
-    assert response.status_code == 201, response.text
-    order: dict[str, Any] = response.json()["data"]["order"]
-    return order
-
-
-async def _get(h: Harness, order_id: str) -> dict[str, Any]:
-    response = await h.client.get(f"/api/orders/{order_id}", headers=AUTH)
-    assert response.status_code == 200
-    order: dict[str, Any] = response.json()["data"]
-    return order
-
-
 async def _deliver(h: Harness, event: dict[str, Any], secret: str = WEBHOOK_SECRET) -> Any:
     body, headers = signed_webhook(event, secret)
     return await h.client.post("/webhooks/stripe", content=body, headers=headers)
@@ -78,7 +63,7 @@ async def test_missed_webhooks_heal_in_one_run_with_one_email_each(
 ) -> None:
     rec = Recorders()
     h = await _stripe(make_harness, fake_stripe, rec)
-    orders = [await _order(h) for _ in range(3)]
+    orders = [await h.new_order() for _ in range(3)]
     for order in orders:  # the customers pay in the browser
         fake_stripe.succeed_intent(order["paymentIntentId"])
     succeeded = {
@@ -91,7 +76,7 @@ async def test_missed_webhooks_heal_in_one_run_with_one_email_each(
     ok = await _deliver(h, succeeded[delivered["paymentIntentId"]])
     assert ok.status_code == 200
     await _drain(h)
-    assert [(await _get(h, o["id"]))["paymentStatus"] for o in orders] == [
+    assert [(await h.get_order(o["id"]))["paymentStatus"] for o in orders] == [
         "pending",
         "pending",
         "completed",
@@ -102,7 +87,7 @@ async def test_missed_webhooks_heal_in_one_run_with_one_email_each(
     assert (run.checked, run.changed, run.errors) == (3, 2, 0)
     await _drain(h)
     for order in orders:
-        healed = await _get(h, order["id"])
+        healed = await h.get_order(order["id"])
         assert (healed["status"], healed["paymentStatus"]) == ("paid", "completed")
         assert healed["history"][-1]["source"] == "webhook"
     assert _receipts(rec) == sorted(f"order.paid {o['id']}" for o in orders)
@@ -118,18 +103,18 @@ async def test_missed_webhooks_heal_in_one_run_with_one_email_each(
     )
 
     # a second run changes nothing, and nobody gets a second email
-    before = [await _get(h, o["id"]) for o in orders]
+    before = [await h.get_order(o["id"]) for o in orders]
     again = await h.container.reconcile.run()
     assert (again.changed, again.errors) == (0, 0)
     await _drain(h)
-    assert [await _get(h, o["id"]) for o in orders] == before
+    assert [await h.get_order(o["id"]) for o in orders] == before
     assert len(_receipts(rec)) == 3
 
     # Stripe's retry of the lost webhook arrives at last: a duplicate, nothing changes
     late = await _deliver(h, succeeded[lost["paymentIntentId"]])
     assert late.status_code == 200 and late.json() == {"received": True}
     await _drain(h)
-    assert await _get(h, lost["id"]) == before[1]
+    assert await h.get_order(lost["id"]) == before[1]
     assert len(_receipts(rec)) == 3
 
     entries = (await h.client.get("/api/monitoring/integrations", headers=AUTH)).json()["data"]
@@ -141,7 +126,7 @@ async def test_a_run_lists_from_its_checkpoint_and_a_failed_listing_keeps_it(
 ) -> None:
     rec = Recorders()
     h = await _stripe(make_harness, fake_stripe, rec)
-    order = await _order(h)
+    order = await h.new_order()
     fake_stripe.succeed_intent(order["paymentIntentId"])
     first = await h.container.reconcile.run()
     assert first.checkpoint is not None and first.changed == 1
@@ -177,19 +162,19 @@ async def test_unsettled_sandbox_payments_are_read_from_the_provider(
     h: Harness = await make_harness(clock=clock, integrations=rec.integrations())
     sandbox = h.container.payments
     assert isinstance(sandbox, SandboxPaymentProvider)
-    paid, declined = await _order(h), await _order(h)
+    paid, declined = await h.new_order(), await h.new_order()
     await sandbox.mark_succeeded(paid["paymentIntentId"])  # paid; orderhub never heard
     with contextlib.suppress(CardDeclined):
         await sandbox.confirm_intent(declined["paymentIntentId"], "pm_card_chargeDeclined")
     clock.advance(minutes=6)
-    young = await _order(h)  # created now: too young to be read
+    young = await h.new_order()  # created now: too young to be read
     await sandbox.mark_succeeded(young["paymentIntentId"])
 
     run = await h.container.reconcile.run()
     assert (run.checked, run.changed, run.errors) == (2, 2, 0)
-    assert (await _get(h, paid["id"]))["paymentStatus"] == "completed"
-    assert (await _get(h, declined["id"]))["paymentStatus"] == "failed"
-    assert (await _get(h, young["id"]))["paymentStatus"] == "pending"
+    assert (await h.get_order(paid["id"]))["paymentStatus"] == "completed"
+    assert (await h.get_order(declined["id"]))["paymentStatus"] == "failed"
+    assert (await h.get_order(young["id"]))["paymentStatus"] == "pending"
     await _drain(h)
     assert _receipts(rec) == [f"order.paid {paid['id']}"]
     again = await h.container.reconcile.run()
@@ -202,7 +187,7 @@ async def test_requested_refunds_are_sent_again_by_the_run(
     clock = FrozenClock(T0)
     rec = Recorders()
     h = await _stripe(make_harness, fake_stripe, rec, clock=clock)
-    order = await _order(h)
+    order = await h.new_order()
     assert (await h.confirm(order)).status_code == 200
     fake_stripe.fail_next(500, count=10, path_prefix="/v1/refunds")
     refund = await h.client.post(
@@ -210,14 +195,14 @@ async def test_requested_refunds_are_sent_again_by_the_run(
     )
     assert refund.status_code == 502
     fake_stripe.clear_faults()
-    assert (await _get(h, order["id"]))["refunds"][0]["status"] == "requested"
+    assert (await h.get_order(order["id"]))["refunds"][0]["status"] == "requested"
     early = await h.container.reconcile.run()  # the refund was just tried: left alone
-    assert (await _get(h, order["id"]))["refunds"][0]["status"] == "requested"
+    assert (await h.get_order(order["id"]))["refunds"][0]["status"] == "requested"
     assert early.errors == 0
     clock.advance(minutes=3)
     run = await h.container.reconcile.run()
     assert run.changed >= 1 and run.errors == 0
-    healed = await _get(h, order["id"])
+    healed = await h.get_order(order["id"])
     assert healed["paymentStatus"] == "refunded"
     assert len(fake_stripe.refunds_for(order["paymentIntentId"])) == 1
 
@@ -244,7 +229,7 @@ async def test_the_reconcile_command(
     make_harness: Callable[..., Any], fake_stripe: FakeStripe, tmp_path: Path
 ) -> None:
     h = await _stripe(make_harness, fake_stripe, Recorders())
-    order = await _order(h)
+    order = await h.new_order()
     fake_stripe.succeed_intent(order["paymentIntentId"])
     env = cli_env(
         h.settings.data_dir,
@@ -256,7 +241,7 @@ async def test_the_reconcile_command(
     first = await asyncio.to_thread(run_cli, ["reconcile", "--since", "1h"], env, tmp_path)
     assert first.returncode == 0, first.stderr
     assert first.stdout.strip() == "reconciled: checked 1, changed 1, errors 0"
-    assert (await _get(h, order["id"]))["paymentStatus"] == "completed"
+    assert (await h.get_order(order["id"]))["paymentStatus"] == "completed"
     again = await asyncio.to_thread(run_cli, ["reconcile"], env, tmp_path)
     assert again.stdout.strip() == "reconciled: checked 1, changed 0, errors 0"
     bad = await asyncio.to_thread(run_cli, ["reconcile", "--since", "soon"], env, tmp_path)

@@ -47,6 +47,15 @@ def _shop_confirms(api: httpx.Client, order: dict[str, Any]) -> Any:
     return _ok(api.post("/api/payments/confirm", json=body, headers=HEADERS))
 
 
+def _paid_and_confirmed(api: httpx.Client, order: dict[str, Any], **body: Any) -> Any:
+    """The customer confirms the order's intent on the sandbox with `body` (form or JSON,
+    as Stripe.js sends it), it succeeds; then `_shop_confirms`."""
+    intent_id = order["paymentIntentId"]
+    paid = _ok(api.post(f"/sandbox/v1/payment_intents/{intent_id}/confirm", **body))
+    assert paid["status"] == "succeeded"
+    return _shop_confirms(api, order)
+
+
 def test_intents_survive_a_restart(tmp_path: Path) -> None:
     data_dir = tmp_path / "data"
     with _serving(data_dir) as api:
@@ -71,14 +80,9 @@ def test_intents_survive_a_restart(tmp_path: Path) -> None:
         assert (intent["id"], intent["status"]) == (intent_id, "requires_payment_method")
         assert api.get(f"/sandbox/checkout/{secret}").status_code == 200
         # the customer pays (Stripe.js-like confirm), then the shop confirms (two fields)
-        answer = _ok(
-            api.post(
-                f"/sandbox/v1/payment_intents/{intent_id}/confirm",
-                data={"client_secret": secret, "payment_method": "4242424242424242"},
-            )
+        seed = _paid_and_confirmed(
+            api, order, data={"client_secret": secret, "payment_method": "4242424242424242"}
         )
-        assert answer["status"] == "succeeded"
-        seed = _shop_confirms(api, order)
         assert seed == {
             "success": True,
             "message": "Payment confirmed successfully",
@@ -120,14 +124,9 @@ def test_every_worker_process_sees_the_same_intents(
             intent_id = order["paymentIntentId"]
             assert api.get(f"/sandbox/checkout/{secret}").status_code == 200
             assert _ok(api.get(f"/api/payments/{intent_id}", headers=HEADERS))["success"]
-            paid = _ok(
-                api.post(
-                    f"/sandbox/v1/payment_intents/{intent_id}/confirm",
-                    json={"client_secret": secret, "payment_method": "pm_card_visa"},
-                )
+            seed = _paid_and_confirmed(
+                api, order, json={"client_secret": secret, "payment_method": "pm_card_visa"}
             )
-            assert paid["status"] == "succeeded"
-            seed = _shop_confirms(api, order)
             assert seed["data"] == {"status": "succeeded"}
             refund = _ok(
                 api.post("/api/payments/refund", json={"orderId": order["id"]}, headers=HEADERS)

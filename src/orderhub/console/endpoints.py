@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import secrets
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Annotated, Any, ParamSpec
@@ -236,14 +237,31 @@ def install(app: FastAPI) -> None:
     app.include_router(router)
 
 
-def _pager(filters: dict[str, str], next_key: str | None, last_key: str) -> dict[str, Any]:
-    """The links of a list's pager: the next page, and back to the first."""
-    return {
-        "filters": filters,
-        "next_query": urlencode({**filters, "lastKey": next_key or ""}),
-        "first_query": urlencode(filters),
-        "paged": bool(last_key),
-    }
+@dataclass(frozen=True, slots=True)
+class Listing:
+    """A list page's query: its filters as typed (blank: all) and the page's `lastKey`."""
+
+    filters: dict[str, str]
+    last_key: str
+
+    def pager(self, next_key: str | None) -> dict[str, Any]:
+        """The links of the page's pager: the next page, and back to the first."""
+        return {
+            "filters": self.filters,
+            "next_query": urlencode({**self.filters, "lastKey": next_key or ""}),
+            "first_query": urlencode(self.filters),
+            "paged": bool(self.last_key),
+        }
+
+
+def _listing(*filters: str) -> Any:
+    """A dependency: the `Listing` of a page with these filters (query parameters)."""
+
+    async def read(request: Request) -> Listing:
+        query = request.query_params
+        return Listing({name: query.get(name, "") for name in filters}, query.get("lastKey", ""))
+
+    return Depends(read)
 
 
 def _sign_in_page(request: Request, status_code: int = 200, error: str = "") -> HTMLResponse:
@@ -371,20 +389,21 @@ async def overview(
 async def orders_page(
     signed: SignedDep,
     orders: OrderServiceDep,
-    status: str = "",
-    customerId: str = "",
-    lastKey: str = "",
+    listing: Annotated[Listing, _listing("status", "customerId")],
 ) -> Response:
-    chosen = views.status_of(status)
+    filters = listing.filters
     page = await orders.list(
-        limit=20, last_key=lastKey or None, status=chosen, customer_id=customerId[:100] or None
+        limit=20,
+        last_key=listing.last_key or None,
+        status=views.status_of(filters["status"]),
+        customer_id=filters["customerId"][:100] or None,
     )
     return signed.page(
         "orders.html.j2",
         active="orders",
         page=page,
         statuses=[s.value for s in OrderStatus],
-        **_pager({"status": status, "customerId": customerId}, page.last_key, lastKey),
+        **listing.pager(page.last_key),
     )
 
 
@@ -514,19 +533,17 @@ async def order_action(
 async def deliveries_page(
     signed: SignedDep,
     deliveries: DeliveryServiceDep,
-    status: str = "",
-    integration: str = "",
-    orderId: str = "",
-    lastKey: str = "",
+    listing: Annotated[Listing, _listing("status", "integration", "orderId")],
     retried: int | None = None,
 ) -> Response:
-    chosen_status = views.choice(DeliveryStatus, status, "status")
-    chosen_integration = views.choice(Integration, integration, "integration")
+    filters = listing.filters
+    chosen_status = views.choice(DeliveryStatus, filters["status"], "status")
+    chosen_integration = views.choice(Integration, filters["integration"], "integration")
     page = await deliveries.list(
         limit=25,
-        last_key=lastKey or None,
+        last_key=listing.last_key or None,
         status=chosen_status,
-        order_id=orderId.strip()[:100] or None,
+        order_id=filters["orderId"].strip()[:100] or None,
         integration=chosen_integration,
     )
     return signed.page(
@@ -536,11 +553,7 @@ async def deliveries_page(
         statuses=[s.value for s in DeliveryStatus],
         integrations=[i.value for i in Integration],
         notice=views.retried_notice(retried),
-        **_pager(
-            {"status": status, "integration": integration, "orderId": orderId},
-            page.last_key,
-            lastKey,
-        ),
+        **listing.pager(page.last_key),
     )
 
 

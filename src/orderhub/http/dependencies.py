@@ -5,18 +5,28 @@ services were wired. Only the functions here read `request.app.state`, where `cr
 keeps the wiring (anything with the attributes of `Services`); they read it on each
 request, so what is wired is what answers. They are all `async def`: FastAPI runs a
 plain `def` dependency in its thread pool, a thread hop per dependency per request.
+
+An idempotent route asks for one `idempotent: IdempotentDep` (the request, its caller,
+the idempotency service and the Idempotency-Key header together) and runs its work
+through `idempotent.run` or `idempotent.run_json`.
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Protocol
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Annotated, Protocol, TypeVar
 
 from fastapi import Depends, Request
+from pydantic import BaseModel
+from starlette.responses import Response
 
 from orderhub.auth.service import Authenticator, Caller
 from orderhub.console.sessions import ConsoleSessions
 from orderhub.delivery.resync import ResyncService
 from orderhub.delivery.service import DeliveryService
+from orderhub.idempotency.http import IdempotencyKey, run_idempotent, run_idempotent_json
 from orderhub.idempotency.service import IdempotencyService
 from orderhub.kit.errors import NotFound
 from orderhub.monitoring.service import MonitoringService
@@ -25,6 +35,9 @@ from orderhub.payments.reconcile import ReconcileService
 from orderhub.payments.service import PaymentService
 from orderhub.payments.webhook_service import WebhookService
 from orderhub.sandbox.service import SandboxCheckout
+
+M = TypeVar("M", bound=BaseModel)
+T = TypeVar("T")
 
 
 class Services(Protocol):
@@ -60,40 +73,13 @@ async def require_caller(request: Request) -> Caller:
     return caller
 
 
-async def _orders(request: Request) -> OrderService:
-    return services_of(request).orders
+def _wired(pick: Callable[[Services], T]) -> Callable[[Request], Awaitable[T]]:
+    """A dependency answering `pick` of the wiring, read on each request."""
 
+    async def dependency(request: Request) -> T:
+        return pick(services_of(request))
 
-async def _payments(request: Request) -> PaymentService:
-    return services_of(request).payment_service
-
-
-async def _webhooks(request: Request) -> WebhookService:
-    return services_of(request).webhooks
-
-
-async def _deliveries(request: Request) -> DeliveryService:
-    return services_of(request).deliveries
-
-
-async def _resync(request: Request) -> ResyncService:
-    return services_of(request).resync
-
-
-async def _reconcile(request: Request) -> ReconcileService:
-    return services_of(request).reconcile
-
-
-async def _monitoring(request: Request) -> MonitoringService:
-    return services_of(request).monitoring
-
-
-async def _idempotency(request: Request) -> IdempotencyService:
-    return services_of(request).idempotency
-
-
-async def _console_sessions(request: Request) -> ConsoleSessions:
-    return services_of(request).console_sessions
+    return dependency
 
 
 async def _sandbox(request: Request) -> SandboxCheckout:
@@ -104,13 +90,50 @@ async def _sandbox(request: Request) -> SandboxCheckout:
 
 
 CallerDep = Annotated[Caller, Depends(require_caller)]
-OrderServiceDep = Annotated[OrderService, Depends(_orders)]
-PaymentServiceDep = Annotated[PaymentService, Depends(_payments)]
-WebhookServiceDep = Annotated[WebhookService, Depends(_webhooks)]
-DeliveryServiceDep = Annotated[DeliveryService, Depends(_deliveries)]
-ResyncServiceDep = Annotated[ResyncService, Depends(_resync)]
-ReconcileServiceDep = Annotated[ReconcileService, Depends(_reconcile)]
-MonitoringServiceDep = Annotated[MonitoringService, Depends(_monitoring)]
-IdempotencyDep = Annotated[IdempotencyService, Depends(_idempotency)]
+OrderServiceDep = Annotated[OrderService, Depends(_wired(lambda s: s.orders))]
+PaymentServiceDep = Annotated[PaymentService, Depends(_wired(lambda s: s.payment_service))]
+WebhookServiceDep = Annotated[WebhookService, Depends(_wired(lambda s: s.webhooks))]
+DeliveryServiceDep = Annotated[DeliveryService, Depends(_wired(lambda s: s.deliveries))]
+ResyncServiceDep = Annotated[ResyncService, Depends(_wired(lambda s: s.resync))]
+ReconcileServiceDep = Annotated[ReconcileService, Depends(_wired(lambda s: s.reconcile))]
+MonitoringServiceDep = Annotated[MonitoringService, Depends(_wired(lambda s: s.monitoring))]
+IdempotencyDep = Annotated[IdempotencyService, Depends(_wired(lambda s: s.idempotency))]
 SandboxCheckoutDep = Annotated[SandboxCheckout, Depends(_sandbox)]
-ConsoleSessionsDep = Annotated[ConsoleSessions, Depends(_console_sessions)]
+ConsoleSessionsDep = Annotated[ConsoleSessions, Depends(_wired(lambda s: s.console_sessions))]
+
+
+@dataclass(frozen=True, slots=True)
+class Idempotent:
+    """What an idempotent route runs its work with: the request, its caller, the
+    idempotency service and the request's Idempotency-Key (None without the header)."""
+
+    request: Request
+    caller: Caller
+    service: IdempotencyService
+    key: str | None
+
+    async def run(
+        self, work: Callable[[uuid.UUID], Awaitable[Response]], raw_body: bytes = b""
+    ) -> Response:
+        """`run_idempotent`: `work` (given the reserved resource id) at most once per key."""
+        return await run_idempotent(
+            self.service, self.request, self.caller, self.key, work, raw_body
+        )
+
+    async def run_json(self, model: type[M], work: Callable[[M], Awaitable[Response]]) -> Response:
+        """`run_idempotent_json`: the JSON body read as `model`, then `work` on it."""
+        return await run_idempotent_json(
+            self.service, self.request, self.caller, self.key, model, work
+        )
+
+
+async def _idempotent(
+    request: Request,
+    caller: CallerDep,
+    idempotency: IdempotencyDep,
+    idempotency_key: IdempotencyKey = None,
+) -> Idempotent:
+    return Idempotent(request, caller, idempotency, idempotency_key)
+
+
+IdempotentDep = Annotated[Idempotent, Depends(_idempotent)]

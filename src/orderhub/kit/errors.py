@@ -22,6 +22,19 @@ class AppError(Exception):
     # by Idempotency-Key, like a 5xx.
     retryable: bool = False
 
+    def __init_subclass__(
+        cls, *, status: int | None = None, code: str | None = None, retryable: bool = False
+    ) -> None:
+        """`class NotFound(AppError, status=404, code="not_found")`: a kind of error is its
+        HTTP status and its code; what a subclass leaves out it inherits."""
+        super().__init_subclass__()
+        if status is not None:
+            cls.status_code = status
+        if code is not None:
+            cls.code = code
+        if retryable:
+            cls.retryable = True
+
     def __init__(
         self,
         message: str,
@@ -38,11 +51,8 @@ class AppError(Exception):
         self.headers = dict(headers or {})
 
 
-class ValidationFailed(AppError):
+class ValidationFailed(AppError, status=400, code="validation_error"):
     """400: `Validation error: <field> <problem>` for the first problem, all in details."""
-
-    status_code = 400
-    code = "validation_error"
 
     def __init__(self, problems: Sequence[FieldProblem]) -> None:
         if not problems:
@@ -54,53 +64,41 @@ class ValidationFailed(AppError):
         return cls([FieldProblem(field, message)])
 
 
-class BadRequest(AppError):
-    status_code = 400
-    code = "bad_request"
+class BadRequest(AppError, status=400, code="bad_request"):
+    """The request cannot be taken as it is (e.g. a malformed body or query)."""
 
 
-class Unauthorized(AppError):
-    status_code = 401
-    code = "unauthorized"
+class Unauthorized(AppError, status=401, code="unauthorized"):
+    """No valid credentials (API key or JWT)."""
 
 
-class PaymentDeclined(AppError):
-    status_code = 402
-    code = "card_declined"
+class PaymentDeclined(AppError, status=402, code="card_declined"):
+    """The payment provider declined the payment method."""
 
 
-class NotFound(AppError):
-    status_code = 404
-    code = "not_found"
+class NotFound(AppError, status=404, code="not_found"):
+    """No such resource, or no such route."""
 
 
-class Conflict(AppError):
-    status_code = 409
-    code = "conflict"
+class Conflict(AppError, status=409, code="conflict"):
+    """The resource's current state does not allow the change."""
 
 
-class Contended(Conflict):
+class Contended(Conflict, code="contended", retryable=True):
     """Other requests kept changing the same resource; trying again will work."""
 
-    code = "contended"
-    retryable = True
+
+class PayloadTooLarge(AppError, status=413, code="payload_too_large"):
+    """The body is larger than the configured limit."""
 
 
-class PayloadTooLarge(AppError):
-    status_code = 413
-    code = "payload_too_large"
+class IdempotencyMismatch(AppError, status=422, code="idempotency_key_reused"):
+    """An Idempotency-Key sent again with a different request."""
 
 
-class IdempotencyMismatch(AppError):
-    status_code = 422
-    code = "idempotency_key_reused"
+class UpstreamError(AppError, status=502, code="upstream_error"):
+    """A provider orderhub called failed or did not answer."""
 
 
-class UpstreamError(AppError):
-    status_code = 502
-    code = "upstream_error"
-
-
-class ServiceUnavailable(AppError):
-    status_code = 503
-    code = "service_unavailable"
+class ServiceUnavailable(AppError, status=503, code="service_unavailable"):
+    """A backend orderhub needs is not available."""

@@ -6,7 +6,7 @@ import uuid
 from dataclasses import asdict
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query
 from pydantic import BaseModel
 from starlette.responses import Response
 
@@ -14,11 +14,10 @@ from orderhub.delivery.model import DeliveryStatus, Integration
 from orderhub.http.dependencies import (
     CallerDep,
     DeliveryServiceDep,
-    IdempotencyDep,
+    IdempotentDep,
     MonitoringServiceDep,
     ResyncServiceDep,
 )
-from orderhub.idempotency.http import IdempotencyKey, run_idempotent, run_idempotent_json
 from orderhub.kit.clock import iso_ms
 from orderhub.kit.envelope import Envelope, EnvelopeResponse, error_responses, ok
 from orderhub.kit.money import json_number
@@ -93,20 +92,12 @@ async def list_deliveries(
     responses=error_responses(400, 401, 409, 413, 422, 429),
     openapi_extra=json_body(RetryDeliveriesIn),
 )
-async def retry_deliveries(
-    request: Request,
-    caller: CallerDep,
-    deliveries: DeliveryServiceDep,
-    idempotency: IdempotencyDep,
-    idempotency_key: IdempotencyKey = None,
-) -> Response:
+async def retry_deliveries(deliveries: DeliveryServiceDep, idempotent: IdempotentDep) -> Response:
     async def work(body: RetryDeliveriesIn) -> Response:
         count = await deliveries.retry_matching(integration=body.integration, since=body.since)
         return ok(RetriedOut(retried=count).model_dump(), message=_queued(count))
 
-    return await run_idempotent_json(
-        idempotency, request, caller, idempotency_key, RetryDeliveriesIn, work
-    )
+    return await idempotent.run_json(RetryDeliveriesIn, work)
 
 
 @router.post(
@@ -116,18 +107,13 @@ async def retry_deliveries(
     responses=error_responses(401, 404, 409, 422, 429),
 )
 async def retry_delivery(
-    request: Request,
-    delivery_id: str,
-    caller: CallerDep,
-    deliveries: DeliveryServiceDep,
-    idempotency: IdempotencyDep,
-    idempotency_key: IdempotencyKey = None,
+    delivery_id: str, deliveries: DeliveryServiceDep, idempotent: IdempotentDep
 ) -> Response:
     async def handler(_resource_id: uuid.UUID) -> Response:
         delivery = await deliveries.retry(delivery_id)
         return ok(delivery_out(delivery).model_dump(mode="json"), message="Delivery queued")
 
-    return await run_idempotent(idempotency, request, caller, idempotency_key, handler)
+    return await idempotent.run(handler)
 
 
 @router.post(
@@ -137,18 +123,12 @@ async def retry_delivery(
     responses=error_responses(400, 401, 404, 409, 413, 422, 429),
     openapi_extra=json_body(ResyncIn),
 )
-async def resync(
-    request: Request,
-    caller: CallerDep,
-    resyncs: ResyncServiceDep,
-    idempotency: IdempotencyDep,
-    idempotency_key: IdempotencyKey = None,
-) -> Response:
+async def resync(resyncs: ResyncServiceDep, idempotent: IdempotentDep) -> Response:
     async def work(body: ResyncIn) -> Response:
         count = await resyncs.resync(body.integration, since=body.since, order_id=body.orderId)
         return ok(QueuedOut(queued=count).model_dump(), message=_queued(count))
 
-    return await run_idempotent_json(idempotency, request, caller, idempotency_key, ResyncIn, work)
+    return await idempotent.run_json(ResyncIn, work)
 
 
 def _queued(count: int) -> str:

@@ -7,8 +7,7 @@ import uuid
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from orderhub.http.dependencies import CallerDep, IdempotencyDep, OrderServiceDep
-from orderhub.idempotency.http import IdempotencyKey, run_idempotent
+from orderhub.http.dependencies import CallerDep, IdempotentDep, OrderServiceDep
 from orderhub.kit.envelope import (
     Envelope,
     EnvelopeResponse,
@@ -48,14 +47,8 @@ class OrderCancelledOut(MessageEnvelope):
     responses=error_responses(400, 401, 409, 413, 422, 429, 502),
     openapi_extra=json_body(OrderCreateIn),
 )
-async def create_order(
-    request: Request,
-    caller: CallerDep,
-    orders: OrderServiceDep,
-    idempotency: IdempotencyDep,
-    idempotency_key: IdempotencyKey = None,
-) -> Response:
-    raw, body = await read_model(request, OrderCreateIn)
+async def create_order(orders: OrderServiceDep, idempotent: IdempotentDep) -> Response:
+    raw, body = await read_model(idempotent.request, OrderCreateIn)
 
     async def handler(order_id: uuid.UUID) -> Response:
         created = await orders.create(body, order_id)
@@ -64,7 +57,7 @@ async def create_order(
             data.model_dump(mode="json"), message="Order created successfully", status_code=201
         )
 
-    return await run_idempotent(idempotency, request, caller, idempotency_key, handler, raw)
+    return await idempotent.run(handler, raw)
 
 
 @router.get(
@@ -122,15 +115,10 @@ async def update_order(
     responses=error_responses(400, 401, 404, 409, 422, 429, 502),
 )
 async def cancel_order(
-    request: Request,
-    order_id: str,
-    caller: CallerDep,
-    orders: OrderServiceDep,
-    idempotency: IdempotencyDep,
-    idempotency_key: IdempotencyKey = None,
+    order_id: str, orders: OrderServiceDep, idempotent: IdempotentDep
 ) -> Response:
     async def handler(_resource_id: uuid.UUID) -> Response:
         order = await orders.cancel(order_id)
         return ok(order_out(order).model_dump(mode="json"), message="Order cancelled successfully")
 
-    return await run_idempotent(idempotency, request, caller, idempotency_key, handler)
+    return await idempotent.run(handler)

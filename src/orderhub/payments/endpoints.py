@@ -10,11 +10,10 @@ from starlette.responses import Response
 
 from orderhub.http.dependencies import (
     CallerDep,
-    IdempotencyDep,
+    IdempotentDep,
     PaymentServiceDep,
     WebhookServiceDep,
 )
-from orderhub.idempotency.http import IdempotencyKey, run_idempotent
 from orderhub.kit.envelope import Envelope, EnvelopeResponse, error_responses, ok
 from orderhub.kit.openapi import json_body
 from orderhub.kit.validation import read_model
@@ -49,14 +48,8 @@ CONFIRM_MESSAGES = {
     responses=error_responses(400, 401, 402, 404, 409, 413, 422, 429, 502),
     openapi_extra=json_body(ConfirmIn),
 )
-async def confirm_payment(
-    request: Request,
-    caller: CallerDep,
-    payments: PaymentServiceDep,
-    idempotency: IdempotencyDep,
-    idempotency_key: IdempotencyKey = None,
-) -> Response:
-    raw, body = await read_model(request, ConfirmIn)
+async def confirm_payment(payments: PaymentServiceDep, idempotent: IdempotentDep) -> Response:
+    raw, body = await read_model(idempotent.request, ConfirmIn)
 
     async def handler(_resource_id: uuid.UUID) -> Response:
         result = await payments.confirm(body.orderId, body.paymentIntentId, body.paymentMethod)
@@ -64,7 +57,7 @@ async def confirm_payment(
         message = CONFIRM_MESSAGES.get(IntentStatus(result.status), "Payment updated")
         return ok(data.model_dump(mode="json", exclude_none=True), message=message)
 
-    return await run_idempotent(idempotency, request, caller, idempotency_key, handler, raw)
+    return await idempotent.run(handler, raw)
 
 
 @router.post(
@@ -74,14 +67,8 @@ async def confirm_payment(
     responses=error_responses(400, 401, 404, 409, 413, 422, 429, 502),
     openapi_extra=json_body(RefundIn),
 )
-async def refund_payment(
-    request: Request,
-    caller: CallerDep,
-    payments: PaymentServiceDep,
-    idempotency: IdempotencyDep,
-    idempotency_key: IdempotencyKey = None,
-) -> Response:
-    raw, body = await read_model(request, RefundIn)
+async def refund_payment(payments: PaymentServiceDep, idempotent: IdempotentDep) -> Response:
+    raw, body = await read_model(idempotent.request, RefundIn)
 
     async def handler(refund_id: uuid.UUID) -> Response:
         result = await payments.refund(body.orderId, body.amount, body.reason, refund_id)
@@ -95,7 +82,7 @@ async def refund_payment(
         )
         return ok(data.model_dump(mode="json"), message="Refund processed successfully")
 
-    return await run_idempotent(idempotency, request, caller, idempotency_key, handler, raw)
+    return await idempotent.run(handler, raw)
 
 
 @router.get(
