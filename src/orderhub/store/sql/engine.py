@@ -37,6 +37,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError, SQLAlch
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.sql import Select
 from sqlalchemy.sql.base import Executable
+from sqlalchemy.sql.dml import UpdateBase
 
 from orderhub.kit.failures import in_words
 from orderhub.store.protocol import StoreError
@@ -154,6 +155,7 @@ class SqlConnection:
     def __init__(self, *, inline: Connection | None = None, io: AsyncConnection | None = None):
         self._inline = inline
         self._io = io
+        self._cursor: sqlite3.Cursor | None = None
 
     @property
     def dialect(self) -> Dialect:
@@ -167,6 +169,22 @@ class SqlConnection:
             return self._inline.execute(statement, parameters)
         assert self._io is not None
         return await self._io.execute(statement, parameters)
+
+    async def run(self, prepared: PreparedWrite, rows: Sequence[Mapping[str, Any]]) -> None:
+        """A prepared write with one parameter set per row (at least one); a broken
+        constraint is SQLAlchemy's IntegrityError on both drivers."""
+        if self._inline is None:
+            assert self._io is not None
+            await self._io.execute(
+                prepared.statement, list(rows) if len(rows) > 1 else dict(rows[0])
+            )
+            return
+        if self._cursor is None:
+            self._cursor = self._inline.connection.driver_connection.cursor()  # type: ignore[union-attr]
+        try:
+            prepared.run_sqlite(self._cursor, self._inline.dialect, rows)
+        except sqlite3.IntegrityError as exc:
+            raise IntegrityError(str(prepared.statement), None, exc) from exc
 
     @asynccontextmanager
     async def begin_nested(self) -> AsyncIterator[None]:
@@ -258,6 +276,45 @@ class Prepared:
 
 
 Fetch = Sequence[tuple[Prepared, Mapping[str, Any]]]
+
+
+class PreparedWrite:
+    """An INSERT (or upsert) built once, for a hot write path: run with
+    `SqlConnection.run` and one parameter set per row (every row with the same keys). On
+    SQLite it runs on the driver itself: its SQL compiled once per set of keys, the values
+    converted by the column types' bind processors, several rows in one `executemany`.
+    On PostgreSQL it goes through SQLAlchemy with the same parameter sets."""
+
+    def __init__(self, statement: UpdateBase) -> None:
+        self.statement = statement
+        self._sqlite: dict[tuple[str, ...], tuple[str, tuple[str, ...], list[Any]]] = {}
+
+    def _compiled(
+        self, dialect: Dialect, keys: tuple[str, ...]
+    ) -> tuple[str, tuple[str, ...], list[Any]]:
+        found = self._sqlite.get(keys)
+        if found is None:
+            compiled = self.statement.compile(dialect=dialect, column_keys=list(keys))
+            names = tuple(compiled.positiontup or ())
+            binds = [compiled.binds[name].type._cached_bind_processor(dialect) for name in names]
+            found = self._sqlite[keys] = (compiled.string, names, binds)
+        return found
+
+    def run_sqlite(
+        self, cursor: sqlite3.Cursor, dialect: Dialect, rows: Sequence[Mapping[str, Any]]
+    ) -> None:
+        sql, names, binds = self._compiled(dialect, tuple(rows[0]))
+        values = [
+            [
+                row[name] if bind is None else bind(row[name])
+                for name, bind in zip(names, binds, strict=True)
+            ]
+            for row in rows
+        ]
+        if len(values) == 1:
+            cursor.execute(sql, values[0])
+        else:
+            cursor.executemany(sql, values)
 
 
 class SqlEngine:

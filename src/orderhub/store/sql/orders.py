@@ -16,7 +16,7 @@ from orderhub.orders.domain import Order, OrderEvent
 from orderhub.store.protocol import AlreadyExists, ConcurrencyConflict, OrderFilter
 from orderhub.store.sql import tables as t
 from orderhub.store.sql.counters import add_counters
-from orderhub.store.sql.engine import Prepared, SqlEngine
+from orderhub.store.sql.engine import Prepared, PreparedWrite, SqlEngine
 from orderhub.store.sql.mappers import (
     EVENT_COLUMNS,
     delivery_row,
@@ -35,6 +35,10 @@ _HISTORY = Prepared(
     .where(t.order_events.c.order_id == bindparam("order_id"))
     .order_by(t.order_events.c.order_version, t.order_events.c.id)
 )
+# the writes of every new order, built once
+_INSERT_ORDER = PreparedWrite(insert(t.orders))
+_INSERT_EVENTS = PreparedWrite(insert(t.order_events))
+_INSERT_DELIVERIES = PreparedWrite(insert(t.deliveries))
 
 
 class SqlOrderRepository(OrderRepositoryBase):
@@ -106,9 +110,9 @@ class SqlUnitOfWork(UnitOfWorkBase):
             for write in writes:
                 row = order_row(write.order)
                 if write.expected_version is None:
+                    # no savepoint: AlreadyExists ends (and rolls back) the whole write
                     try:
-                        async with conn.begin_nested():
-                            await conn.execute(insert(t.orders).values(row))
+                        await conn.run(_INSERT_ORDER, [row])
                     except IntegrityError:
                         raise AlreadyExists(str(write.order.id)) from None
                 else:
@@ -123,12 +127,10 @@ class SqlUnitOfWork(UnitOfWorkBase):
                     if result.rowcount != 1:
                         raise ConcurrencyConflict(str(write.order.id))
                 if write.events:
-                    await conn.execute(
-                        insert(t.order_events),
+                    await conn.run(
+                        _INSERT_EVENTS,
                         [event_row(e, write.order, write.event_document) for e in write.events],
                     )
                 if write.deliveries:
-                    await conn.execute(
-                        insert(t.deliveries), [delivery_row(d) for d in write.deliveries]
-                    )
+                    await conn.run(_INSERT_DELIVERIES, [delivery_row(d) for d in write.deliveries])
             await add_counters(conn, [w.counters for w in writes])
