@@ -216,7 +216,9 @@ def _configure_sqlite(engine: Engine) -> None:
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
         immediate = conn.get_execution_options().get("orderhub_write", False)
-        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+        # on the driver itself: a statement without parameters or rows needs none of
+        # SQLAlchemy's execution (a "locked" error is sqlite3's own here)
+        conn.connection.driver_connection.execute("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
 def _locked(exc: BaseException) -> bool:
@@ -439,7 +441,7 @@ class SqlEngine:
             try:
                 conn.begin()
                 return conn
-            except OperationalError as exc:
+            except (OperationalError, sqlite3.OperationalError) as exc:
                 conn.close()
                 if not _locked(exc) or time.monotonic() > deadline:
                     raise
