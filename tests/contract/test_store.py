@@ -127,6 +127,22 @@ async def test_a_peeked_order_reads_the_same_and_cannot_be_saved(store: Store) -
         assert await uow.orders.get(order.id) == peeked
 
 
+async def test_peek_with_history_reads_the_order_and_its_events_together(store: Store) -> None:
+    order = make_order()
+    order.record_payment_succeeded(NOW + timedelta(seconds=1), EventSource.WEBHOOK)
+    await _add(store, order)
+    async with store.unit_of_work() as uow:
+        found = await uow.orders.peek_with_history(order.id)
+        assert await uow.orders.peek_with_history(uuid.uuid4()) is None
+        assert found is not None
+        peeked, history = found
+        assert peeked == dataclasses.replace(order, pending_events=[])
+        assert history == await uow.orders.history(order.id)
+        assert [e.type for e in history] == [EventType.CREATED, EventType.PAID]
+        with pytest.raises(RuntimeError):  # read only, like peek
+            await uow.orders.save(peeked)
+
+
 async def test_nothing_is_written_without_commit(store: Store) -> None:
     order = make_order()
     async with store.unit_of_work() as uow:

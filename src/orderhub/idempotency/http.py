@@ -37,7 +37,13 @@ async def run_idempotent(
     work: Callable[[uuid.UUID], Awaitable[Response]],
     raw_body: bytes = b"",
 ) -> Response:
-    """Run `work` (given the resource id reserved for this key) at most once per key."""
+    """Run `work` (given the resource id reserved for this key) at most once per key.
+    Without a key nothing is compared, so the request's fingerprint is not computed (the
+    body was parsed as JSON already, by the route)."""
+    if key is None:
+        return await idempotency.run(
+            caller=caller.identity, key=None, method="", path="", canonical_body="", handler=work
+        )
     return await idempotency.run(
         caller=caller.identity,
         key=key,

@@ -179,10 +179,10 @@ class OrderService:
     async def get(self, order_id: str) -> tuple[Order, list[OrderEvent]]:
         parsed = parse_uuid(order_id)
         async with self._store.unit_of_work() as uow:
-            order = await uow.orders.peek(parsed) if parsed else None  # read only
-            if order is None:
-                raise NotFound("Order not found")
-            return order, await uow.orders.history(order.id)
+            found = await uow.orders.peek_with_history(parsed) if parsed else None  # read only
+        if found is None:
+            raise NotFound("Order not found")
+        return found
 
     async def list(
         self,

@@ -64,6 +64,10 @@ class OrderRepository(Protocol):
         """By id like `get`, for reading only: not remembered by the unit of work, so it
         cannot be saved through it (and costs no copy of the order)."""
 
+    async def peek_with_history(self, order_id: uuid.UUID) -> tuple[Order, list[OrderEvent]] | None:
+        """`peek` and `history` of one order (None: no such order), read together: on SQL
+        in one read transaction, so the history is the one of the order returned."""
+
     async def get_by_payment_intent(self, intent_id: str) -> Order | None:
         """By the provider's payment intent id, strongly consistent right after the
         order's commit (SQL: unique index in the same table; DynamoDB: an item keyed by

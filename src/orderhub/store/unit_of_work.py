@@ -74,6 +74,11 @@ class OrderRepositoryBase(ABC):
     async def peek(self, order_id: uuid.UUID) -> Order | None:
         return await self._get(order_id)
 
+    async def peek_with_history(self, order_id: uuid.UUID) -> tuple[Order, list[OrderEvent]] | None:
+        """`peek` and `history` together (a backend may read both at once)."""
+        order = await self._get(order_id)
+        return (order, await self.history(order.id)) if order is not None else None
+
     async def get_by_payment_intent(self, intent_id: str) -> Order | None:
         return self._remember(await self._get_by_payment_intent(intent_id))
 

@@ -12,7 +12,7 @@ from sqlalchemy.dialects.sqlite import insert as insert_sqlite
 
 from orderhub.monitoring.rollups import Counters
 from orderhub.store.sql import tables as t
-from orderhub.store.sql.engine import SqlConnection
+from orderhub.store.sql.engine import PreparedWrite, SqlConnection
 
 
 def _upsert_statement(dialect: str, table: Table, keys: tuple[str, ...]) -> Any:
@@ -26,7 +26,7 @@ def _upsert_statement(dialect: str, table: Table, keys: tuple[str, ...]) -> Any:
     )
 
 
-_STATEMENTS: dict[tuple[str, str], Any] = {}
+_STATEMENTS: dict[tuple[str, str], PreparedWrite] = {}
 
 
 async def _upsert(
@@ -37,8 +37,10 @@ async def _upsert(
     dialect = conn.dialect.name
     statement = _STATEMENTS.get((dialect, table.name))
     if statement is None:
-        statement = _STATEMENTS[(dialect, table.name)] = _upsert_statement(dialect, table, keys)
-    await conn.execute(statement, rows)
+        statement = _STATEMENTS[(dialect, table.name)] = PreparedWrite(
+            _upsert_statement(dialect, table, keys)
+        )
+    await conn.run(statement, rows)
 
 
 async def add_counters(conn: SqlConnection, counters: list[Counters]) -> None:

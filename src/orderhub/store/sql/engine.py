@@ -24,7 +24,8 @@ import asyncio
 import re
 import sqlite3
 import time
-from collections.abc import AsyncIterator
+from collections import namedtuple
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -34,7 +35,9 @@ from sqlalchemy import Connection, CursorResult, Dialect, Engine, create_engine,
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.sql import Select
 from sqlalchemy.sql.base import Executable
+from sqlalchemy.sql.dml import UpdateBase
 
 from orderhub.kit.failures import in_words
 from orderhub.store.protocol import StoreError
@@ -152,6 +155,7 @@ class SqlConnection:
     def __init__(self, *, inline: Connection | None = None, io: AsyncConnection | None = None):
         self._inline = inline
         self._io = io
+        self._cursor: sqlite3.Cursor | None = None
 
     @property
     def dialect(self) -> Dialect:
@@ -165,6 +169,22 @@ class SqlConnection:
             return self._inline.execute(statement, parameters)
         assert self._io is not None
         return await self._io.execute(statement, parameters)
+
+    async def run(self, prepared: PreparedWrite, rows: Sequence[Mapping[str, Any]]) -> None:
+        """A prepared write with one parameter set per row (at least one); a broken
+        constraint is SQLAlchemy's IntegrityError on both drivers."""
+        if self._inline is None:
+            assert self._io is not None
+            await self._io.execute(
+                prepared.statement, list(rows) if len(rows) > 1 else dict(rows[0])
+            )
+            return
+        if self._cursor is None:
+            self._cursor = self._inline.connection.driver_connection.cursor()  # type: ignore[union-attr]
+        try:
+            prepared.run_sqlite(self._cursor, self._inline.dialect, rows)
+        except sqlite3.IntegrityError as exc:
+            raise IntegrityError(str(prepared.statement), None, exc) from exc
 
     @asynccontextmanager
     async def begin_nested(self) -> AsyncIterator[None]:
@@ -196,7 +216,9 @@ def _configure_sqlite(engine: Engine) -> None:
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
         immediate = conn.get_execution_options().get("orderhub_write", False)
-        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+        # on the driver itself: a statement without parameters or rows needs none of
+        # SQLAlchemy's execution (a "locked" error is sqlite3's own here)
+        conn.connection.driver_connection.execute("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
 
 def _locked(exc: BaseException) -> bool:
@@ -208,6 +230,93 @@ def _locked(exc: BaseException) -> bool:
 
 
 _ERRORS = (SQLAlchemyError, DBAPIError, OSError, sqlite3.Error)
+
+
+class Prepared:
+    """A SELECT built once (with `bindparam`s for what varies) for a hot read path. On
+    SQLite `SqlEngine.fetch` runs it on the driver itself: its SQL compiled once, the
+    parameters and result columns converted with the column types' own processors, so
+    a read skips SQLAlchemy's per-execution work (cache key, compiled-cache lookup,
+    execution context, result object). Rows have the selected columns as attributes, like
+    SQLAlchemy's. On PostgreSQL it is executed through SQLAlchemy as any statement."""
+
+    def __init__(self, statement: Select[Any]) -> None:
+        self.statement = statement
+        self._row: Any = namedtuple("_Row", statement.selected_columns.keys(), rename=True)  # type: ignore[misc]
+        self._sqlite: tuple[str, tuple[str, ...], list[Any], list[Any]] | None = None
+
+    def _compiled(self, dialect: Dialect) -> tuple[str, tuple[str, ...], list[Any], list[Any]]:
+        if self._sqlite is None:
+            compiled = self.statement.compile(dialect=dialect)
+            names = tuple(compiled.positiontup or ())
+            binds = [compiled.binds[name].type._cached_bind_processor(dialect) for name in names]
+            results = [
+                column.type._cached_result_processor(dialect, None)
+                for column in self.statement.selected_columns
+            ]
+            self._sqlite = (compiled.string, names, binds, results)
+        return self._sqlite
+
+    def run_sqlite(
+        self, cursor: sqlite3.Cursor, dialect: Dialect, parameters: Mapping[str, Any]
+    ) -> list[Any]:
+        sql, names, binds, results = self._compiled(dialect)
+        values = [
+            parameters[name] if bind is None else bind(parameters[name])
+            for name, bind in zip(names, binds, strict=True)
+        ]
+        make = self._row._make
+        if not any(results):
+            return [make(row) for row in cursor.execute(sql, values)]
+        return [
+            make([v if p is None else p(v) for p, v in zip(results, row, strict=True)])
+            for row in cursor.execute(sql, values)
+        ]
+
+    def rows_of(self, result: CursorResult[Any]) -> list[Any]:
+        return list(result.all())
+
+
+Fetch = Sequence[tuple[Prepared, Mapping[str, Any]]]
+
+
+class PreparedWrite:
+    """An INSERT (or upsert) built once, for a hot write path: run with
+    `SqlConnection.run` and one parameter set per row (every row with the same keys). On
+    SQLite it runs on the driver itself: its SQL compiled once per set of keys, the values
+    converted by the column types' bind processors, several rows in one `executemany`.
+    On PostgreSQL it goes through SQLAlchemy with the same parameter sets."""
+
+    def __init__(self, statement: UpdateBase) -> None:
+        self.statement = statement
+        self._sqlite: dict[tuple[str, ...], tuple[str, tuple[str, ...], list[Any]]] = {}
+
+    def _compiled(
+        self, dialect: Dialect, keys: tuple[str, ...]
+    ) -> tuple[str, tuple[str, ...], list[Any]]:
+        found = self._sqlite.get(keys)
+        if found is None:
+            compiled = self.statement.compile(dialect=dialect, column_keys=list(keys))
+            names = tuple(compiled.positiontup or ())
+            binds = [compiled.binds[name].type._cached_bind_processor(dialect) for name in names]
+            found = self._sqlite[keys] = (compiled.string, names, binds)
+        return found
+
+    def run_sqlite(
+        self, cursor: sqlite3.Cursor, dialect: Dialect, rows: Sequence[Mapping[str, Any]]
+    ) -> None:
+        sql, names, binds = self._compiled(dialect, tuple(rows[0]))
+        values = [
+            [
+                row[name] if bind is None else bind(row[name])
+                for name, bind in zip(names, binds, strict=True)
+            ]
+            for row in rows
+        ]
+        if len(values) == 1:
+            cursor.execute(sql, values[0])
+        else:
+            cursor.executemany(sql, values)
 
 
 class SqlEngine:
@@ -260,6 +369,40 @@ class SqlEngine:
         except _ERRORS as exc:
             raise store_error(exc, self.url) from exc
 
+    async def fetch(self, reads: Fetch) -> list[list[Any]]:
+        """Run prepared SELECTs in one read transaction (one snapshot: on SQLite one
+        BEGIN ... ROLLBACK around them when there are several), the rows of each."""
+        if self._sqlite is None:
+            async with self.read() as conn:
+                return [
+                    prepared.rows_of(await conn.execute(prepared.statement, dict(params)))
+                    for prepared, params in reads
+                ]
+        try:
+            return self._fetch_sqlite(reads)
+        except _ERRORS as exc:
+            raise store_error(exc, self.url) from exc
+
+    def _fetch_sqlite(self, reads: Fetch) -> list[list[Any]]:
+        assert self._sqlite is not None
+        dialect = self._sqlite.dialect
+        raw = self._sqlite.raw_connection()
+        try:
+            cursor = raw.driver_connection.cursor()  # type: ignore[union-attr]
+            try:
+                if len(reads) == 1:
+                    prepared, params = reads[0]
+                    return [prepared.run_sqlite(cursor, dialect, params)]
+                cursor.execute("BEGIN")
+                try:
+                    return [prepared.run_sqlite(cursor, dialect, p) for prepared, p in reads]
+                finally:
+                    cursor.execute("ROLLBACK")
+            finally:
+                cursor.close()
+        finally:
+            raw.close()  # back to the pool
+
     @asynccontextmanager
     async def write(self) -> AsyncIterator[SqlConnection]:
         """One write transaction, committed when the block ends without an exception."""
@@ -298,7 +441,7 @@ class SqlEngine:
             try:
                 conn.begin()
                 return conn
-            except OperationalError as exc:
+            except (OperationalError, sqlite3.OperationalError) as exc:
                 conn.close()
                 if not _locked(exc) or time.monotonic() > deadline:
                     raise

@@ -15,8 +15,10 @@ from orderhub.store.counting import ProviderCallCounting
 from orderhub.store.protocol import ProbeResult, ProbeSummary, ProviderCall
 from orderhub.store.sql import counters
 from orderhub.store.sql import tables as t
-from orderhub.store.sql.engine import SqlEngine
+from orderhub.store.sql.engine import PreparedWrite, SqlEngine
 from orderhub.store.sql.mappers import order_of
+
+_INSERT_CALL = PreparedWrite(insert(t.provider_calls))
 
 
 class SqlMonitoringRepository(ProviderCallCounting):
@@ -80,15 +82,18 @@ class SqlMonitoringRepository(ProviderCallCounting):
 
     async def _record_provider_call(self, call: ProviderCall, counted: Counters) -> None:
         async with self._db.write() as conn:
-            await conn.execute(
-                insert(t.provider_calls).values(
-                    id=str(call.id),
-                    provider=call.provider,
-                    operation=call.operation,
-                    ok=call.ok,
-                    duration_ms=call.duration_ms,
-                    at=epoch_ms(call.at),
-                )
+            await conn.run(
+                _INSERT_CALL,
+                [
+                    {
+                        "id": str(call.id),
+                        "provider": call.provider,
+                        "operation": call.operation,
+                        "ok": call.ok,
+                        "duration_ms": call.duration_ms,
+                        "at": epoch_ms(call.at),
+                    }
+                ],
             )
             await counters.add_counters(conn, [counted])
 

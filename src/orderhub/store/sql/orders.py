@@ -7,7 +7,7 @@ import asyncio
 import uuid
 from datetime import datetime
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from orderhub.delivery.model import DeliveryTargets
@@ -16,7 +16,7 @@ from orderhub.orders.domain import Order, OrderEvent
 from orderhub.store.protocol import AlreadyExists, ConcurrencyConflict, OrderFilter
 from orderhub.store.sql import tables as t
 from orderhub.store.sql.counters import add_counters
-from orderhub.store.sql.engine import SqlEngine
+from orderhub.store.sql.engine import Prepared, PreparedWrite, SqlEngine
 from orderhub.store.sql.mappers import (
     EVENT_COLUMNS,
     delivery_row,
@@ -28,6 +28,17 @@ from orderhub.store.sql.mappers import (
 from orderhub.store.unit_of_work import OrderRepositoryBase, OrderWrite, UnitOfWorkBase
 
 _ORDER = (t.orders.c.document, t.orders.c.version)
+# the hot reads of GET /api/orders/{id}, built once
+_BY_ID = Prepared(select(*_ORDER).where(t.orders.c.id == bindparam("order_id")))
+_HISTORY = Prepared(
+    select(*EVENT_COLUMNS)
+    .where(t.order_events.c.order_id == bindparam("order_id"))
+    .order_by(t.order_events.c.order_version, t.order_events.c.id)
+)
+# the writes of every new order, built once
+_INSERT_ORDER = PreparedWrite(insert(t.orders))
+_INSERT_EVENTS = PreparedWrite(insert(t.order_events))
+_INSERT_DELIVERIES = PreparedWrite(insert(t.deliveries))
 
 
 class SqlOrderRepository(OrderRepositoryBase):
@@ -41,7 +52,15 @@ class SqlOrderRepository(OrderRepositoryBase):
         return order_of(row) if row else None
 
     async def _get(self, order_id: uuid.UUID) -> Order | None:
-        return await self._one(t.orders.c.id == str(order_id))
+        [rows] = await self._db.fetch([(_BY_ID, {"order_id": str(order_id)})])
+        return order_of(rows[0]) if rows else None
+
+    async def peek_with_history(self, order_id: uuid.UUID) -> tuple[Order, list[OrderEvent]] | None:
+        params = {"order_id": str(order_id)}
+        orders, events = await self._db.fetch([(_BY_ID, params), (_HISTORY, params)])
+        if not orders:
+            return None
+        return order_of(orders[0]), [event_of(row) for row in events]
 
     async def _get_by_payment_intent(self, intent_id: str) -> Order | None:
         return await self._one(t.orders.c.payment_intent_id == intent_id)
@@ -63,15 +82,7 @@ class SqlOrderRepository(OrderRepositoryBase):
         return [order_of(row) for row in rows]
 
     async def history(self, order_id: uuid.UUID) -> list[OrderEvent]:
-        e = t.order_events.c
-        async with self._db.read() as conn:
-            rows = (
-                await conn.execute(
-                    select(*EVENT_COLUMNS)
-                    .where(e.order_id == str(order_id))
-                    .order_by(e.order_version, e.id)
-                )
-            ).all()
+        [rows] = await self._db.fetch([(_HISTORY, {"order_id": str(order_id)})])
         return [event_of(row) for row in rows]
 
     async def with_unsent_refunds(self, changed_before: datetime, limit: int) -> list[Order]:
@@ -99,9 +110,9 @@ class SqlUnitOfWork(UnitOfWorkBase):
             for write in writes:
                 row = order_row(write.order)
                 if write.expected_version is None:
+                    # no savepoint: AlreadyExists ends (and rolls back) the whole write
                     try:
-                        async with conn.begin_nested():
-                            await conn.execute(insert(t.orders).values(row))
+                        await conn.run(_INSERT_ORDER, [row])
                     except IntegrityError:
                         raise AlreadyExists(str(write.order.id)) from None
                 else:
@@ -116,12 +127,10 @@ class SqlUnitOfWork(UnitOfWorkBase):
                     if result.rowcount != 1:
                         raise ConcurrencyConflict(str(write.order.id))
                 if write.events:
-                    await conn.execute(
-                        insert(t.order_events),
+                    await conn.run(
+                        _INSERT_EVENTS,
                         [event_row(e, write.order, write.event_document) for e in write.events],
                     )
                 if write.deliveries:
-                    await conn.execute(
-                        insert(t.deliveries), [delivery_row(d) for d in write.deliveries]
-                    )
+                    await conn.run(_INSERT_DELIVERIES, [delivery_row(d) for d in write.deliveries])
             await add_counters(conn, [w.counters for w in writes])

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from orderhub.store.fields import record_from, text_map, values_of
@@ -17,7 +17,7 @@ from orderhub.store.protocol import (
     SandboxRefund,
 )
 from orderhub.store.sql import tables as t
-from orderhub.store.sql.engine import SqlEngine
+from orderhub.store.sql.engine import Prepared, PreparedWrite, SqlEngine
 
 
 def _intent_row(intent: SandboxIntent) -> dict[str, Any]:
@@ -42,6 +42,13 @@ def _refund_of(row: Any) -> SandboxRefund:
     return record_from(SandboxRefund, _column(row))
 
 
+# the reads and the write of every new order's intent, built once
+_BY_KEY = Prepared(
+    select(t.sandbox_intents).where(t.sandbox_intents.c.idempotency_key == bindparam("key"))
+)
+_INSERT_INTENT = PreparedWrite(insert(t.sandbox_intents))
+
+
 class SqlSandboxRepository:
     def __init__(self, db: SqlEngine) -> None:
         self._db = db
@@ -53,21 +60,15 @@ class SqlSandboxRepository:
         return _intent_of(row) if row else None
 
     async def intent_for_key(self, idempotency_key: str) -> SandboxIntent | None:
-        c = t.sandbox_intents.c
-        async with self._db.read() as conn:
-            row = (
-                await conn.execute(
-                    select(t.sandbox_intents).where(c.idempotency_key == idempotency_key)
-                )
-            ).first()
-        return _intent_of(row) if row else None
+        [rows] = await self._db.fetch([(_BY_KEY, {"key": idempotency_key})])
+        return _intent_of(rows[0]) if rows else None
 
     async def put_intent(self, intent: SandboxIntent, expected_version: int | None) -> None:
         async with self._db.write() as conn:
             if expected_version is None:
+                # no savepoint: AlreadyExists ends (and rolls back) the whole write
                 try:
-                    async with conn.begin_nested():
-                        await conn.execute(insert(t.sandbox_intents).values(**_intent_row(intent)))
+                    await conn.run(_INSERT_INTENT, [_intent_row(intent)])
                 except IntegrityError:
                     raise AlreadyExists(intent.id) from None
                 return
