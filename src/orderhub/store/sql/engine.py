@@ -249,9 +249,12 @@ class Prepared:
         if self._sqlite is None:
             compiled = self.statement.compile(dialect=dialect)
             names = tuple(compiled.positiontup or ())
-            binds = [compiled.binds[name].type._cached_bind_processor(dialect) for name in names]
+            binds = [
+                compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect)
+                for name in names
+            ]
             results = [
-                column.type._cached_result_processor(dialect, None)
+                column.type.dialect_impl(dialect).result_processor(dialect, None)
                 for column in self.statement.selected_columns
             ]
             self._sqlite = (compiled.string, names, binds, results)
@@ -298,7 +301,10 @@ class PreparedWrite:
         if found is None:
             compiled = self.statement.compile(dialect=dialect, column_keys=list(keys))
             names = tuple(compiled.positiontup or ())
-            binds = [compiled.binds[name].type._cached_bind_processor(dialect) for name in names]
+            binds = [
+                compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect)
+                for name in names
+            ]
             found = self._sqlite[keys] = (compiled.string, names, binds)
         return found
 
