@@ -11,9 +11,8 @@ from typing import Any, cast
 import pytest
 
 from orderhub.monitoring import figures
-from orderhub.monitoring.rollups import HOUR_MS, CallRecord
+from orderhub.monitoring.rollups import HOUR_MS, CallRecord, OrderFacts
 from orderhub.monitoring.service import series_bounds
-from orderhub.orders.domain import Order
 from orderhub.store.protocol import Store
 
 NOW = datetime(2026, 3, 9, 10, 20, 30, tzinfo=UTC)
@@ -43,7 +42,7 @@ class CountingMonitoring:
             step["calls:smtp"] += 1
         return series
 
-    async def orders_created(self, start_ms: int, end_ms: int) -> list[Order]:
+    async def orders_created(self, start_ms: int, end_ms: int) -> list[OrderFacts]:
         self.reads["orders_created"] += 1
         return []
 

@@ -71,8 +71,7 @@ async def _partial_totals(
             if prefixes == ORDER_METRICS:
                 orders = await monitoring.orders_created(lo, hi)
                 parts = [
-                    contributions(part)
-                    for part in place(orders, lambda o: epoch_ms(o.created_at), spans)
+                    contributions(part) for part in place(orders, lambda o: o.created_ms, spans)
                 ]
             else:
                 calls = await monitoring.calls_between(lo, hi)

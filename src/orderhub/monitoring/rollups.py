@@ -21,6 +21,7 @@ import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Protocol
 
 from orderhub.kit.clock import epoch_ms
 from orderhub.orders.domain import Order, OrderStatus, PaymentStatus
@@ -62,7 +63,50 @@ def split_hours(start_ms: int, end_ms: int) -> list[tuple[int, int, bool]]:
     return [(lo, hi, whole) for lo, hi, whole in pieces if lo < hi]
 
 
-def order_bucket(order: Order) -> str:
+class Countable(Protocol):
+    """What the counters read of an order: an `Order`, or the `OrderFacts` a store reads
+    from its columns without the order's document."""
+
+    @property
+    def paid_at(self) -> object | None: ...
+    @property
+    def status(self) -> OrderStatus: ...
+    @property
+    def payment_status(self) -> PaymentStatus: ...
+    @property
+    def currency(self) -> str: ...
+    @property
+    def total_minor(self) -> int: ...
+    @property
+    def refunded_minor(self) -> int: ...
+
+
+@dataclass(frozen=True, slots=True)
+class OrderFacts:
+    """The counted facts of an order created in a partial hour (`Countable`)."""
+
+    created_ms: int
+    paid_at: int | None  # epoch ms, None when never paid
+    status: OrderStatus
+    payment_status: PaymentStatus
+    currency: str
+    total_minor: int
+    refunded_minor: int
+
+
+def facts_of(order: Order) -> OrderFacts:
+    return OrderFacts(
+        created_ms=epoch_ms(order.created_at),
+        paid_at=epoch_ms(order.paid_at) if order.paid_at is not None else None,
+        status=order.status,
+        payment_status=order.payment_status,
+        currency=order.currency,
+        total_minor=order.total_minor,
+        refunded_minor=order.refunded_minor,
+    )
+
+
+def order_bucket(order: Countable) -> str:
     """Each order in exactly one bucket: successful (ever paid), cancelled (never paid,
     cancelled), failed (never paid, last attempt failed), else pending."""
     if order.paid_at is not None:
@@ -74,7 +118,7 @@ def order_bucket(order: Order) -> str:
     return "pending"
 
 
-def order_contribution(order: Order) -> dict[str, int]:
+def order_contribution(order: Countable) -> dict[str, int]:
     """What one order adds to the rollup of the hour it was created in."""
     contribution = {f"orders:{order_bucket(order)}:{order.currency}": 1}
     if order.paid_at is not None:
@@ -120,7 +164,7 @@ def add_up(totals: dict[str, int], part: Mapping[str, int]) -> None:
         totals[metric] = totals.get(metric, 0) + value
 
 
-def contributions(orders: Iterable[Order]) -> dict[str, int]:
+def contributions(orders: Iterable[Countable]) -> dict[str, int]:
     """The rollup of a set of orders, as the hourly rows would hold it."""
     totals: dict[str, int] = {}
     for order in orders:

@@ -32,7 +32,7 @@ from datetime import datetime
 from typing import Any, Protocol, Self
 
 from orderhub.delivery.model import Delivery, DeliveryAttempt, DeliveryFilter, DueDelivery
-from orderhub.monitoring.rollups import CallRecord
+from orderhub.monitoring.rollups import CallRecord, OrderFacts
 from orderhub.orders.domain import Order, OrderEvent, OrderStatus
 
 
@@ -339,7 +339,7 @@ class MonitoringRepository(Protocol):
     async def gauges(self) -> dict[str, int]:
         """Every gauge (orders by status, backlog), summed over shards."""
 
-    async def orders_created(self, start_ms: int, end_ms: int) -> list[Order]:
+    async def orders_created(self, start_ms: int, end_ms: int) -> list[OrderFacts]:
         """Orders created in [start, end) (orders by creation hour); used for the partial
         hours at a range's ends only."""
 

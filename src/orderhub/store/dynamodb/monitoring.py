@@ -11,8 +11,7 @@ from typing import Any
 
 from orderhub.kit.clock import epoch_ms, from_epoch_ms
 from orderhub.kit.ids import new_id
-from orderhub.monitoring.rollups import HOUR_MS, CallRecord, Counters, hour_of
-from orderhub.orders.domain import Order
+from orderhub.monitoring.rollups import HOUR_MS, CallRecord, Counters, OrderFacts, facts_of, hour_of
 from orderhub.store.counting import ProviderCallCounting
 from orderhub.store.dynamodb import counters
 from orderhub.store.dynamodb import tables as t
@@ -176,9 +175,9 @@ class DynamoMonitoringRepository(ProviderCallCounting):
             ]
         return found
 
-    async def orders_created(self, start_ms: int, end_ms: int) -> list[Order]:
+    async def orders_created(self, start_ms: int, end_ms: int) -> list[OrderFacts]:
         items = await self._by_hour("orders_by_hour", "oh_pk", "created_at", start_ms, end_ms)
-        return [order_of(item) for item in items]
+        return [facts_of(order_of(item)) for item in items]
 
     async def calls_between(self, start_ms: int, end_ms: int) -> list[CallRecord]:
         records = []
