@@ -352,9 +352,10 @@ class MonitoringRepository(Protocol):
         the backend expires them itself, e.g. DynamoDB's TTL)."""
 
     async def compact(self, now: datetime) -> int:
-        """Fold what the backend keeps apart to stay free of hot keys (DynamoDB's counter
-        journal) into its totals; returns how many entries were folded. Safe to run in
-        several workers at once; a no-op where counters are written in place (SQL)."""
+        """Fold what the backend keeps apart to stay free of hot keys into fewer rows:
+        DynamoDB's counter journal into its totals, SQL's counter shards of past hours
+        into one row per hour and metric. Returns how many entries were folded; no figure
+        changes. Safe to run in several workers at once."""
 
 
 class UnitOfWork(Protocol):

@@ -3,13 +3,13 @@ partial hours at a range's ends."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import case, delete, func, insert, select
 
 from orderhub.kit.clock import epoch_ms, from_epoch_ms
 from orderhub.kit.ids import new_id
-from orderhub.monitoring.rollups import CallRecord, Counters, OrderFacts
+from orderhub.monitoring.rollups import CallRecord, Counters, OrderFacts, hour_of
 from orderhub.orders.domain import OrderStatus, PaymentStatus
 from orderhub.store.counting import ProviderCallCounting
 from orderhub.store.protocol import ProbeResult, ProbeSummary, ProviderCall
@@ -18,11 +18,14 @@ from orderhub.store.sql import tables as t
 from orderhub.store.sql.engine import PreparedWrite, SqlEngine
 
 _INSERT_CALL = PreparedWrite(insert(t.provider_calls))
+FOLD_AFTER = timedelta(hours=2)  # hours older than this have their shards folded
+FOLD_EVERY = timedelta(minutes=10)
 
 
 class SqlMonitoringRepository(ProviderCallCounting):
     def __init__(self, db: SqlEngine) -> None:
         self._db = db
+        self._next_fold: datetime | None = None
 
     async def record_probes(self, results: list[ProbeResult]) -> None:
         if not results:
@@ -171,4 +174,12 @@ class SqlMonitoringRepository(ProviderCallCounting):
             )
 
     async def compact(self, now: datetime) -> int:
-        return 0  # SQL adds to its sharded counter rows in place: nothing to fold
+        """Fold the shards of the hourly counters older than `FOLD_AFTER` into one row per
+        hour and metric, at most every `FOLD_EVERY` in this process (any number of
+        processes may fold at once: each row is moved by one of them)."""
+        if self._next_fold is not None and now < self._next_fold:
+            return 0
+        self._next_fold = now + FOLD_EVERY
+        before = hour_of(epoch_ms(now - FOLD_AFTER))
+        async with self._db.write() as conn:
+            return await counters.fold_shards(conn, before)
