@@ -13,6 +13,12 @@ are leased, while sheet deliveries go to a writer task of their own (one at a ti
 worker, and across workers under the short `sheets-writer` lease, renewed while a batch
 writes). When another worker holds that lease, the sheet deliveries are given back at
 once, due again a moment later, instead of waiting for it.
+
+A batch is leased in one store round trip (`leasing.lease_due`), and the outcomes of the
+sends that finish together are written together (`_record`): one write transaction on
+SQL for all of them, each still conditional on the delivery being this worker's. An
+outcome is only ever written after its send; a crash before it is written leaves the
+delivery leased, and it is sent again when the lease runs out (at least once).
 """
 
 from __future__ import annotations
