@@ -42,30 +42,38 @@ def _with_type() -> Any:
     return select(_D, _E.c.type).join(_E, _E.c.id == _D.c.event_id)
 
 
-async def _since(
-    conn: Any, order_id: str, version: int
-) -> tuple[tuple[dict[str, Any], int] | None, list[tuple[int, dict[str, Any]]]]:
-    """The order's current document (read first) and its events' documents after
-    `version` up to the current one: what rebuilds the order as of a slim event."""
+_IN_CHUNK = 500  # ids per `IN (...)`, well within every backend's bound-parameter limit
+
+
+async def _since_many(
+    conn: Any, oldest: dict[str, int]
+) -> dict[str, tuple[tuple[dict[str, Any], int] | None, list[tuple[int, dict[str, Any]]]]]:
+    """For each order (id -> the oldest version wanted), its current document (read
+    first) and the documents of its events after that version up to the current one
+    (the rebuild keeps only those; it may be handed more): what rebuilds the order as of
+    a slim event. A few statements for all the orders, not two per order."""
     o, e = t.orders.c, _E.c
-    current = (await conn.execute(select(o.document, o.version).where(o.id == order_id))).first()
-    if current is None:
-        return None, []
-    later = (
-        await conn.execute(
-            select(e.order_version, e.order_document).where(
-                e.order_id == order_id,
-                e.order_version > version,
-                e.order_version <= current.version,
+    ids = list(oldest)
+    current: dict[str, tuple[dict[str, Any], int]] = {}
+    for start in range(0, len(ids), _IN_CHUNK):
+        rows = await conn.execute(
+            select(o.id, o.document, o.version).where(o.id.in_(ids[start : start + _IN_CHUNK]))
+        )
+        current.update({row.id: (row.document, row.version) for row in rows.all()})
+    later: dict[str, list[tuple[int, dict[str, Any]]]] = {order_id: [] for order_id in ids}
+    changed = [i for i in ids if i in current and current[i][1] > oldest[i]]
+    for start in range(0, len(changed), _IN_CHUNK):
+        chunk = changed[start : start + _IN_CHUNK]
+        rows = await conn.execute(
+            select(e.order_id, e.order_version, e.order_document).where(
+                e.order_id.in_(chunk),
+                e.order_version > min(oldest[i] for i in chunk),
             )
         )
-    ).all()
-    return (current.document, current.version), [
-        (row.order_version, row.order_document) for row in later
-    ]
-
-
-_IN_CHUNK = 500  # ids per `IN (...)`, well within every backend's bound-parameter limit
+        for row in rows.all():
+            if oldest[row.order_id] < row.order_version <= current[row.order_id][1]:
+                later[row.order_id].append((row.order_version, row.order_document))
+    return {order_id: (current.get(order_id), later[order_id]) for order_id in ids}
 
 
 def _id_is(delivery_id: uuid.UUID) -> Any:
@@ -196,10 +204,7 @@ class SqlDeliveryRepository(DeliveryTransitions):
                 if is_slim(found.order_document):
                     v = found.order_version
                     oldest[found.order_id] = min(v, oldest.get(found.order_id, v))
-            rebuilding = {
-                order_id: await _since(conn, order_id, version)
-                for order_id, version in oldest.items()
-            }
+            rebuilding = await _since_many(conn, oldest)
         events = {row.id: row for row in rows}
         loaded = []
         for delivery in deliveries:
