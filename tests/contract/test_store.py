@@ -25,6 +25,7 @@ from orderhub.delivery.model import (
     resync_delivery,
     retried,
 )
+from orderhub.delivery.model import claimed as claim_of
 from orderhub.kit.clock import FrozenClock
 from orderhub.kit.ids import new_id
 from orderhub.monitoring import figures
@@ -938,3 +939,86 @@ async def test_alerts_wait_until_sent(store: Store) -> None:
     await store.alerts.save(dataclasses.replace(second, status="sent", attempts=1))
     assert await store.alerts.due(NOW + timedelta(seconds=5), 10) == []
     assert await store.alerts.due(NOW + timedelta(minutes=2), 10) == [later]
+
+
+# -- batched delivery transitions ---------------------------------------------------------
+
+
+async def test_a_batch_of_transitions_writes_each_on_its_own_condition(
+    database_url: str,
+) -> None:
+    store = open_test_store(database_url, EVERYWHERE)
+    try:
+        await _add(store, make_order())
+        first, second, third = await lease_due(store, NOW, "w", NOW + timedelta(minutes=1), 10)
+        # another worker took the second over meanwhile (its lease "ran out")
+        stolen = dataclasses.replace(second.delivery, lease_owner="other")
+        assert await store.deliveries.transition(second.delivery, stolen)
+        done = [delivered(d.delivery, NOW) for d in (first, second)]
+        dead = failed(third.delivery, "410", None)
+        written = await store.deliveries.transition_many(
+            [
+                (first.delivery, done[0], attempt_of(done[0], NOW, 3)),
+                (second.delivery, done[1], attempt_of(done[1], NOW, 3)),
+                (third.delivery, dead, attempt_of(dead, NOW, 3)),
+            ]
+        )
+        assert written == [True, False, True]
+        states = [await store.deliveries.get(d.delivery.id) for d in (first, second, third)]
+        assert [s.status if s else None for s in states] == [
+            DeliveryStatus.DELIVERED,
+            DeliveryStatus.IN_FLIGHT,
+            DeliveryStatus.DEAD,
+        ]
+        assert states[1] == stolen
+        # the attempts and counters of the written ones only
+        assert [
+            len(await store.deliveries.attempts(d.delivery.id)) for d in (first, second, third)
+        ] == [1, 0, 1]
+        counts = await figures.call_counts(
+            store, NOW - timedelta(hours=1), NOW + timedelta(hours=1)
+        )
+        assert sum(c.calls for c in counts.values()) == 2
+        assert sum(c.errors for c in counts.values()) == 1
+        assert (await figures.outbox_backlog(store, NOW))[0] == 1
+        assert await store.deliveries.transition_many([]) == []
+    finally:
+        await store.close()
+
+
+async def test_leasing_a_batch_lets_the_first_worker_win_and_counts_lost_attempts(
+    database_url: str,
+) -> None:
+    store = open_test_store(database_url, EVERYWHERE)
+    try:
+        for _ in range(4):
+            await _add(store, make_order())
+        lease = timedelta(minutes=1)
+        # w1 takes some, then dies; the others stay pending
+        lost = await lease_due(store, NOW, "w1", NOW + lease, 5)
+        assert len(lost) == 5
+        later = NOW + lease + timedelta(seconds=1)
+        candidates = await store.deliveries.due(later, 50)
+        assert len(candidates) == 12
+        # a rival leases one of the pending ones between the read and the batch's write
+        rival = next(c for c in candidates if c.status == DeliveryStatus.PENDING)
+        assert await store.deliveries.transition(
+            rival, claim_of(rival, "rival", later + lease, None)
+        )
+        changes = [(c, claim_of(c, "w2", later + lease, None), None) for c in candidates]
+        written = await store.deliveries.transition_many(changes)
+        assert written == [c.id != rival.id for c in candidates]
+        stored = {c.id: await store.deliveries.get(c.id) for c in candidates}
+        assert stored[rival.id].lease_owner == "rival"  # type: ignore[union-attr]
+        taken_over = {d.delivery.id for d in lost}
+        for c in candidates:
+            if c.id == rival.id:
+                continue
+            got = stored[c.id]
+            assert got is not None and got.lease_owner == "w2"
+            assert got.status == DeliveryStatus.IN_FLIGHT
+            assert got.lease_until == later + lease
+            assert got.attempts == (1 if c.id in taken_over else 0)
+        assert (await figures.outbox_backlog(store, later))[0] == 12
+    finally:
+        await store.close()

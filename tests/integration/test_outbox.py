@@ -14,6 +14,7 @@ from orderhub.delivery.integrations.base import PermanentDeliveryError, Transien
 from orderhub.delivery.leasing import lease_due
 from orderhub.delivery.model import (
     EMAIL_EVENTS,
+    LOST_ATTEMPT,
     DeliveryFilter,
     DeliveryStatus,
     Integration,
@@ -649,3 +650,35 @@ async def test_after_a_burst_every_sheet_row_shows_the_orders_version(
             current["paymentStatus"],
             current["updatedAt"],
         )
+
+
+async def test_a_delivery_dead_on_takeover_is_told_like_any_other_death(
+    make_harness: Callable[..., Any],
+) -> None:
+    # its workers kept getting lost until the event was past the age limit: the worker
+    # that takes it over finds it dead, and tells it (alert, error log) as any death
+    h, rec, clock = await _setup(make_harness, worker_lease_seconds=60)
+    created = await h.create_order()
+    order_id = uuid.UUID(created.json()["data"]["order"]["id"])
+    c = h.container
+    told: list[tuple[uuid.UUID, str]] = []
+
+    async def on_dead(due: Any, error: str) -> None:
+        told.append((due.delivery.id, error))
+
+    claimed = await lease_due(
+        c.store, clock.now(), "lost-worker", clock.now() + timedelta(seconds=60), 50
+    )
+    assert len(claimed) == 3
+    clock.advance(hours=25)
+    worker = _worker(h, rec, clock, max_age_hours=24, on_dead=on_dead)
+    assert await _drain(worker) == 3  # taken over, and dead: nothing sent
+    assert rec.email.sent == [] and rec.notifications.published == []
+    assert sorted(told) == sorted((d.delivery.id, LOST_ATTEMPT) for d in claimed)
+    dead = await _deliveries(h, status=DeliveryStatus.DEAD)
+    assert len(dead) == 3
+    errors = await c.store.errors.recent(10, T0)
+    assert sorted(e.service for e in errors) == sorted(
+        i.error_service for i in (Integration.EMAIL, Integration.SHEETS, Integration.NOTIFICATIONS)
+    )
+    assert all(e.order_id == order_id and e.level == "error" for e in errors)

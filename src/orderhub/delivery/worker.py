@@ -13,6 +13,12 @@ are leased, while sheet deliveries go to a writer task of their own (one at a ti
 worker, and across workers under the short `sheets-writer` lease, renewed while a batch
 writes). When another worker holds that lease, the sheet deliveries are given back at
 once, due again a moment later, instead of waiting for it.
+
+A batch is leased in one store round trip (`leasing.lease_due`), and the outcomes of the
+sends that finish together are written together (`_record`): one write transaction on
+SQL for all of them, each still conditional on the delivery being this worker's. An
+outcome is only ever written after its send; a crash before it is written leaves the
+delivery leased, and it is sent again when the lease runs out (at least once).
 """
 
 from __future__ import annotations
@@ -33,6 +39,8 @@ from orderhub.delivery import dispatch
 from orderhub.delivery.integrations.base import PermanentDeliveryError, TransientDeliveryError
 from orderhub.delivery.leasing import lease_due
 from orderhub.delivery.model import (
+    LOST_ATTEMPT,
+    DeliveryStatus,
     DueDelivery,
     Integration,
     attempt_of,
@@ -45,7 +53,7 @@ from orderhub.delivery.registry import Integrations
 from orderhub.kit.clock import Clock
 from orderhub.kit.failures import in_words
 from orderhub.monitoring.error_log import ErrorLog
-from orderhub.store.protocol import Store, StoreError
+from orderhub.store.protocol import Store, StoreError, Transition
 
 log = structlog.get_logger(__name__)
 
@@ -57,6 +65,9 @@ SHEETS_LEASE_SECONDS = 10.0
 SHEETS_RETRY_SECONDS = 1.0
 # At most this many sheet deliveries wait for this worker's writer; more are given back.
 SHEETS_QUEUE_LIMIT = 500
+# On stopping, the outcomes already sent get this long to be written before the rest is
+# given back (what is not written is sent again: at least once).
+RECORD_GRACE_SECONDS = 5.0
 
 
 def new_worker_id() -> str:
@@ -99,6 +110,9 @@ class DeliveryWorker:
         self._sheets_lease = timedelta(seconds=min(sheets_lease_seconds, lease_seconds))
         self._sheets_queue: list[DueDelivery] = []
         self._sheets_task: asyncio.Task[None] | None = None
+        # outcomes waiting to be written, each with whether it was written (or why not)
+        self._outcomes: list[tuple[Transition, asyncio.Future[bool]]] = []
+        self._recorder: asyncio.Task[None] | None = None
 
     # -- the loop -------------------------------------------------------------------
 
@@ -146,6 +160,9 @@ class DeliveryWorker:
 
     async def _give_back(self) -> None:
         self._sheets_queue.clear()
+        if self._recorder is not None:
+            # what was sent is recorded before the rest is given back
+            await _finish_within(self._recorder, RECORD_GRACE_SECONDS)
         if self._unfinished:
             with contextlib.suppress(StoreError):
                 await self._store.deliveries.release(list(self._unfinished), self.worker_id)
@@ -170,11 +187,20 @@ class DeliveryWorker:
 
     async def _run_batch(self) -> int:
         now = self._clock.now()
+        went_dead: list[DueDelivery] = []
         due = await lease_due(
-            self._store, now, self.worker_id, now + self._lease, self._batch, now - self._max_age
+            self._store,
+            now,
+            self.worker_id,
+            now + self._lease,
+            self._batch,
+            now - self._max_age,
+            dead=went_dead,
         )
+        for lost in went_dead:
+            await self._tell(lost, lost.delivery.last_error or LOST_ATTEMPT, dead=True, moved=True)
         if not due:
-            return 0
+            return len(went_dead)
         self._unfinished.update(d.delivery.id for d in due)
         sheets = [d for d in due if d.delivery.integration == Integration.SHEETS]
         others = [d for d in due if d.delivery.integration != Integration.SHEETS]
@@ -188,7 +214,7 @@ class DeliveryWorker:
         for outcome in outcomes:
             if isinstance(outcome, BaseException):
                 raise outcome
-        return len(due)
+        return len(due) + len(went_dead)
 
     async def _still_ours(self, batch: list[DueDelivery]) -> list[DueDelivery]:
         """Renew the lease from now on before sending: a delivery that waited its turn past
@@ -220,18 +246,23 @@ class DeliveryWorker:
         )
 
     async def _deliver_one(self, due: DueDelivery) -> None:
+        # the slot bounds the sends at once; the outcome is recorded after giving it up,
+        # together with those of the sends that finished meanwhile
         async with self._slots:
             renewed = [due] if self._lease_outlasts_a_send(due) else await self._still_ours([due])
             if not renewed:
                 return
             due = renewed[0]
             started = time.perf_counter()
+            error: Exception | None = None
             try:
                 await asyncio.wait_for(self._send(due), timeout=self._send_timeout())
             except Exception as exc:
-                await self._failed([due], exc, started)
-            else:
-                await self._delivered([due], started)
+                error = exc
+        if error is not None:
+            await self._failed([due], error, started)
+        else:
+            await self._delivered([due], started)
 
     async def _send(self, due: DueDelivery) -> None:
         await dispatch.send(self.integrations, due)
@@ -280,9 +311,11 @@ class DeliveryWorker:
 
     async def _postpone(self, batch: list[DueDelivery]) -> None:
         until = self._clock.now() + timedelta(seconds=SHEETS_RETRY_SECONDS)
+        # conditional: a delivery another worker took meanwhile is left alone
+        await self._store.deliveries.transition_many(
+            [(due.delivery, postponed(due.delivery, until), None) for due in batch]
+        )
         for due in batch:
-            # conditional: a delivery another worker took meanwhile is left alone
-            await self._store.deliveries.transition(due.delivery, postponed(due.delivery, until))
             self._unfinished.discard(due.delivery.id)
 
     async def _keep_sheets_lease(self) -> None:
@@ -332,14 +365,49 @@ class DeliveryWorker:
     def _elapsed_ms(self, started: float) -> int:
         return int((time.perf_counter() - started) * 1000)
 
+    async def _record(self, changes: list[Transition]) -> list[bool]:
+        """Write these outcomes, conditionally, together with those of the other sends
+        that finished meanwhile (one store round trip for all of them); returns whether
+        each was written. Raises what the store raised: the delivery is then still
+        leased here, and sent again once the lease runs out (at least once)."""
+        loop = asyncio.get_running_loop()
+        waiting = [loop.create_future() for _ in changes]
+        self._outcomes.extend(zip(changes, waiting, strict=True))
+        if self._recorder is None or self._recorder.done():
+            self._recorder = asyncio.create_task(self._write_outcomes())
+        return list(await asyncio.gather(*waiting))
+
+    async def _write_outcomes(self) -> None:
+        """Write what is waiting, all of it at a time, until nothing waits."""
+        while self._outcomes:
+            await asyncio.sleep(0)  # the sends finishing in this turn join the batch
+            batch, self._outcomes = self._outcomes, []
+            try:
+                written = await self._store.deliveries.transition_many([c for c, _ in batch])
+            except Exception as exc:
+                for _, future in batch:
+                    if not future.done():
+                        future.set_exception(exc)
+                continue
+            except BaseException:  # cancelled: nothing more is written by this task
+                left, self._outcomes = batch + self._outcomes, []
+                for _, future in left:
+                    if not future.done():
+                        future.set_exception(StoreError("stopped before recording the outcome"))
+                raise
+            for (_, future), ok in zip(batch, written, strict=True):
+                if not future.done():
+                    future.set_result(ok)
+
     async def _delivered(self, batch: list[DueDelivery], started: float) -> None:
         duration = self._elapsed_ms(started)
         now = self._clock.now()
+        changes: list[Transition] = []
         for due in batch:
             after = delivered(due.delivery, now)
-            await self._store.deliveries.transition(
-                due.delivery, after, attempt_of(after, now, duration)
-            )
+            changes.append((due.delivery, after, attempt_of(after, now, duration)))
+        await self._record(changes)
+        for due in batch:
             self._unfinished.discard(due.delivery.id)
             self._on_outcome(due.delivery.integration.value, "delivered")
 
@@ -347,6 +415,7 @@ class DeliveryWorker:
         duration = self._elapsed_ms(started)
         now = self._clock.now()
         error = _describe(exc)
+        changes: list[Transition] = []
         for due in batch:
             delivery = due.delivery
             retry_at: datetime | None = None
@@ -356,21 +425,28 @@ class DeliveryWorker:
                 if candidate - delivery.event_at <= self._max_age:
                     retry_at = candidate
             after = failed(delivery, error, retry_at)
-            moved = await self._store.deliveries.transition(
-                delivery, after, attempt_of(after, now, duration)
-            )
-            self._unfinished.discard(delivery.id)
-            if moved and retry_at is None and self._on_dead is not None:
-                await self._tell_dead(due, error)
-            self._on_outcome(delivery.integration.value, "failed" if retry_at else "dead")
-            verb = "will retry" if retry_at else "gave up (dead)"
-            await self._error_log.record(
-                delivery.integration,
-                f"Failed to deliver {due.event.type.value} to {delivery.integration.value}; {verb}",
-                error=error,
-                order_id=delivery.order_id,
-                level="warning" if retry_at else "error",
-            )
+            changes.append((delivery, after, attempt_of(after, now, duration)))
+        written = await self._record(changes)
+        for due, (_, after, _), moved in zip(batch, changes, written, strict=True):
+            self._unfinished.discard(due.delivery.id)
+            await self._tell(due, error, dead=after.status == DeliveryStatus.DEAD, moved=moved)
+
+    async def _tell(self, due: DueDelivery, error: str, *, dead: bool, moved: bool) -> None:
+        """Count a failed attempt, keep it in the error log, and tell operators (an alert)
+        of a death this worker wrote: a send that failed for good, or a delivery whose
+        workers kept getting lost (dead on takeover, `delivery.model.claimed`)."""
+        delivery = due.delivery
+        if dead and moved and self._on_dead is not None:
+            await self._tell_dead(due, error)
+        self._on_outcome(delivery.integration.value, "dead" if dead else "failed")
+        verb = "gave up (dead)" if dead else "will retry"
+        await self._error_log.record(
+            delivery.integration,
+            f"Failed to deliver {due.event.type.value} to {delivery.integration.value}; {verb}",
+            error=error,
+            order_id=delivery.order_id,
+            level="error" if dead else "warning",
+        )
 
     async def _tell_dead(self, due: DueDelivery, error: str) -> None:
         """Tell operators (an alert); a failure to do so never stops the worker."""

@@ -5,10 +5,11 @@ transitions and the provider calls. The rules come from `delivery.model` and
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 
 from orderhub.delivery.model import Delivery, DeliveryAttempt, backlog_change
 from orderhub.monitoring.rollups import BACKLOG, Counters, call_counters, shard_of
-from orderhub.store.protocol import ProviderCall
+from orderhub.store.protocol import ProviderCall, Transition
 
 
 def transition_counters(
@@ -40,6 +41,14 @@ class DeliveryTransitions(ABC):
             before, after, attempt, transition_counters(before, after, attempt)
         )
 
+    async def transition_many(self, changes: Sequence[Transition]) -> list[bool]:
+        return await self._transition_many(
+            [
+                (before, after, attempt, transition_counters(before, after, attempt))
+                for before, after, attempt in changes
+            ]
+        )
+
     @abstractmethod
     async def _transition(
         self,
@@ -48,6 +57,11 @@ class DeliveryTransitions(ABC):
         attempt: DeliveryAttempt | None,
         counters: Counters,
     ) -> bool: ...
+
+    @abstractmethod
+    async def _transition_many(
+        self, changes: list[tuple[Delivery, Delivery, DeliveryAttempt | None, Counters]]
+    ) -> list[bool]: ...
 
 
 class ProviderCallCounting(ABC):

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol, Self
@@ -34,6 +35,9 @@ from typing import Any, Protocol, Self
 from orderhub.delivery.model import Delivery, DeliveryAttempt, DeliveryFilter, DueDelivery
 from orderhub.monitoring.rollups import CallRecord, OrderFacts
 from orderhub.orders.domain import Order, OrderEvent, OrderStatus
+
+# One conditional delivery change: (before, after, the attempt it records or None).
+Transition = tuple[Delivery, Delivery, DeliveryAttempt | None]
 
 
 class StoreError(Exception):
@@ -173,6 +177,12 @@ class DeliveryRepository(Protocol):
         """Write `after` if the stored delivery still has `before`'s status, lease owner
         and lease expiry (a conditional write), with `attempt` recorded and the counters
         it moves (backlog, calls/errors) in the same write. False if it changed."""
+
+    async def transition_many(self, changes: Sequence[Transition]) -> list[bool]:
+        """Each `(before, after, attempt)` as `transition` writes it, conditional on its
+        own `before`, in as few store round trips as the store allows (SQL: one
+        transaction); returns, in order, whether each was written. A change that lost
+        its condition does not stop the others."""
 
     async def load(self, deliveries: list[Delivery]) -> list[DueDelivery]:
         """Each delivery with its event and the order as of that event (by key)."""

@@ -40,6 +40,7 @@ from orderhub.store.dynamodb.mappers import (
 from orderhub.store.protocol import ADD_BATCH, StoreError
 
 BATCH_GET_KEYS = 100
+TRANSITIONS_AT_ONCE = 16
 
 
 def _guard(before: Delivery) -> tuple[str, dict[str, str], dict[str, Any]]:
@@ -132,6 +133,25 @@ class DynamoDeliveryRepository(DeliveryTransitions):
                 return False
             raise StoreError("store error: the delivery change was refused") from None
         return True
+
+    async def _transition_many(
+        self, changes: list[tuple[Delivery, Delivery, DeliveryAttempt | None, Counters]]
+    ) -> list[bool]:
+        """Each its own conditional transaction (a DynamoDB transaction fails whole when
+        one condition fails), run concurrently, at most `TRANSITIONS_AT_ONCE` at a time."""
+        slots = asyncio.Semaphore(TRANSITIONS_AT_ONCE)
+
+        async def one(
+            change: tuple[Delivery, Delivery, DeliveryAttempt | None, Counters],
+        ) -> bool:
+            async with slots:
+                return await self._transition(*change)
+
+        results = await asyncio.gather(*(one(c) for c in changes), return_exceptions=True)
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
+        return [bool(result) for result in results]
 
     async def load(self, deliveries: list[Delivery]) -> list[DueDelivery]:
         """Each delivery's event item by key, and the order as of the event (an event

@@ -42,27 +42,66 @@ def _with_type() -> Any:
     return select(_D, _E.c.type).join(_E, _E.c.id == _D.c.event_id)
 
 
-async def _since(
-    conn: Any, order_id: str, version: int
-) -> tuple[tuple[dict[str, Any], int] | None, list[tuple[int, dict[str, Any]]]]:
-    """The order's current document (read first) and its events' documents after
-    `version` up to the current one: what rebuilds the order as of a slim event."""
+_IN_CHUNK = 500  # ids per `IN (...)`, well within every backend's bound-parameter limit
+
+
+async def _since_many(
+    conn: Any, oldest: dict[str, int]
+) -> dict[str, tuple[tuple[dict[str, Any], int] | None, list[tuple[int, dict[str, Any]]]]]:
+    """For each order (id -> the oldest version wanted), its current document (read
+    first) and the documents of its events after that version up to the current one
+    (the rebuild keeps only those; it may be handed more): what rebuilds the order as of
+    a slim event. A few statements for all the orders, not two per order."""
     o, e = t.orders.c, _E.c
-    current = (await conn.execute(select(o.document, o.version).where(o.id == order_id))).first()
-    if current is None:
-        return None, []
-    later = (
-        await conn.execute(
-            select(e.order_version, e.order_document).where(
-                e.order_id == order_id,
-                e.order_version > version,
-                e.order_version <= current.version,
+    ids = list(oldest)
+    current: dict[str, tuple[dict[str, Any], int]] = {}
+    for start in range(0, len(ids), _IN_CHUNK):
+        rows = await conn.execute(
+            select(o.id, o.document, o.version).where(o.id.in_(ids[start : start + _IN_CHUNK]))
+        )
+        current.update({row.id: (row.document, row.version) for row in rows.all()})
+    later: dict[str, list[tuple[int, dict[str, Any]]]] = {order_id: [] for order_id in ids}
+    changed = [i for i in ids if i in current and current[i][1] > oldest[i]]
+    for start in range(0, len(changed), _IN_CHUNK):
+        chunk = changed[start : start + _IN_CHUNK]
+        rows = await conn.execute(
+            select(e.order_id, e.order_version, e.order_document).where(
+                e.order_id.in_(chunk),
+                e.order_version > min(oldest[i] for i in chunk),
             )
         )
-    ).all()
-    return (current.document, current.version), [
-        (row.order_version, row.order_document) for row in later
-    ]
+        for row in rows.all():
+            if oldest[row.order_id] < row.order_version <= current[row.order_id][1]:
+                later[row.order_id].append((row.order_version, row.order_document))
+    return {order_id: (current.get(order_id), later[order_id]) for order_id in ids}
+
+
+def _id_is(delivery_id: uuid.UUID) -> Any:
+    return _D.c.id == str(delivery_id)
+
+
+def _guard(before: Delivery) -> tuple[Any, ...]:
+    """The stored delivery still has `before`'s status, lease owner and lease expiry."""
+    d = _D.c
+    return (
+        d.status == before.status.value,
+        d.lease_owner.is_(None)
+        if before.lease_owner is None
+        else d.lease_owner == before.lease_owner,
+        d.lease_until.is_(None)
+        if before.lease_until is None
+        else d.lease_until == ms(before.lease_until),
+    )
+
+
+def _group_key(before: Delivery, after: Delivery) -> tuple[Any, ...]:
+    """Changes with equal keys are written by one UPDATE: the same guard, and the same
+    new values of the columns they change (last)."""
+    old, new = delivery_state(before), delivery_state(after)
+    changed = tuple(
+        sorted((column, value) for column, value in new.items() if value != old[column])
+    )
+    return (before.status.value, before.lease_owner, ms(before.lease_until), changed)
 
 
 class SqlDeliveryRepository(DeliveryTransitions):
@@ -91,28 +130,59 @@ class SqlDeliveryRepository(DeliveryTransitions):
         attempt: DeliveryAttempt | None,
         counters: Counters,
     ) -> bool:
-        d = _D.c
+        return (await self._transition_many([(before, after, attempt, counters)]))[0]
+
+    async def _transition_many(
+        self, changes: list[tuple[Delivery, Delivery, DeliveryAttempt | None, Counters]]
+    ) -> list[bool]:
+        """One write transaction for all of them. Changes that move the same columns to
+        the same values from the same status and lease (a batch being leased) are one
+        `UPDATE ... WHERE id IN (...) AND <the guard> RETURNING id`; the others one
+        guarded UPDATE each. The attempts and counters of those written go with them."""
+        if not changes:
+            return []
+        groups: dict[tuple[Any, ...], list[int]] = {}
+        for index, (before, after, _attempt, _counters) in enumerate(changes):
+            groups.setdefault(_group_key(before, after), []).append(index)
+        written = [False] * len(changes)
         async with self._db.write() as conn:
-            result = await conn.execute(
-                update(_D)
-                .where(
-                    d.id == str(before.id),
-                    d.status == before.status.value,
-                    d.lease_owner.is_(None)
-                    if before.lease_owner is None
-                    else d.lease_owner == before.lease_owner,
-                    d.lease_until.is_(None)
-                    if before.lease_until is None
-                    else d.lease_until == ms(before.lease_until),
-                )
-                .values(delivery_state(after))
-            )
-            if result.rowcount != 1:
-                return False
-            if attempt is not None:
-                await conn.execute(insert(t.delivery_attempts).values(attempt_row(attempt)))
-            await add_counters(conn, [counters])
-        return True
+            for key in sorted(groups, key=repr):
+                indexes = sorted(groups[key], key=lambda i: str(changes[i][0].id))
+                if len(indexes) == 1 or not key[-1]:
+                    for index in indexes:
+                        before, after = changes[index][0], changes[index][1]
+                        result = await conn.execute(
+                            update(_D)
+                            .where(_id_is(before.id), *_guard(before))
+                            .values(delivery_state(after))
+                        )
+                        written[index] = result.rowcount == 1
+                    continue
+                by_id = {str(changes[i][0].id): i for i in indexes}
+                ids = list(by_id)
+                for start in range(0, len(ids), _IN_CHUNK):
+                    rows = await conn.execute(
+                        update(_D)
+                        .where(
+                            _D.c.id.in_(ids[start : start + _IN_CHUNK]),
+                            *_guard(changes[indexes[0]][0]),
+                        )
+                        .values(dict(key[-1]))
+                        .returning(_D.c.id)
+                    )
+                    for (found,) in rows.all():
+                        written[by_id[found]] = True
+            attempts = [
+                attempt_row(change[2])
+                for change, ok in zip(changes, written, strict=True)
+                if ok and change[2] is not None
+            ]
+            if attempts:
+                await conn.execute(insert(t.delivery_attempts), attempts)
+            moved = [change[3] for change, ok in zip(changes, written, strict=True) if ok]
+            if moved:
+                await add_counters(conn, moved)
+        return written
 
     async def load(self, deliveries: list[Delivery]) -> list[DueDelivery]:
         """Each delivery's event, and the order as of the event (an event written before
@@ -134,10 +204,7 @@ class SqlDeliveryRepository(DeliveryTransitions):
                 if is_slim(found.order_document):
                     v = found.order_version
                     oldest[found.order_id] = min(v, oldest.get(found.order_id, v))
-            rebuilding = {
-                order_id: await _since(conn, order_id, version)
-                for order_id, version in oldest.items()
-            }
+            rebuilding = await _since_many(conn, oldest)
         events = {row.id: row for row in rows}
         loaded = []
         for delivery in deliveries:

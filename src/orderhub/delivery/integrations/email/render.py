@@ -9,13 +9,18 @@ and a `money(value, currency)` filter that formats a JSON amount for its currenc
 
 from __future__ import annotations
 
+import binascii
 import email.policy
 import re
+import secrets
+import sys
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
+from email import quoprimime
 from email.headerregistry import Address
 from email.message import EmailMessage as MimeMessage
-from email.utils import formatdate, parseaddr
+from email.utils import format_datetime, formatdate, parseaddr
 from pathlib import Path
 from typing import Any
 
@@ -266,7 +271,94 @@ WIRE_POLICY = email.policy.SMTP.clone(max_line_length=998)
 
 def mime_bytes(message: EmailMessage) -> bytes:
     """The message as it goes on the wire (CRLF line ends), for every backend."""
+    fast = _plain_mime_bytes(message)
+    if fast is not None:
+        return fast
     return build_mime(message).as_bytes(policy=WIRE_POLICY)
+
+
+# The common message written directly, byte for byte what `build_mime` + `WIRE_POLICY`
+# write (tests/integration/test_email.py compares the two), without the header registry's
+# parsing and refolding: when every header value is printable ASCII that the registry
+# would write back unchanged (an address as `addr` or `Name <addr>` of plain words; text
+# of single-spaced words, no encoded-word lookalike) and fits one line.
+_ATOM_TEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
+_ADDR = rf"{_ATOM_TEXT}(?:\.{_ATOM_TEXT})*@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*"
+_PLAIN_ADDRESS = re.compile(rf"{_ADDR}|{_ATOM_TEXT}(?: {_ATOM_TEXT})* <{_ADDR}>")
+_PLAIN_TEXT = re.compile(r"[!-~]+(?: [!-~]+)*")
+_LINE_END = re.compile(r"\r\n|\r|\n")  # the generator's, which writes each as CRLF
+_WIRE_LINE = 998  # WIRE_POLICY.max_line_length
+_MIME_LINE = 78  # `email.policy.default.max_line_length`, what `set_content` encodes for
+_BOUNDARY_WIDTH = len(repr(sys.maxsize - 1))
+
+
+def _plain_header(name: str, value: str, pattern: re.Pattern[str]) -> str | None:
+    if len(name) + 2 + len(value) > _WIRE_LINE or "=?" in value:
+        return None
+    return f"{name}: {value}\r\n" if pattern.fullmatch(value) else None
+
+
+def _plain_part(subtype: str, body: str, last_header: str) -> str:
+    """A text part as `set_content` makes it: `set_content`'s choice of transfer
+    encoding (7bit, else quoted-printable or base64, whichever is shorter) and body."""
+    lines = body.encode("utf-8").splitlines()
+    cte, data = "", ""
+    if body.isascii() and max((len(x) for x in lines), default=0) <= _MIME_LINE:
+        cte, data = "7bit", b"\n".join(lines).decode("ascii") + "\n"
+    else:
+        cte = "quoted-printable"
+        if body.isascii():  # a long line: whichever of the two encodes it shorter
+            sniff = b"\n".join(lines[:10]) + b"\n"
+            sniff_qp = quoprimime.body_encode(sniff.decode("latin-1"), _MIME_LINE)
+            if len(sniff_qp) > len(binascii.b2a_base64(sniff)):
+                cte = "base64"
+        whole = b"\n".join(lines) + b"\n"
+        if cte == "base64":
+            data = _base64_lines(whole)
+        else:
+            data = quoprimime.body_encode(whole.decode("latin-1"), _MIME_LINE)
+    head = (
+        f'Content-Type: text/{subtype}; charset="utf-8"\r\n'
+        f"Content-Transfer-Encoding: {cte}\r\n{last_header}\r\n"
+    )
+    return head + "\r\n".join(_LINE_END.split(data))
+
+
+def _base64_lines(data: bytes) -> str:
+    unencoded = _MIME_LINE * 3 // 4
+    return "".join(
+        binascii.b2a_base64(data[i : i + unencoded]).decode("ascii")
+        for i in range(0, len(data), unencoded)
+    )
+
+
+def _plain_mime_bytes(message: EmailMessage) -> bytes | None:
+    headers = [
+        _plain_header("From", message.sender, _PLAIN_ADDRESS),
+        _plain_header("To", message.to, _PLAIN_ADDRESS),
+        _plain_header("Subject", message.subject, _PLAIN_TEXT),
+        f"Date: {format_datetime(datetime.now(UTC))}\r\n",
+        _plain_header("Message-ID", message_id(message), _PLAIN_TEXT),
+        _plain_header("X-Orderhub-Event-Id", message.event_id, _PLAIN_TEXT),
+        _plain_header("X-Orderhub-Delivery-Id", message.delivery_id, _PLAIN_TEXT),
+    ]
+    if any(header is None for header in headers):
+        return None
+    parts = [
+        _plain_part("plain", message.text, ""),
+        _plain_part("html", message.html, "MIME-Version: 1.0\r\n"),
+    ]
+    boundary = "=" * 15 + f"{secrets.randbelow(sys.maxsize):0{_BOUNDARY_WIDTH}d}" + "=="
+    if any(boundary in part for part in parts):
+        return None  # the library picks another boundary then; let it
+    body = "".join(f"--{boundary}\r\n{part}\r\n" for part in parts)
+    return (
+        "".join(h for h in headers if h is not None)
+        + "MIME-Version: 1.0\r\n"
+        + f'Content-Type: multipart/alternative; boundary="{boundary}"\r\n\r\n'
+        + body
+        + f"--{boundary}--\r\n"
+    ).encode("ascii")
 
 
 def build_mime(message: EmailMessage) -> MimeMessage:
