@@ -56,7 +56,7 @@ def test_dead_delivery_listed_and_retried_by_cli_then_delivered_by_worker(
                 break
             time.sleep(0.2)
         assert [d["orderId"] for d in dead] == [order_id]
-        assert dead[0]["lastError"].startswith("HTTP 410")
+        assert dead[0]["lastError"].startswith("the webhook answered HTTP 410")
     finally:
         server.send_signal(signal.SIGTERM)
         server.wait(timeout=15)
