@@ -18,11 +18,12 @@ from orderhub.http.dependencies import (
     MonitoringServiceDep,
     ResyncServiceDep,
 )
+from orderhub.http.pages import page_response
 from orderhub.kit.clock import iso_ms
 from orderhub.kit.envelope import Envelope, EnvelopeResponse, error_responses, ok
 from orderhub.kit.money import json_number
 from orderhub.kit.openapi import json_body
-from orderhub.kit.wire import IdFilter, PageKey, PageLimit, pagination_out
+from orderhub.kit.wire import IdFilter, PageKey, PageLimit
 from orderhub.monitoring.health import HealthReport
 from orderhub.monitoring.schemas import (
     CallsOut,
@@ -78,11 +79,7 @@ async def list_deliveries(
     page = await deliveries.list(
         limit=limit, last_key=lastKey, status=status, order_id=orderId, integration=integration
     )
-    body = DeliveryListOut(
-        data=[delivery_out(d) for d in page.deliveries],
-        pagination=pagination_out(page),
-    )
-    return EnvelopeResponse(body.model_dump(mode="json"))
+    return page_response(DeliveryListOut, [delivery_out(d) for d in page.deliveries], page)
 
 
 @router.post(

@@ -8,9 +8,9 @@ from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from orderhub.http.dependencies import CallerDep, IdempotentDep, OrderServiceDep
+from orderhub.http.pages import page_response
 from orderhub.kit.envelope import (
     Envelope,
-    EnvelopeResponse,
     MessageEnvelope,
     error_responses,
     ok,
@@ -18,7 +18,7 @@ from orderhub.kit.envelope import (
 from orderhub.kit.jsonbody import parse_json_object
 from orderhub.kit.openapi import json_body
 from orderhub.kit.validation import read_model, validate_model
-from orderhub.kit.wire import IdFilter, PageKey, PageLimit, pagination_out
+from orderhub.kit.wire import IdFilter, PageKey, PageLimit
 from orderhub.orders.domain import OrderStatus
 from orderhub.orders.schemas import (
     OrderCreatedOut,
@@ -75,11 +75,7 @@ async def list_orders(
     customerId: IdFilter = None,
 ) -> Response:
     page = await orders.list(limit=limit, last_key=lastKey, status=status, customer_id=customerId)
-    body = OrderListOut(
-        data=[order_summary_out(o) for o in page.orders],
-        pagination=pagination_out(page),
-    )
-    return EnvelopeResponse(body.model_dump(mode="json"))
+    return page_response(OrderListOut, [order_summary_out(o) for o in page.orders], page)
 
 
 @router.get(
