@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import atexit
 import errno
 import os
-import shutil
 import signal
 import socket
 import sys
-import tempfile
 import uuid
 from collections.abc import Awaitable, Callable
 from enum import StrEnum
@@ -30,11 +27,11 @@ from orderhub.kit.durations import parse_duration
 from orderhub.kit.errors import AppError
 from orderhub.kit.failures import in_words
 from orderhub.kit.logging import configure_logging
+from orderhub.serving import prepare_worker_processes_environment
 from orderhub.settings import Settings, SettingsError, load_settings
 from orderhub.store.protocol import StoreError
 
 T = TypeVar("T")
-MULTIPROC_DIR = "PROMETHEUS_MULTIPROC_DIR"
 
 
 def _typer(help_text: str) -> typer.Typer:
@@ -219,18 +216,6 @@ def app_without_worker() -> FastAPI:
     return _app_for_worker_process(run_worker=False)
 
 
-def _share_metrics_between_processes(settings: Settings) -> None:
-    """`serve --workers N`: every worker process counts its Prometheus figures into one
-    directory, so that a scrape answered by any of them sums them all. Unless the operator
-    named one (PROMETHEUS_MULTIPROC_DIR), a fresh directory for this run, removed at exit;
-    the processes inherit it through the environment (prometheus-client reads it there)."""
-    if settings.prometheus_multiproc_dir is not None:
-        return
-    directory = tempfile.mkdtemp(prefix="orderhub-metrics-")
-    os.environ[MULTIPROC_DIR] = directory
-    atexit.register(shutil.rmtree, directory, ignore_errors=True)
-
-
 @cli.command()
 def serve(
     host: Annotated[
@@ -264,7 +249,7 @@ def serve(
             flush=True,
         )
     if workers > 1:
-        _share_metrics_between_processes(settings)
+        prepare_worker_processes_environment(settings)
         factory = "app_without_worker" if no_worker else "app_with_worker"
         uvicorn.run(
             f"orderhub.cli:{factory}",
