@@ -27,8 +27,12 @@ from orderhub.kit.durations import parse_duration
 from orderhub.kit.errors import AppError
 from orderhub.kit.failures import in_words
 from orderhub.kit.logging import configure_logging
-from orderhub.serving import prepare_worker_processes_environment
-from orderhub.settings import Settings, SettingsError, load_settings
+from orderhub.settings import (
+    Settings,
+    SettingsError,
+    load_settings,
+    prepare_worker_processes_environment,
+)
 from orderhub.store.protocol import StoreError
 
 T = TypeVar("T")

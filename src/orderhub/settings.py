@@ -7,8 +7,12 @@ line naming the variable.
 
 from __future__ import annotations
 
+import atexit
 import ipaddress
+import os
 import re
+import shutil
+import tempfile
 from email.utils import parseaddr
 from pathlib import Path
 from typing import Annotated, Literal
@@ -288,3 +292,30 @@ def load_settings(**overrides: object) -> Settings:
             name, _, message = body.partition(":")
             message = message.strip()
         raise SettingsError(f"{name.upper()}: {message}") from None
+
+
+# -- the environment of the processes `serve --workers N` starts ---------------------
+# settings.py is the one module that touches the process environment: it reads it once,
+# and, for prometheus-client's sake, hands one variable on to the worker processes.
+
+MULTIPROC_DIR = "PROMETHEUS_MULTIPROC_DIR"
+
+
+def prepare_worker_processes_environment(settings: Settings) -> None:
+    """Set up this process's environment for the uvicorn worker processes it is about to
+    start: call it before they spawn, as they inherit it then.
+
+    Every worker process counts its Prometheus figures into one directory, so that a
+    scrape answered by any of them sums them all (prometheus-client's multiprocess mode).
+    prometheus-client takes that directory from the process environment only: it picks
+    multiprocess mode when it is imported in a worker, before any orderhub code runs
+    there, and names each metric's file from the variable. So it cannot be an argument or
+    a setting handed over later; it must be in the environment the workers inherit from
+    this process. Unless the operator named one (PROMETHEUS_MULTIPROC_DIR, then already
+    in that environment), a fresh directory for this run, removed at exit. The workers'
+    settings read the same variable, so their `Metrics` know the directory too."""
+    if settings.prometheus_multiproc_dir is not None:
+        return
+    directory = tempfile.mkdtemp(prefix="orderhub-metrics-")
+    os.environ[MULTIPROC_DIR] = directory
+    atexit.register(shutil.rmtree, directory, ignore_errors=True)

@@ -90,7 +90,7 @@ LAYERS: list[tuple[str, list[str]]] = [
         ],
     ),
     # wiring and entry points
-    ("entry", ["app", "bootstrap", "serving", "cli", "__main__"]),
+    ("entry", ["app", "bootstrap", "cli", "__main__"]),
 ]
 
 
