@@ -11,7 +11,7 @@ from orderhub.delivery.integrations.base import PermanentDeliveryError
 from orderhub.delivery.model import DeliveryFilter, DeliveryStatus, Integration
 from orderhub.kit.clock import FrozenClock, iso_ms
 from tests.fixtures.app import AUTH, Harness
-from tests.fixtures.integrations import Recorders
+from tests.fixtures.integrations import Recorders, recorded_harness
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 URL = "/api/monitoring/deliveries/retry"
@@ -30,9 +30,7 @@ async def _dead(h: Harness) -> list[Any]:
 
 async def _setup(make_harness: Callable[..., Any]) -> tuple[Harness, Recorders, FrozenClock]:
     """Two orders two hours apart whose email and notification deliveries went dead."""
-    clock = FrozenClock(T0)
-    rec = Recorders()
-    h: Harness = await make_harness(clock=clock, integrations=rec.integrations())
+    h, rec, clock = await recorded_harness(make_harness, FrozenClock(T0))
     rec.email.script.failures = [PermanentDeliveryError("550 mailbox unavailable")] * 2
     rec.notifications.script.failures = [PermanentDeliveryError("HTTP 410")] * 2
     for _ in range(2):

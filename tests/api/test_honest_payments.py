@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from datetime import timedelta
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 from typing import Any
@@ -67,8 +66,7 @@ async def test_unreachable_refund_is_502_reports_nothing_until_the_resend(
     p.refunds_fail()
     response = await p.refund(order["id"], amount=1)
     assert response.status_code == 502, response.text
-    after = await p.get_order(order["id"])
-    assert (after["status"], after["paymentStatus"]) == ("paid", "completed")
+    after = await p.assert_order(order["id"], "paid", "completed")
     assert after["refundedAmount"] == 0.0
     assert [(r["status"], r["amount"]) for r in after["refunds"]] == [("requested", 1.0)]
     assert "order.partially_refunded" not in [h["type"] for h in after["history"]]
@@ -81,9 +79,8 @@ async def test_unreachable_refund_is_502_reports_nothing_until_the_resend(
 
     p.stripe.clear_faults()
     clock.advance(minutes=3)
-    service = p.harness.container.payment_service
-    assert await service.resend_unsent_refunds(quiet_for=timedelta(minutes=2)) == 1
-    assert await service.resend_unsent_refunds(quiet_for=timedelta(minutes=2)) == 0
+    assert await p.resend_unsent_refunds() == 1
+    assert await p.resend_unsent_refunds() == 0
     assert [r["amount"] for r in p.stripe.refunds_for(order["paymentIntentId"])] == [100]
     final = await p.get_order(order["id"])
     assert (final["paymentStatus"], final["refundedAmount"]) == ("partially_refunded", 1.0)
@@ -176,8 +173,7 @@ async def test_cancellation_emails_tell_the_truth(
     assert not [m for m in mails if str(m["Subject"]).startswith("Refund for")]
     p.stripe.clear_faults()
     clock.advance(minutes=3)
-    service = p.harness.container.payment_service
-    assert await service.resend_unsent_refunds(quiet_for=timedelta(minutes=2)) == 1
+    assert await p.resend_unsent_refunds() == 1
     mails = await _mails(p)
     assert len([m for m in mails if str(m["Subject"]).startswith("Refund for")]) == 1
 

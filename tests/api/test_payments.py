@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -24,10 +23,10 @@ async def test_confirm_gives_the_seed_response_and_pays_the_order(payments: Paym
         "message": "Payment confirmed successfully",
         "data": {"status": "succeeded"},
     }
-    paid = await payments.get_order(order["id"])
-    assert (paid["status"], paid["paymentStatus"]) == ("paid", "completed")
+    paid = await payments.assert_order(
+        order["id"], "paid", "completed", ["order.created", "order.paid"]
+    )
     assert paid["paidAt"] is not None
-    assert [h["type"] for h in paid["history"]] == ["order.created", "order.paid"]
     # confirming again changes nothing
     again = await payments.confirm(order, payment_method=None)
     assert again.json()["data"] == {"status": "succeeded"}
@@ -40,17 +39,12 @@ async def test_declined_card_then_a_good_card(payments: Payments) -> None:
     assert declined.status_code == 402
     assert declined.json()["success"] is False
     assert declined.json()["error"]["code"] == "card_declined"
-    after = await payments.get_order(order["id"])
-    assert (after["status"], after["paymentStatus"]) == ("pending", "failed")
+    await payments.assert_order(order["id"], "pending", "failed")
     good = await payments.confirm(order, "pm_card_visa")
     assert good.status_code == 200, good.text
-    paid = await payments.get_order(order["id"])
-    assert (paid["status"], paid["paymentStatus"]) == ("paid", "completed")
-    assert [h["type"] for h in paid["history"]] == [
-        "order.created",
-        "order.payment_failed",
-        "order.paid",
-    ]
+    await payments.assert_order(
+        order["id"], "paid", "completed", ["order.created", "order.payment_failed", "order.paid"]
+    )
 
 
 async def test_3d_secure_is_200_with_next_action(payments: Payments) -> None:
@@ -110,8 +104,7 @@ async def test_full_refund_gives_the_seed_response(payments: Payments) -> None:
     assert data["amount"] == 10997
     assert data["status"] == "succeeded"
     assert isinstance(data["created"], int)
-    refunded = await payments.get_order(order["id"])
-    assert (refunded["status"], refunded["paymentStatus"]) == ("refunded", "refunded")
+    refunded = await payments.assert_order(order["id"], "refunded", "refunded")
     assert refunded["refundedAmount"] == SEED_TOTAL
     assert refunded["refunds"][0]["id"] == data["id"]
     assert refunded["refunds"][0]["reason"] == "requested_by_customer"
@@ -122,14 +115,12 @@ async def test_partial_then_the_rest(payments: Payments) -> None:
     first = await payments.refund(order["id"], amount=9.97)
     assert first.status_code == 200, first.text
     assert first.json()["data"]["amount"] == 997
-    partial = await payments.get_order(order["id"])
-    assert (partial["status"], partial["paymentStatus"]) == ("paid", "partially_refunded")
+    partial = await payments.assert_order(order["id"], "paid", "partially_refunded")
     assert partial["refundedAmount"] == 9.97
     rest = await payments.refund(order["id"])
     assert rest.status_code == 200, rest.text
     assert rest.json()["data"]["amount"] == 10000
-    done = await payments.get_order(order["id"])
-    assert (done["status"], done["paymentStatus"]) == ("refunded", "refunded")
+    done = await payments.assert_order(order["id"], "refunded", "refunded")
     assert [r["amount"] for r in done["refunds"]] == [9.97, 100.0]
     assert [h["type"] for h in done["history"]][-2:] == [
         "order.partially_refunded",
@@ -217,8 +208,7 @@ async def test_delete_cancels_a_pending_intent_at_the_provider(payments: Payment
     assert response.status_code == 200
     intent = await payments.client.get(f"/api/payments/{order['paymentIntentId']}", headers=AUTH)
     assert intent.json()["data"]["status"] == "canceled"
-    cancelled = await payments.get_order(order["id"])
-    assert (cancelled["status"], cancelled["paymentStatus"]) == ("cancelled", "cancelled")
+    await payments.assert_order(order["id"], "cancelled", "cancelled")
 
 
 async def test_delete_of_a_paid_order_refunds_what_is_left(payments: Payments) -> None:
@@ -226,8 +216,7 @@ async def test_delete_of_a_paid_order_refunds_what_is_left(payments: Payments) -
     assert (await payments.refund(order["id"], amount=9.97)).status_code == 200
     response = await payments.cancel(order["id"])
     assert response.status_code == 200, response.text
-    final = await payments.get_order(order["id"])
-    assert (final["status"], final["paymentStatus"]) == ("cancelled", "refunded")
+    final = await payments.assert_order(order["id"], "cancelled", "refunded")
     assert [r["amount"] for r in final["refunds"]] == [9.97, 100.0]
     assert all(r["id"].startswith("re_") for r in final["refunds"])
 
@@ -239,8 +228,7 @@ async def test_delete_when_the_payment_already_succeeded_refunds_instead(
     await payments.succeed_at_provider(order["paymentIntentId"])
     response = await payments.cancel(order["id"])
     assert response.status_code == 200, response.text
-    final = await payments.get_order(order["id"])
-    assert (final["status"], final["paymentStatus"]) == ("cancelled", "refunded")
+    final = await payments.assert_order(order["id"], "cancelled", "refunded")
     assert final["refundedAmount"] == SEED_TOTAL
 
 
@@ -350,7 +338,6 @@ async def test_delete_with_the_provider_down_is_200_and_the_worker_sends_the_ref
     frozen_stripe: tuple[Payments, FrozenClock],
 ) -> None:
     p, clock = frozen_stripe
-    harness = p.harness
     order = await p.paid_order()
     p.refunds_fail()
     cancelled = await p.cancel(order["id"])
@@ -364,12 +351,10 @@ async def test_delete_with_the_provider_down_is_200_and_the_worker_sends_the_ref
     assert (await p.cancel(order["id"])).status_code == 409
     p.stripe.clear_faults()
     clock.advance(minutes=3)
-    service = harness.container.payment_service
-    assert await service.resend_unsent_refunds(quiet_for=timedelta(minutes=2)) == 1
-    assert await service.resend_unsent_refunds(quiet_for=timedelta(minutes=2)) == 0
+    assert await p.resend_unsent_refunds() == 1
+    assert await p.resend_unsent_refunds() == 0
     assert [r["amount"] for r in p.stripe.refunds_for(order["paymentIntentId"])] == [10997]
-    final = await p.get_order(order["id"])
-    assert (final["status"], final["paymentStatus"]) == ("cancelled", "refunded")
+    final = await p.assert_order(order["id"], "cancelled", "refunded")
     assert [h["type"] for h in final["history"]][-2:] == ["order.cancelled", "order.refunded"]
 
 
@@ -377,21 +362,19 @@ async def test_unacknowledged_refunds_are_sent_by_the_worker_later(
     frozen_stripe: tuple[Payments, FrozenClock],
 ) -> None:
     p, clock = frozen_stripe
-    harness = p.harness
     cancelled = await p.paid_order()
     partly = await p.paid_order()
     p.refunds_fail(20)
     assert (await p.cancel(cancelled["id"])).status_code == 200
     assert (await p.refund(partly["id"], amount=5)).status_code == 502
-    service = harness.container.payment_service
     # too recent: a request may still be waiting on the provider
-    assert await service.resend_unsent_refunds(quiet_for=timedelta(minutes=2)) == 0
+    assert await p.resend_unsent_refunds() == 0
     clock.advance(minutes=3)
     # still unreachable: nothing acknowledged, nothing lost
-    assert await service.resend_unsent_refunds(quiet_for=timedelta(minutes=2)) == 0
+    assert await p.resend_unsent_refunds() == 0
     p.stripe.clear_faults()
-    assert await service.resend_unsent_refunds(quiet_for=timedelta(minutes=2)) == 2
-    assert await service.resend_unsent_refunds(quiet_for=timedelta(minutes=2)) == 0
+    assert await p.resend_unsent_refunds() == 2
+    assert await p.resend_unsent_refunds() == 0
     assert [r["amount"] for r in p.stripe.refunds_for(cancelled["paymentIntentId"])] == [10997]
     assert [r["amount"] for r in p.stripe.refunds_for(partly["paymentIntentId"])] == [500]
     assert (await p.get_order(cancelled["id"]))["paymentStatus"] == "refunded"

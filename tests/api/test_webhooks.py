@@ -107,8 +107,7 @@ async def test_late_payment_failed_after_succeeded_changes_nothing(payments: Pay
     order = await payments.paid_order()
     late = _intent_event(order, "payment_intent.payment_failed", status="requires_payment_method")
     assert (await payments.deliver(late)).status_code == 200
-    after = await payments.get_order(order["id"])
-    assert (after["status"], after["paymentStatus"]) == ("paid", "completed")
+    after = await payments.assert_order(order["id"], "paid", "completed")
     assert len(after["history"]) == 2
 
 
@@ -139,13 +138,9 @@ async def test_charge_refunded_before_payment_succeeded(stripe_payments: Payment
     assert (after["status"], after["paymentStatus"]) == ("refunded", "refunded")
     assert after["refundedAmount"] == 109.97
     assert (await p.deliver(succeeded)).status_code == 200
-    final = await p.get_order(order["id"])
-    assert (final["status"], final["paymentStatus"]) == ("refunded", "refunded")
-    assert [h["type"] for h in final["history"]] == [
-        "order.created",
-        "order.paid",
-        "order.refunded",
-    ]
+    await p.assert_order(
+        order["id"], "refunded", "refunded", ["order.created", "order.paid", "order.refunded"]
+    )
 
 
 async def test_our_own_refund_reported_by_webhook_is_not_counted_twice(
@@ -170,8 +165,7 @@ async def test_payment_succeeding_on_a_cancelled_order_is_refunded(payments: Pay
     await payments.succeed_at_provider(intent_id)
     response = await payments.deliver(_intent_event(order, "payment_intent.succeeded"))
     assert response.status_code == 200
-    final = await payments.get_order(order["id"])
-    assert (final["status"], final["paymentStatus"]) == ("cancelled", "refunded")
+    final = await payments.assert_order(order["id"], "cancelled", "refunded")
     assert final["refundedAmount"] == 109.97
     assert final["refunds"][0]["id"].startswith("re_")
     if payments.fake is not None:
@@ -187,8 +181,7 @@ async def test_failed_refund_puts_its_amount_back(stripe_payments: Payments) -> 
     p.fake.fail_refund(refund["id"])
     updated = p.fake.events_of("charge.refund.updated")[-1]
     assert (await p.deliver(updated)).status_code == 200
-    after = await p.get_order(order["id"])
-    assert (after["status"], after["paymentStatus"]) == ("paid", "completed")
+    after = await p.assert_order(order["id"], "paid", "completed")
     assert after["refundedAmount"] == 0.0
     assert after["refunds"][0]["status"] == "failed"
     assert after["history"][-1]["type"] == "order.updated"
@@ -226,8 +219,7 @@ async def test_processing_and_canceled_events(payments: Payments) -> None:
     assert (await payments.get_order(order["id"]))["paymentStatus"] == "pending"
     canceled = _intent_event(order, "payment_intent.canceled", status="canceled")
     assert (await payments.deliver(canceled)).status_code == 200
-    final = await payments.get_order(order["id"])
-    assert (final["status"], final["paymentStatus"]) == ("cancelled", "cancelled")
+    final = await payments.assert_order(order["id"], "cancelled", "cancelled")
     assert final["history"][-1]["source"] == "webhook"
 
 
@@ -325,8 +317,7 @@ async def test_auto_refund_with_the_provider_down_fails_the_webhook_until_it_is_
     retried = await p.deliver(event)
     assert retried.status_code == 200
     assert [r["amount"] for r in fake.refunds_for(order["paymentIntentId"])] == [10997]
-    final = await p.get_order(order["id"])
-    assert (final["status"], final["paymentStatus"]) == ("cancelled", "refunded")
+    await p.assert_order(order["id"], "cancelled", "refunded")
 
 
 @pytest.mark.parametrize(

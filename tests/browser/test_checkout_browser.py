@@ -140,25 +140,35 @@ def test_3d_secure_completed(server: str, page: Any) -> None:
     _shows_paid(page, server, order)
 
 
-def test_3d_secure_failed_then_paid(server: str, page: Any) -> None:
+@pytest.mark.parametrize(
+    ("card", "fail_with", "result", "reason"),
+    [
+        pytest.param(
+            "pm_card_authenticationRequired",
+            "#fail",
+            "authentication_failed",
+            None,
+            id="3ds-failed",
+        ),
+        pytest.param("4000000000009995", None, "declined", "insufficient funds", id="declined"),
+    ],
+)
+def test_failed_first_attempt_then_paid(
+    server: str, page: Any, card: str, fail_with: str | None, result: str, reason: str | None
+) -> None:
+    """The first card fails (`fail_with`: the button that fails its 3-D Secure step); the
+    page says `result` (and `reason`, kept on the retry page); the intent wants a new
+    method; a good card then pays."""
     order = _open_checkout(page, server)
-    _pay_with(page, "pm_card_authenticationRequired")
-    _click(page, "#fail")
-    assert _result(page) == "authentication_failed"
+    _pay_with(page, card)
+    if fail_with is not None:
+        _click(page, fail_with)
+    assert _result(page) == result
+    if reason is not None:
+        assert reason in page.inner_text("#result")
     assert _seed_confirm(server, order).json()["data"]["status"] == "requires_payment_method"
     _click(page, "#retry")
-    _pay_with(page, "4242424242424242")
-    _shows_paid(page, server, order)
-
-
-def test_declined_then_paid(server: str, page: Any) -> None:
-    order = _open_checkout(page, server)
-    _pay_with(page, "4000000000009995")
-    assert _result(page) == "declined"
-    assert "insufficient funds" in page.inner_text("#result")
-    declined = _seed_confirm(server, order)
-    assert declined.json()["data"]["status"] == "requires_payment_method"
-    _click(page, "#retry")
-    assert "insufficient funds" in page.inner_text("#error")
+    if reason is not None:
+        assert reason in page.inner_text("#error")
     _pay_with(page, "4242424242424242")
     _shows_paid(page, server, order)

@@ -18,7 +18,7 @@ import pytest
 from orderhub.delivery.integrations.base import PermanentDeliveryError, TransientDeliveryError
 from orderhub.kit.clock import FrozenClock, iso_ms
 from tests.fixtures.app import AUTH, Harness
-from tests.fixtures.integrations import Recorders, UnreachableProvider
+from tests.fixtures.integrations import UnreachableProvider, recorded_harness
 from tests.fixtures.stripe_server import WEBHOOK_SECRET, make_event, signed_webhook
 
 T0 = datetime(2026, 3, 1, 12, 0, 0, 125_000, tzinfo=UTC)
@@ -40,15 +40,6 @@ class Exploding:
 
     async def get(self, order_id: str) -> Any:
         raise RuntimeError("boom: SELECT secret FROM somewhere")
-
-
-async def setup(
-    make_harness: Callable[..., Any], **settings: Any
-) -> tuple[Harness, Recorders, FrozenClock]:
-    clock = FrozenClock(T0)
-    rec = Recorders()
-    harness: Harness = await make_harness(clock=clock, integrations=rec.integrations(), **settings)
-    return harness, rec, clock
 
 
 async def errors(h: Harness, **params: Any) -> dict[str, Any]:
@@ -86,7 +77,7 @@ async def explode(h: Harness, times: int = 1) -> None:
 async def test_a_refused_delivery_is_a_notification_service_error(
     make_harness: Callable[..., Any],
 ) -> None:
-    h, rec, clock = await setup(make_harness)
+    h, rec, clock = await recorded_harness(make_harness, FrozenClock(T0))
     assert await errors(h) == {"errors": [], "count": 0, "period": "24h"}
     rec.notifications.script.failures = [PermanentDeliveryError("HTTP 410: topic gone")]
     order = (await h.create_order()).json()["data"]["order"]
@@ -118,7 +109,7 @@ async def test_a_refused_delivery_is_a_notification_service_error(
 async def test_provider_failure_on_create_is_an_order_service_error(
     make_harness: Callable[..., Any],
 ) -> None:
-    h, _rec, _clock = await setup(make_harness)
+    h, _rec, _clock = await recorded_harness(make_harness, FrozenClock(T0))
     recorded: Any = h.container.recorded_payments
     recorded.inner = UnreachableProvider()
     response = await h.create_order()
@@ -136,7 +127,7 @@ async def test_provider_failure_on_create_is_an_order_service_error(
 async def test_sheet_and_refund_failures_name_their_services(
     make_harness: Callable[..., Any],
 ) -> None:
-    h, rec, clock = await setup(make_harness)
+    h, rec, clock = await recorded_harness(make_harness, FrozenClock(T0))
     rec.sheets.script.failures = [PermanentDeliveryError("HTTP 400: bad range")]
     order = (await h.create_order()).json()["data"]["order"]
     confirmed = await h.confirm(order)
@@ -164,7 +155,9 @@ async def test_sheet_and_refund_failures_name_their_services(
 async def test_a_rejected_webhook_is_a_webhook_service_error(
     make_harness: Callable[..., Any],
 ) -> None:
-    h, _rec, _clock = await setup(make_harness, stripe_webhook_secret=WEBHOOK_SECRET)
+    h, _rec, _clock = await recorded_harness(
+        make_harness, FrozenClock(T0), stripe_webhook_secret=WEBHOOK_SECRET
+    )
     order = (await h.create_order()).json()["data"]["order"]
     intent = {
         "id": order["paymentIntentId"],
@@ -192,7 +185,7 @@ async def test_a_rejected_webhook_is_a_webhook_service_error(
 async def test_an_unhandled_500_is_an_http_error_without_its_secrets(
     make_harness: Callable[..., Any],
 ) -> None:
-    h, _rec, _clock = await setup(make_harness)
+    h, _rec, _clock = await recorded_harness(make_harness, FrozenClock(T0))
     await explode(h)
     (item,) = (await errors(h))["errors"]
     assert item["service"] == "http"
@@ -209,7 +202,7 @@ class TooDeep:
 
 
 async def test_an_unhandled_500_is_told_in_words(make_harness: Callable[..., Any]) -> None:
-    h, _rec, _clock = await setup(make_harness)
+    h, _rec, _clock = await recorded_harness(make_harness, FrozenClock(T0))
     original, h.container.orders = h.container.orders, TooDeep()  # type: ignore[assignment]
     try:
         response = await h.client.get(
@@ -255,7 +248,7 @@ async def test_a_broken_email_template_is_told_in_words(
 
 
 async def test_newest_first_and_limited(make_harness: Callable[..., Any]) -> None:
-    h, rec, clock = await setup(make_harness)
+    h, rec, clock = await recorded_harness(make_harness, FrozenClock(T0))
     rec.notifications.script.failures = [PermanentDeliveryError("HTTP 410: gone")]
     await h.create_order()
     await h.container.worker.run_once()  # T0: notificationService
@@ -283,7 +276,7 @@ async def test_newest_first_and_limited(make_harness: Callable[..., Any]) -> Non
 
 
 async def test_default_limit_is_50_and_the_maximum_500(make_harness: Callable[..., Any]) -> None:
-    h, _rec, clock = await setup(make_harness)
+    h, _rec, clock = await recorded_harness(make_harness, FrozenClock(T0))
     for _ in range(55):
         clock.advance(seconds=1)
         await explode(h)
@@ -312,7 +305,7 @@ async def test_errors_need_credentials(harness: Harness) -> None:
 async def test_the_last_24_hours_are_shown_and_7_days_kept(
     make_harness: Callable[..., Any],
 ) -> None:
-    h, _rec, clock = await setup(make_harness)
+    h, _rec, clock = await recorded_harness(make_harness, FrozenClock(T0))
     kept = h.container.store.errors
     await explode(h)  # at T0
     clock.advance(days=6)

@@ -14,7 +14,7 @@ from typing import Any
 from orderhub.delivery.integrations.base import TransientDeliveryError
 from orderhub.kit.clock import FrozenClock
 from tests.fixtures.app import AUTH, Harness
-from tests.fixtures.integrations import Recorders, UnreachableProvider
+from tests.fixtures.integrations import UnreachableProvider, recorded_harness
 from tests.fixtures.peers import Moto, SmtpPeer
 from tests.fixtures.production import seed_production
 from tests.fixtures.stripe_server import FakeStripe
@@ -120,9 +120,7 @@ async def test_uptime_counts_the_last_24_hours_and_old_probes_are_pruned(
 async def test_a_failing_delivery_makes_its_integration_degraded(
     make_harness: Callable[..., Any],
 ) -> None:
-    clock = FrozenClock(T0)
-    rec = Recorders()
-    h: Harness = await make_harness(clock=clock, integrations=rec.integrations())
+    h, rec, clock = await recorded_harness(make_harness, FrozenClock(T0))
     rec.notifications.script.failures = [TransientDeliveryError("HTTP 503")]
     created = await h.create_order()
     assert created.status_code == 201

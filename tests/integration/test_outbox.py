@@ -27,20 +27,9 @@ from orderhub.orders.domain import EventSource, EventType, Refund, RefundStatus
 from orderhub.payments.outcomes import RefundOutcome
 from orderhub.store.unit_of_work import update_order
 from tests.fixtures.app import AUTH, Harness
-from tests.fixtures.integrations import Recorders
+from tests.fixtures.integrations import Recorders, recorded_harness
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
-
-
-async def _setup(
-    make_harness: Callable[..., Any], **settings: Any
-) -> tuple[Harness, Recorders, FrozenClock]:
-    clock = FrozenClock(T0)
-    recorders = Recorders()
-    harness: Harness = await make_harness(
-        clock=clock, integrations=recorders.integrations(), **settings
-    )
-    return harness, recorders, clock
 
 
 async def _until(condition: Callable[[], bool], seconds: float = 20) -> None:
@@ -106,7 +95,7 @@ def test_routes_of_spec_section_10() -> None:
 async def test_every_event_reaches_exactly_its_integrations(
     make_harness: Callable[..., Any],
 ) -> None:
-    h, rec, _clock = await _setup(make_harness)
+    h, rec, _clock = await recorded_harness(make_harness, FrozenClock(T0))
     order = (await h.create_order()).json()["data"]["order"]
     confirm = await h.confirm(order)
     assert confirm.status_code == 200
@@ -153,7 +142,7 @@ async def test_every_event_reaches_exactly_its_integrations(
 async def test_order_change_and_deliveries_commit_together(
     make_harness: Callable[..., Any],
 ) -> None:
-    h, _rec, _clock = await _setup(make_harness)
+    h, _rec, _clock = await recorded_harness(make_harness, FrozenClock(T0))
     order = (await h.create_order()).json()["data"]["order"]
     rows = await _deliveries(h, order_id=uuid.UUID(order["id"]))
     assert sorted(d.integration.value for d in rows) == ["email", "notifications", "sheets"]
@@ -169,7 +158,7 @@ async def test_order_change_and_deliveries_commit_together(
 async def test_transient_failures_back_off_then_deliver_once(
     make_harness: Callable[..., Any],
 ) -> None:
-    h, rec, clock = await _setup(make_harness)
+    h, rec, clock = await recorded_harness(make_harness, FrozenClock(T0))
     rec.notifications.script.failures = [
         TransientDeliveryError("HTTP 503"),
         TransientDeliveryError("HTTP 429", retry_after=30),
@@ -202,7 +191,7 @@ async def test_transient_failures_back_off_then_deliver_once(
 async def test_permanent_failure_is_dead_at_once_and_retryable_by_api(
     make_harness: Callable[..., Any],
 ) -> None:
-    h, rec, _clock = await _setup(make_harness)
+    h, rec, _clock = await recorded_harness(make_harness, FrozenClock(T0))
     rec.email.script.failures = [PermanentDeliveryError("HTTP 400: bad address")]
     await h.create_order()
     await _drain(h.container.worker)
@@ -241,7 +230,7 @@ async def test_permanent_failure_is_dead_at_once_and_retryable_by_api(
 
 
 async def test_still_failing_after_max_age_is_dead(make_harness: Callable[..., Any]) -> None:
-    h, rec, clock = await _setup(make_harness, delivery_max_age_hours=1)
+    h, rec, clock = await recorded_harness(make_harness, FrozenClock(T0), delivery_max_age_hours=1)
     rec.sheets.script.failures = [TransientDeliveryError("down")] * 100
     await h.create_order()
     worker = h.container.worker
@@ -256,7 +245,7 @@ async def test_still_failing_after_max_age_is_dead(make_harness: Callable[..., A
 async def test_receiver_down_for_a_while_gets_everything_once(
     make_harness: Callable[..., Any],
 ) -> None:
-    h, rec, clock = await _setup(make_harness)
+    h, rec, clock = await recorded_harness(make_harness, FrozenClock(T0))
     rec.notifications.script.failures = [TransientDeliveryError("connection refused")] * 25
     for _ in range(5):
         await h.create_order()
@@ -272,7 +261,7 @@ async def test_receiver_down_for_a_while_gets_everything_once(
 async def test_two_workers_on_one_store_deliver_each_once(
     make_harness: Callable[..., Any],
 ) -> None:
-    h, rec, clock = await _setup(make_harness)
+    h, rec, clock = await recorded_harness(make_harness, FrozenClock(T0))
     gate = asyncio.Event()
     rec.notifications.script.gate = gate
     for _ in range(10):
@@ -291,7 +280,7 @@ async def test_two_workers_on_one_store_deliver_each_once(
 async def test_a_dead_workers_lease_expires_and_another_takes_over(
     make_harness: Callable[..., Any],
 ) -> None:
-    h, rec, clock = await _setup(make_harness, worker_lease_seconds=60)
+    h, rec, clock = await recorded_harness(make_harness, FrozenClock(T0), worker_lease_seconds=60)
     await h.create_order()
     c = h.container
     # a worker leases everything, then dies without a word
@@ -311,7 +300,7 @@ async def test_a_dead_workers_lease_expires_and_another_takes_over(
 async def test_the_request_does_not_wait_for_integrations(
     make_harness: Callable[..., Any],
 ) -> None:
-    h, rec, _clock = await _setup(make_harness)
+    h, rec, _clock = await recorded_harness(make_harness, FrozenClock(T0))
     gate = asyncio.Event()  # the receiver hangs until released
     for script in (rec.email.script, rec.notifications.script, rec.sheets.script):
         script.gate = gate
@@ -337,7 +326,7 @@ async def test_the_request_does_not_wait_for_integrations(
 async def test_graceful_stop_gives_back_what_it_could_not_finish(
     make_harness: Callable[..., Any],
 ) -> None:
-    h, rec, _clock = await _setup(make_harness)
+    h, rec, _clock = await recorded_harness(make_harness, FrozenClock(T0))
     rec.notifications.script.gate = asyncio.Event()  # never released
     await h.create_order()
     stop = asyncio.Event()
@@ -353,7 +342,7 @@ async def test_graceful_stop_gives_back_what_it_could_not_finish(
 async def test_sheet_rows_never_go_back_to_an_older_version(
     make_harness: Callable[..., Any],
 ) -> None:
-    h, rec, clock = await _setup(make_harness)
+    h, rec, clock = await recorded_harness(make_harness, FrozenClock(T0))
     order = (await h.create_order()).json()["data"]["order"]
     for n in ("1", "2"):
         await h.client.patch(
@@ -375,7 +364,7 @@ async def test_deliveries_cli_lists_and_retries(
     make_harness: Callable[..., Any], tmp_path: Any
 ) -> None:
     # the CLI shares the same service as the API; here through the container
-    h, rec, _clock = await _setup(make_harness)
+    h, rec, _clock = await recorded_harness(make_harness, FrozenClock(T0))
     rec.notifications.script.failures = [PermanentDeliveryError("HTTP 410: gone")]
     await h.create_order()
     await _drain(h.container.worker)
@@ -389,7 +378,7 @@ async def test_deliveries_cli_lists_and_retries(
 async def test_payment_events_from_webhooks_reach_integrations(
     make_harness: Callable[..., Any],
 ) -> None:
-    h, rec, _clock = await _setup(make_harness)
+    h, rec, _clock = await recorded_harness(make_harness, FrozenClock(T0))
     order = (await h.create_order()).json()["data"]["order"]
     from orderhub.payments.outcomes import IntentOutcome, PaymentResult
 
@@ -411,7 +400,7 @@ async def test_payment_events_from_webhooks_reach_integrations(
 async def test_one_sheets_batch_at_a_time_across_workers(
     make_harness: Callable[..., Any],
 ) -> None:
-    h, rec, clock = await _setup(make_harness)
+    h, rec, clock = await recorded_harness(make_harness, FrozenClock(T0))
     running = 0
     most = 0
     real_upsert = rec.sheets.upsert
@@ -445,7 +434,7 @@ async def test_a_delivery_queued_behind_slow_ones_renews_its_lease(
 ) -> None:
     """Each send may take most of a lease; one queued behind another would start after its
     lease ran out, and another worker would send it too, unless its lease is renewed."""
-    h, rec, clock = await _setup(make_harness)
+    h, rec, clock = await recorded_harness(make_harness, FrozenClock(T0))
     await h.create_order()
     rec.email.script.gate = asyncio.Event()
     rec.notifications.script.gate = asyncio.Event()
@@ -471,7 +460,7 @@ async def test_a_delivery_queued_behind_slow_ones_renews_its_lease(
 
 
 async def test_an_operator_retry_starts_the_backoff_over(make_harness: Callable[..., Any]) -> None:
-    h, rec, clock = await _setup(make_harness)
+    h, rec, clock = await recorded_harness(make_harness, FrozenClock(T0))
     rec.notifications.script.failures = [
         PermanentDeliveryError("HTTP 400"),
         TransientDeliveryError("503"),
@@ -657,7 +646,7 @@ async def test_a_delivery_dead_on_takeover_is_told_like_any_other_death(
 ) -> None:
     # its workers kept getting lost until the event was past the age limit: the worker
     # that takes it over finds it dead, and tells it (alert, error log) as any death
-    h, rec, clock = await _setup(make_harness, worker_lease_seconds=60)
+    h, rec, clock = await recorded_harness(make_harness, FrozenClock(T0), worker_lease_seconds=60)
     created = await h.create_order()
     order_id = uuid.UUID(created.json()["data"]["order"]["id"])
     c = h.container

@@ -13,7 +13,7 @@ from typing import Any
 from orderhub.delivery.integrations.base import TransientDeliveryError
 from orderhub.kit.clock import FrozenClock
 from tests.fixtures.app import AUTH, Harness
-from tests.fixtures.integrations import Recorders
+from tests.fixtures.integrations import recorded_harness
 from tests.fixtures.prometheus import Scrape
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
@@ -25,15 +25,6 @@ async def scrape(h: Harness, **headers: str) -> Scrape:
     assert response.status_code == 200, response.text
     assert response.headers["content-type"].startswith("text/plain")
     return Scrape(response.text)
-
-
-async def setup(
-    make_harness: Callable[..., Any], clock: FrozenClock | None = None, **settings: Any
-) -> tuple[Harness, Recorders, FrozenClock]:
-    clock = clock or FrozenClock(T0)
-    rec = Recorders()
-    harness: Harness = await make_harness(clock=clock, integrations=rec.integrations(), **settings)
-    return harness, rec, clock
 
 
 async def pending_deliveries(h: Harness) -> int:
@@ -156,7 +147,7 @@ async def test_errors_and_unknown_routes_are_counted_without_raw_paths(harness: 
 
 
 async def test_deliveries_by_integration_and_outcome(make_harness: Callable[..., Any]) -> None:
-    h, rec, clock = await setup(make_harness)
+    h, rec, clock = await recorded_harness(make_harness, FrozenClock(T0))
     rec.notifications.script.failures = [TransientDeliveryError("HTTP 503")]
     assert (await h.create_order()).status_code == 201
     before = await scrape(h)
@@ -180,9 +171,9 @@ async def test_deliveries_by_integration_and_outcome(make_harness: Callable[...,
 
 
 async def test_backlog_and_orders_come_from_the_store(make_harness: Callable[..., Any]) -> None:
-    h, _rec, clock = await setup(make_harness)
-    other, _other_rec, _ = await setup(
-        make_harness, clock=clock, database_url=h.settings.database_url
+    h, _rec, clock = await recorded_harness(make_harness, FrozenClock(T0))
+    other, _other_rec, _ = await recorded_harness(
+        make_harness, clock, database_url=h.settings.database_url
     )
     orders = [(await h.create_order()).json()["data"]["order"] for _ in range(3)]
     paid = await h.confirm(orders[0])
@@ -212,7 +203,7 @@ async def test_backlog_and_orders_come_from_the_store(make_harness: Callable[...
 
 async def test_a_status_that_empties_goes_back_to_zero(make_harness: Callable[..., Any]) -> None:
     """The gauge is the store's count at each scrape, not the last non-zero one."""
-    h, _rec, _clock = await setup(make_harness)
+    h, _rec, _clock = await recorded_harness(make_harness, FrozenClock(T0))
     order = (await h.create_order()).json()["data"]["order"]
     assert (await scrape(h)).value("orderhub_orders", status="pending") == 1
     paid = await h.confirm(order)

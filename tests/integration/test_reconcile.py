@@ -21,7 +21,7 @@ from orderhub.payments.sandbox import SandboxPaymentProvider
 from orderhub.payments.stripe import StripePaymentProvider
 from tests.fixtures.app import AUTH, Harness
 from tests.fixtures.cli import cli_env, run_cli
-from tests.fixtures.integrations import Recorders
+from tests.fixtures.integrations import Recorders, recorded_harness
 from tests.fixtures.stripe_server import WEBHOOK_SECRET, FakeStripe, signed_webhook
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
@@ -157,9 +157,7 @@ async def test_a_run_lists_from_its_checkpoint_and_a_failed_listing_keeps_it(
 async def test_unsettled_sandbox_payments_are_read_from_the_provider(
     make_harness: Callable[..., Any],
 ) -> None:
-    clock = FrozenClock(T0)
-    rec = Recorders()
-    h: Harness = await make_harness(clock=clock, integrations=rec.integrations())
+    h, rec, clock = await recorded_harness(make_harness, FrozenClock(T0))
     sandbox = h.container.payments
     assert isinstance(sandbox, SandboxPaymentProvider)
     paid, declined = await h.new_order(), await h.new_order()

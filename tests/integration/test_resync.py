@@ -11,6 +11,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import httpx
+
 from tests.fixtures.app import AUTH, Harness
 from tests.fixtures.cli import cli_env, run_cli
 from tests.fixtures.integrations import Recorders
@@ -37,8 +39,14 @@ def _write(path: Path, rows: list[list[str]]) -> None:
         csv.writer(handle, lineterminator="\r\n").writerows(rows)
 
 
+async def _resync(h: Harness, **body: Any) -> httpx.Response:
+    """POST the resync endpoint with credentials and `body`."""
+    return await h.client.post(URL, json=body, headers=AUTH)
+
+
 async def _shop(h: Harness, count: int) -> list[str]:
-    """Orders in several states: created, paid, paid and shipped with a tracking number."""
+    """`count` orders in several states: created, paid, paid and shipped with a tracking
+    number; their deliveries all sent (the worker drained). Returns their ids."""
     ids = []
     for n in range(count):
         created = await h.create_order()
@@ -51,6 +59,7 @@ async def _shop(h: Harness, count: int) -> list[str]:
             patch = {"status": "shipped", "trackingNumber": f"TRACK-{n}"}
             shipped = await h.client.patch(f"/api/orders/{order['id']}", json=patch, headers=AUTH)
             assert shipped.status_code == 200
+    await _drain(h)
     return ids
 
 
@@ -59,7 +68,6 @@ async def test_a_sheet_edited_and_cut_by_hand_is_rebuilt_as_it_should_be(
 ) -> None:
     h: Harness = await make_harness()
     ids = await _shop(h, 6)
-    await _drain(h)
     expected = _rows(_sheet(h))
     assert len(expected) == 1 + 6  # the header and one row per order
     header, *rows = expected
@@ -70,7 +78,7 @@ async def test_a_sheet_edited_and_cut_by_hand_is_rebuilt_as_it_should_be(
     damaged = [header, rows[0], edited, rows[3], rows[3], rows[5]]
     _write(_sheet(h), damaged)
 
-    answer = await h.client.post(URL, json={"integration": "sheets"}, headers=AUTH)
+    answer = await _resync(h, integration="sheets")
     assert answer.status_code == 200, answer.text
     assert answer.json() == {
         "success": True,
@@ -83,12 +91,12 @@ async def test_a_sheet_edited_and_cut_by_hand_is_rebuilt_as_it_should_be(
     assert sorted(rebuilt[1:]) == sorted(rows)  # every order once, at its newest version
     # nothing more to do: a second resync rewrites nothing
     before = _sheet(h).read_bytes()
-    again = await h.client.post(URL, json={"integration": "sheets", "since": "1h"}, headers=AUTH)
+    again = await _resync(h, integration="sheets", since="1h")
     assert again.json()["data"] == {"queued": 6}
     await _drain(h)
     assert _sheet(h).read_bytes() == before
     # one order only
-    one = await h.client.post(URL, json={"integration": "sheets", "orderId": ids[2]}, headers=AUTH)
+    one = await _resync(h, integration="sheets", orderId=ids[2])
     assert one.json()["data"] == {"queued": 1}
 
 
@@ -97,7 +105,6 @@ async def test_a_resync_during_live_traffic_adds_no_duplicate(
 ) -> None:
     h: Harness = await make_harness()
     ids = await _shop(h, 6)
-    await _drain(h)
 
     async def traffic() -> None:
         for order_id in ids:
@@ -106,7 +113,7 @@ async def test_a_resync_during_live_traffic_adds_no_duplicate(
             assert answer.status_code == 200
 
     async def resync() -> None:
-        answer = await h.client.post(URL, json={"integration": "sheets"}, headers=AUTH)
+        answer = await _resync(h, integration="sheets")
         assert answer.json()["data"] == {"queued": 6}
 
     async def worker() -> None:
@@ -131,9 +138,8 @@ async def test_notifications_get_each_order_once_more(make_harness: Callable[...
     rec = Recorders()
     h: Harness = await make_harness(integrations=rec.integrations())
     ids = await _shop(h, 3)
-    await _drain(h)
     sent = len(rec.notifications.published)
-    answer = await h.client.post(URL, json={"integration": "notifications"}, headers=AUTH)
+    answer = await _resync(h, integration="notifications")
     assert answer.json()["data"] == {"queued": 3}
     await _drain(h)
     again = rec.notifications.published[sent:]
@@ -157,7 +163,7 @@ async def test_bad_resync_requests(make_harness: Callable[..., Any]) -> None:
         ({"integration": "notifications"}, 409, "The notifications integration is not"),
     ]
     for body, status, message in cases:
-        answer = await h.client.post(URL, json=body, headers=AUTH)
+        answer = await _resync(h, **body)
         assert answer.status_code == status, (body, answer.text)
         assert answer.json()["error"]["message"].startswith(message), answer.json()
     assert (await h.client.post(URL, json={"integration": "sheets"})).status_code == 401
@@ -166,7 +172,6 @@ async def test_bad_resync_requests(make_harness: Callable[..., Any]) -> None:
 async def test_the_resync_command(make_harness: Callable[..., Any], tmp_path: Path) -> None:
     h: Harness = await make_harness()
     ids = await _shop(h, 2)
-    await _drain(h)
     env = cli_env(h.settings.data_dir, DATABASE_URL=h.settings.database_url, LOG_LEVEL="warning")
     one = await asyncio.to_thread(run_cli, ["resync", "sheets", "--order", ids[0]], env, tmp_path)
     assert one.returncode == 0, one.stderr

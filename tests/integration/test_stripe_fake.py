@@ -451,30 +451,42 @@ async def test_500_once_then_sdk_retry_succeeds(
     assert len(fake_stripe.intents()) == 1
 
 
-async def test_5xx_without_retries_left_is_api_error(
-    client: stripe.StripeClient, fake_stripe: FakeStripe
+@pytest.mark.parametrize(
+    ("status", "options", "raised", "field", "value"),
+    [
+        pytest.param(
+            503,
+            {"max_network_retries": 0},
+            stripe.APIError,
+            "type",
+            "api_error",
+            id="5xx-without-retries-left-is-api-error",
+        ),
+        pytest.param(
+            429, {}, stripe.RateLimitError, "code", "rate_limit", id="429-rate-limit-not-retried"
+        ),
+    ],
+)
+async def test_a_failure_not_retried_raises_and_creates_nothing(
+    client: stripe.StripeClient,
+    fake_stripe: FakeStripe,
+    status: int,
+    options: stripe.RequestOptions,
+    raised: type[stripe.StripeError],
+    field: str,
+    value: str,
 ) -> None:
-    fake_stripe.fail_next(503)
-    with pytest.raises(stripe.APIError) as info:
+    """The fault answered once (`options`: the request's own); the SDK raises `raised`, its
+    error's `field` is `value`; one request reached the server, no intent exists."""
+    fake_stripe.fail_next(status)
+    with pytest.raises(raised) as info:
         await client.v1.payment_intents.create_async(
-            {"amount": 1099, "currency": "usd"}, options={"max_network_retries": 0}
+            {"amount": 1099, "currency": "usd"},
+            options=options,
         )
-    assert info.value.http_status == 503
+    assert info.value.http_status == status
     assert info.value.error is not None
-    assert info.value.error.type == "api_error"
-    assert len(fake_stripe.requests) == 1
-    assert fake_stripe.intents() == []
-
-
-async def test_429_rate_limit_is_not_retried_by_the_sdk(
-    client: stripe.StripeClient, fake_stripe: FakeStripe
-) -> None:
-    fake_stripe.fail_next(429)
-    with pytest.raises(stripe.RateLimitError) as info:
-        await _intent(client)
-    assert info.value.http_status == 429
-    assert info.value.error is not None
-    assert info.value.error.code == "rate_limit"
+    assert getattr(info.value.error, field) == value
     assert len(fake_stripe.requests) == 1
     assert fake_stripe.intents() == []
 

@@ -106,22 +106,28 @@ def test_cors_origins_and_trusted_proxies(monkeypatch: pytest.MonkeyPatch) -> No
     ]
 
 
+NUMBERS_BOOLEANS_AND_CASE = {
+    "PORT": ("8080", "port", 8080),
+    "RATE_LIMIT_MAX": ("5", "rate_limit_max", 5),
+    "RATE_LIMIT_BY": ("Credential", "rate_limit_by", "credential"),
+    "METRICS_PUBLIC": ("true", "metrics_public", True),
+    "LOG_LEVEL": ("DEBUG", "log_level", "debug"),
+    "LOG_FORMAT": ("console", "log_format", "console"),
+    "REPORTING_CURRENCY": ("EUR", "reporting_currency", "eur"),
+}
+"""Environment variable: (its text, the setting it sets, the parsed value)."""
+
+
 def test_numbers_booleans_and_case(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("PORT", "8080")
-    monkeypatch.setenv("RATE_LIMIT_MAX", "5")
-    monkeypatch.setenv("RATE_LIMIT_BY", "Credential")
-    monkeypatch.setenv("METRICS_PUBLIC", "true")
-    monkeypatch.setenv("LOG_LEVEL", "DEBUG")
-    monkeypatch.setenv("LOG_FORMAT", "console")
-    monkeypatch.setenv("REPORTING_CURRENCY", "EUR")
+    for name, (text, _, _) in NUMBERS_BOOLEANS_AND_CASE.items():
+        monkeypatch.setenv(name, text)
     s = load_settings()
-    assert s.port == 8080
-    assert s.rate_limit_max == 5
-    assert s.rate_limit_by == "credential"
+    parsed = {
+        name: getattr(s, attribute) for name, (_, attribute, _) in NUMBERS_BOOLEANS_AND_CASE.items()
+    }
+    expected = {name: value for name, (_, _, value) in NUMBERS_BOOLEANS_AND_CASE.items()}
+    assert parsed == expected
     assert s.metrics_public is True
-    assert s.log_level == "debug"
-    assert s.log_format == "console"
-    assert s.reporting_currency == "eur"
 
 
 def test_dotenv_is_read_and_the_environment_wins(
