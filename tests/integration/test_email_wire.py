@@ -77,7 +77,7 @@ def test_the_direct_writer_writes_what_the_library_writes() -> None:
         )
         written = render.mime_bytes(message)
         assert written == _library_bytes(message, written), message
-        direct += render._plain_mime_bytes(message) is not None
+        direct += render.plain_mime_bytes(message) is not None
     assert direct > 300  # the plain ones were written directly
 
 
@@ -91,7 +91,7 @@ def test_a_plain_order_email_is_written_directly_and_reads_back_as_sent() -> Non
         text="Thank you, Ana.\n\nTotal: 109.97 EUR\n",
         html="<p>Thank you, Ana.</p>\n<p>Total: 109.97&nbsp;€</p>\n",
     )
-    assert render._plain_mime_bytes(message) is not None
+    assert render.plain_mime_bytes(message) is not None
     parsed = email.message_from_bytes(render.mime_bytes(message), policy=email.policy.default)
     assert parsed["Subject"] == message.subject
     assert parsed["From"] == message.sender

@@ -271,7 +271,7 @@ WIRE_POLICY = email.policy.SMTP.clone(max_line_length=998)
 
 def mime_bytes(message: EmailMessage) -> bytes:
     """The message as it goes on the wire (CRLF line ends), for every backend."""
-    fast = _plain_mime_bytes(message)
+    fast = plain_mime_bytes(message)
     if fast is not None:
         return fast
     return build_mime(message).as_bytes(policy=WIRE_POLICY)
@@ -332,7 +332,9 @@ def _base64_lines(data: bytes) -> str:
     )
 
 
-def _plain_mime_bytes(message: EmailMessage) -> bytes | None:
+def plain_mime_bytes(message: EmailMessage) -> bytes | None:
+    """The message written directly (see above) when that gives the email package's own
+    bytes; None when it might not (`mime_bytes` then lets the package write it)."""
     headers = [
         _plain_header("From", message.sender, _PLAIN_ADDRESS),
         _plain_header("To", message.to, _PLAIN_ADDRESS),
