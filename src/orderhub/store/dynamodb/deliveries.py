@@ -27,15 +27,18 @@ from orderhub.store.dynamodb.engine import ConditionFailed, DynamoEngine, Transa
 from orderhub.store.dynamodb.mappers import (
     Item,
     attempt_item,
-    attempt_of,
     av,
     delivery_item,
-    delivery_of,
     delivery_state,
     event_document_of,
-    event_of,
     order_document_of,
     update_of,
+    values,
+)
+from orderhub.store.mapping import (
+    attempt_from,
+    delivery_from,
+    event_from,
 )
 from orderhub.store.protocol import ADD_BATCH, StoreError
 
@@ -94,7 +97,7 @@ class DynamoDeliveryRepository(DeliveryTransitions):
         pending = await self._waiting(DeliveryStatus.PENDING, now_ms, limit)
         lost = await self._waiting(DeliveryStatus.IN_FLIGHT, now_ms, limit)
         found = sorted(
-            (delivery_of(item) for item in pending + lost),
+            (delivery_from(values(item)) for item in pending + lost),
             key=lambda d: (d.next_attempt_at, str(d.id)),
         )
         return found[:limit]
@@ -196,7 +199,9 @@ class DynamoDeliveryRepository(DeliveryTransitions):
             version, doc = documents[str(delivery.event_id)]
             current, later = rebuilding.get(delivery.order_id, (None, []))
             order = order_as_of_event(doc, version, current, later)
-            loaded.append(DueDelivery(delivery=delivery, event=event_of(item), order=order))
+            loaded.append(
+                DueDelivery(delivery=delivery, event=event_from(values(item)), order=order)
+            )
         return loaded
 
     async def _since(
@@ -330,7 +335,7 @@ class DynamoDeliveryRepository(DeliveryTransitions):
 
     async def get(self, delivery_id: uuid.UUID) -> Delivery | None:
         item = await self._db.get(self._key(delivery_id))
-        return delivery_of(item) if item else None
+        return delivery_from(values(item)) if item else None
 
     async def list_page(
         self, delivery_filter: DeliveryFilter, before_id: uuid.UUID | None, limit: int
@@ -356,11 +361,11 @@ class DynamoDeliveryRepository(DeliveryTransitions):
             months = await self._db.months_back(before_id)
             index, partitions = "deliveries_by_month", [f"DELIVERIES#{m}" for m in months]
         items = await self._db.newest_first(index, partitions, before_id, limit, keep)
-        return [delivery_of(item) for item in items]
+        return [delivery_from(values(item)) for item in items]
 
     async def attempts(self, delivery_id: uuid.UUID) -> list[DeliveryAttempt]:
         found = [
-            attempt_of(item)
+            attempt_from(values(item))
             async for item in self._db.query(
                 "pk = :pk AND begins_with(sk, :a)",
                 {},

@@ -22,13 +22,14 @@ from orderhub.store.dynamodb.mappers import (
     compact_json,
     delivery_item,
     event_item,
-    event_of,
     intent_item,
     item_bytes,
     order_document,
     order_item,
     order_of,
+    values,
 )
+from orderhub.store.mapping import event_from
 from orderhub.store.protocol import AlreadyExists, ConcurrencyConflict, OrderFilter, StoreError
 from orderhub.store.unit_of_work import OrderRepositoryBase, OrderWrite, UnitOfWorkBase
 
@@ -77,7 +78,7 @@ class DynamoOrderRepository(OrderRepositoryBase):
 
     async def history(self, order_id: uuid.UUID) -> list[OrderEvent]:
         return [
-            event_of(item)
+            event_from(values(item))
             async for item in self._db.query(
                 "pk = :pk AND begins_with(sk, :events)",
                 EVENT_NAMES,

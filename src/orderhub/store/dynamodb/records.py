@@ -14,13 +14,16 @@ from orderhub.store.dynamodb import tables as t
 from orderhub.store.dynamodb.engine import ConditionFailed, DynamoEngine, TransactionCancelled
 from orderhub.store.dynamodb.mappers import (
     api_key_item,
-    api_key_of,
     av,
-    error_entry_of,
     error_item,
     idempotency_item,
-    idempotency_of,
     item_of,
+    values,
+)
+from orderhub.store.mapping import (
+    api_key_from,
+    error_entry_from,
+    idempotency_from,
 )
 from orderhub.store.protocol import (
     AlreadyExists,
@@ -56,11 +59,11 @@ class DynamoApiKeyRepository:
         item = await self._db.get(self._key(pointer["key_id"]["S"]))
         if item is None or "revoked_at" in item:
             return None
-        return api_key_of(item)
+        return api_key_from(values(item))
 
     async def _all(self) -> list[ApiKeyRecord]:
         return [
-            api_key_of(item)
+            api_key_from(values(item))
             async for item in self._db.query(
                 "pk = :pk", {}, {":pk": {"S": t.API_KEYS_PK}}, consistent=True
             )
@@ -123,7 +126,7 @@ class DynamoIdempotencyRepository:
                     ConditionExpression="attribute_not_exists(pk) OR expires_at <= :now",
                     ExpressionAttributeValues={":now": now_ms},
                 )
-                return True, idempotency_of(fresh)
+                return True, idempotency_from(values(fresh))
             # Take over an abandoned attempt of the same request (lock expired or
             # released, no response kept), keeping its resource id.
             lock = (
@@ -149,10 +152,10 @@ class DynamoIdempotencyRepository:
                     },
                     ReturnValues="ALL_NEW",
                 )
-                return True, idempotency_of(taken["Attributes"])
+                return True, idempotency_from(values(taken["Attributes"]))
             stored = await self._db.get(key)
-            if stored is not None and idempotency_of(stored).expires_at > now:
-                return False, idempotency_of(stored)
+            if stored is not None and idempotency_from(values(stored)).expires_at > now:
+                return False, idempotency_from(values(stored))
             # gone or expired between our writes and our read: try again
         raise StoreError("idempotency record kept changing")
 
@@ -219,7 +222,7 @@ class DynamoErrorLogRepository:
             forward=False,
             page_size=limit,
         ):
-            entries.append(error_entry_of(item))
+            entries.append(error_entry_from(values(item)))
             if len(entries) >= limit:
                 break
         return entries

@@ -20,19 +20,21 @@ from orderhub.kit.clock import epoch_ms, from_epoch_ms
 from orderhub.monitoring.rollups import Counters
 from orderhub.store.counting import DeliveryTransitions, added_counters
 from orderhub.store.documents import is_slim, order_as_of_event
+from orderhub.store.mapping import (
+    attempt_from,
+    delivery_from,
+    event_from,
+    ms,
+)
 from orderhub.store.protocol import ADD_BATCH
 from orderhub.store.sql import tables as t
 from orderhub.store.sql.counters import add_counters
 from orderhub.store.sql.engine import SqlEngine
 from orderhub.store.sql.mappers import (
     EVENT_COLUMNS,
-    attempt_of,
     attempt_row,
-    delivery_of,
     delivery_row,
     delivery_state,
-    event_of,
-    ms,
 )
 
 _D, _E = t.deliveries, t.order_events
@@ -121,7 +123,7 @@ class SqlDeliveryRepository(DeliveryTransitions):
                     _with_type().where(due).order_by(d.next_attempt_at, d.id).limit(limit)
                 )
             ).all()
-        return [delivery_of(row) for row in rows]
+        return [delivery_from(row._asdict()) for row in rows]
 
     async def _transition(
         self,
@@ -213,7 +215,9 @@ class SqlDeliveryRepository(DeliveryTransitions):
                 continue
             current, later = rebuilding.get(row.order_id, (None, []))
             order = order_as_of_event(row.order_document, row.order_version, current, later)
-            loaded.append(DueDelivery(delivery=delivery, event=event_of(row), order=order))
+            loaded.append(
+                DueDelivery(delivery=delivery, event=event_from(row._asdict()), order=order)
+            )
         return loaded
 
     async def release(self, delivery_ids: list[uuid.UUID], worker_id: str) -> None:
@@ -257,7 +261,7 @@ class SqlDeliveryRepository(DeliveryTransitions):
     async def get(self, delivery_id: uuid.UUID) -> Delivery | None:
         async with self._db.read() as conn:
             row = (await conn.execute(_with_type().where(_D.c.id == str(delivery_id)))).first()
-        return delivery_of(row) if row else None
+        return delivery_from(row._asdict()) if row else None
 
     async def list_page(
         self, delivery_filter: DeliveryFilter, before_id: uuid.UUID | None, limit: int
@@ -277,7 +281,7 @@ class SqlDeliveryRepository(DeliveryTransitions):
         query = query.order_by(d.id.desc()).limit(limit)
         async with self._db.read() as conn:
             rows = (await conn.execute(query)).all()
-        return [delivery_of(row) for row in rows]
+        return [delivery_from(row._asdict()) for row in rows]
 
     async def attempts(self, delivery_id: uuid.UUID) -> list[DeliveryAttempt]:
         a = t.delivery_attempts.c
@@ -289,7 +293,7 @@ class SqlDeliveryRepository(DeliveryTransitions):
                     .order_by(a.at, a.id)
                 )
             ).all()
-        return [attempt_of(row) for row in rows]
+        return [attempt_from(row._asdict()) for row in rows]
 
     async def next_due_at(self) -> datetime | None:
         d = _D.c

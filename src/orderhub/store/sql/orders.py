@@ -13,6 +13,7 @@ from sqlalchemy.exc import IntegrityError
 from orderhub.delivery.model import DeliveryTargets
 from orderhub.kit.clock import epoch_ms
 from orderhub.orders.domain import Order, OrderEvent
+from orderhub.store.mapping import event_from
 from orderhub.store.protocol import AlreadyExists, ConcurrencyConflict, OrderFilter
 from orderhub.store.sql import tables as t
 from orderhub.store.sql.counters import add_counters
@@ -20,7 +21,6 @@ from orderhub.store.sql.engine import Prepared, PreparedWrite, SqlEngine
 from orderhub.store.sql.mappers import (
     EVENT_COLUMNS,
     delivery_row,
-    event_of,
     event_row,
     order_of,
     order_row,
@@ -60,7 +60,7 @@ class SqlOrderRepository(OrderRepositoryBase):
         orders, events = await self._db.fetch([(_BY_ID, params), (_HISTORY, params)])
         if not orders:
             return None
-        return order_of(orders[0]), [event_of(row) for row in events]
+        return order_of(orders[0]), [event_from(row._asdict()) for row in events]
 
     async def _get_by_payment_intent(self, intent_id: str) -> Order | None:
         return await self._one(t.orders.c.payment_intent_id == intent_id)
@@ -83,7 +83,7 @@ class SqlOrderRepository(OrderRepositoryBase):
 
     async def history(self, order_id: uuid.UUID) -> list[OrderEvent]:
         [rows] = await self._db.fetch([(_HISTORY, {"order_id": str(order_id)})])
-        return [event_of(row) for row in rows]
+        return [event_from(row._asdict()) for row in rows]
 
     async def with_unsent_refunds(self, changed_before: datetime, limit: int) -> list[Order]:
         o = t.orders.c

@@ -10,10 +10,14 @@ from sqlalchemy import and_, delete, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from orderhub.kit.clock import epoch_ms
+from orderhub.store.mapping import (
+    api_key_from,
+    error_entry_from,
+    idempotency_from,
+)
 from orderhub.store.protocol import ApiKeyRecord, ErrorEntry, IdempotencyRecord, StoreError
 from orderhub.store.sql import tables as t
 from orderhub.store.sql.engine import SqlEngine
-from orderhub.store.sql.mappers import api_key_of, error_entry_of, idempotency_of
 
 
 class SqlApiKeyRepository:
@@ -42,12 +46,12 @@ class SqlApiKeyRepository:
                     select(t.api_keys).where(k.key_hash == key_hash, k.revoked_at.is_(None))
                 )
             ).first()
-        return api_key_of(row) if row else None
+        return api_key_from(row._asdict()) if row else None
 
     async def list_all(self) -> list[ApiKeyRecord]:
         async with self._db.read() as conn:
             rows = (await conn.execute(select(t.api_keys).order_by(t.api_keys.c.created_at))).all()
-        return [api_key_of(row) for row in rows]
+        return [api_key_from(row._asdict()) for row in rows]
 
     async def revoke(self, key_id: uuid.UUID, at: datetime) -> bool:
         k = t.api_keys.c
@@ -125,7 +129,7 @@ class SqlIdempotencyRepository:
                     claimed = result.rowcount == 1
                 row = (await conn.execute(select(t.idempotency_keys).where(key_match))).first()
             if row is not None:
-                return claimed, idempotency_of(row)
+                return claimed, idempotency_from(row._asdict())
             # The record was forgotten between our insert and our read: try again.
         raise StoreError("idempotency record kept changing")
 
@@ -193,7 +197,7 @@ class SqlErrorLogRepository:
                     .limit(limit)
                 )
             ).all()
-        return [error_entry_of(row) for row in rows]
+        return [error_entry_from(row._asdict()) for row in rows]
 
 
 class SqlWebhookEventRepository:
