@@ -1,4 +1,5 @@
-"""Stored records -> domain objects, the same for every backend.
+"""Stored records -> domain objects (and a delivery's changing state back), the same
+for every backend.
 
 Each function reads one record as plain values by column (attribute) name: a SQL row's
 `_asdict()`, a DynamoDB item's `values(item)`. Ids are strings, moments epoch
@@ -27,6 +28,20 @@ def ms(moment: datetime | None) -> int | None:
 
 def at(value: int | None) -> datetime | None:
     return from_epoch_ms(value) if value is not None else None
+
+
+def delivery_state_values(delivery: Delivery) -> dict[str, Any]:
+    """The values of a delivery that a transition may change (None: no value)."""
+    return {
+        "status": delivery.status.value,
+        "attempts": delivery.attempts,
+        "next_attempt_at": epoch_ms(delivery.next_attempt_at),
+        "lease_owner": delivery.lease_owner,
+        "lease_until": ms(delivery.lease_until),
+        "last_error": delivery.last_error,
+        "event_at": epoch_ms(delivery.event_at),
+        "delivered_at": ms(delivery.delivered_at),
+    }
 
 
 def event_from(v: Values) -> OrderEvent:

@@ -18,8 +18,7 @@ from orderhub.delivery.model import (
     released,
 )
 from orderhub.kit.clock import epoch_ms, from_epoch_ms
-from orderhub.monitoring.rollups import Counters
-from orderhub.store.counting import DeliveryTransitions, added_counters
+from orderhub.store.counting import CountedTransition, DeliveryTransitions, added_counters
 from orderhub.store.documents import is_slim, order_as_of_event
 from orderhub.store.dynamodb import tables as t
 from orderhub.store.dynamodb.counters import journal_put
@@ -102,13 +101,8 @@ class DynamoDeliveryRepository(DeliveryTransitions):
         )
         return found[:limit]
 
-    async def _transition(
-        self,
-        before: Delivery,
-        after: Delivery,
-        attempt: DeliveryAttempt | None,
-        counters: Counters,
-    ) -> bool:
+    async def _transition(self, change: CountedTransition) -> bool:
+        before, after, attempt = change.before, change.after, change.attempt
         condition, names, vals = _guard(before)
         expression, set_names, set_vals = update_of(
             delivery_state(after, await self._db.month_of(after.id))
@@ -124,8 +118,8 @@ class DynamoDeliveryRepository(DeliveryTransitions):
         actions: list[dict[str, Any]] = [{"Update": update}]
         if attempt is not None:
             actions.append({"Put": {"TableName": self._db.name, "Item": attempt_item(attempt)}})
-        if counters:
-            actions.append(journal_put(self._db.name, counters))
+        if change.counters:
+            actions.append(journal_put(self._db.name, change.counters))
         try:
             await self._db.transact(actions)
         except TransactionCancelled as cancelled:
@@ -137,18 +131,14 @@ class DynamoDeliveryRepository(DeliveryTransitions):
             raise StoreError("store error: the delivery change was refused") from None
         return True
 
-    async def _transition_many(
-        self, changes: list[tuple[Delivery, Delivery, DeliveryAttempt | None, Counters]]
-    ) -> list[bool]:
+    async def _transition_many(self, changes: list[CountedTransition]) -> list[bool]:
         """Each its own conditional transaction (a DynamoDB transaction fails whole when
         one condition fails), run concurrently, at most `TRANSITIONS_AT_ONCE` at a time."""
         slots = asyncio.Semaphore(TRANSITIONS_AT_ONCE)
 
-        async def one(
-            change: tuple[Delivery, Delivery, DeliveryAttempt | None, Counters],
-        ) -> bool:
+        async def one(change: CountedTransition) -> bool:
             async with slots:
-                return await self._transition(*change)
+                return await self._transition(change)
 
         results = await asyncio.gather(*(one(c) for c in changes), return_exceptions=True)
         for result in results:

@@ -23,7 +23,7 @@ from orderhub.orders.domain import (
 )
 from orderhub.store.documents import order_from_document, order_to_document
 from orderhub.store.dynamodb import tables as t
-from orderhub.store.mapping import ms
+from orderhub.store.mapping import delivery_state_values, ms
 from orderhub.store.protocol import ApiKeyRecord, ErrorEntry, IdempotencyRecord
 
 Item = dict[str, Any]  # attribute values in DynamoDB's wire form ({"S": ...}, {"N": ...})
@@ -183,18 +183,8 @@ def delivery_index_keys(delivery: Delivery, month: str) -> dict[str, Any]:
 
 
 def delivery_state(delivery: Delivery, month: str) -> dict[str, Any]:
-    """The attributes a transition may change (None: removed)."""
-    return {
-        "status": delivery.status.value,
-        "attempts": delivery.attempts,
-        "next_attempt_at": epoch_ms(delivery.next_attempt_at),
-        "lease_owner": delivery.lease_owner,
-        "lease_until": ms(delivery.lease_until),
-        "last_error": delivery.last_error,
-        "event_at": epoch_ms(delivery.event_at),
-        "delivered_at": ms(delivery.delivered_at),
-        **delivery_index_keys(delivery, month),
-    }
+    """The attributes a transition may change (None: removed), its index keys included."""
+    return {**delivery_state_values(delivery), **delivery_index_keys(delivery, month)}
 
 
 def delivery_item(delivery: Delivery, event_key: str, month: str) -> Item:

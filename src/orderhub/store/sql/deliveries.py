@@ -17,12 +17,12 @@ from orderhub.delivery.model import (
     DueDelivery,
 )
 from orderhub.kit.clock import epoch_ms, from_epoch_ms
-from orderhub.monitoring.rollups import Counters
-from orderhub.store.counting import DeliveryTransitions, added_counters
+from orderhub.store.counting import CountedTransition, DeliveryTransitions, added_counters
 from orderhub.store.documents import is_slim, order_as_of_event
 from orderhub.store.mapping import (
     attempt_from,
     delivery_from,
+    delivery_state_values,
     event_from,
     ms,
 )
@@ -34,7 +34,6 @@ from orderhub.store.sql.mappers import (
     EVENT_COLUMNS,
     attempt_row,
     delivery_row,
-    delivery_state,
 )
 
 _D, _E = t.deliveries, t.order_events
@@ -99,7 +98,7 @@ def _guard(before: Delivery) -> tuple[Any, ...]:
 def _group_key(before: Delivery, after: Delivery) -> tuple[Any, ...]:
     """Changes with equal keys are written by one UPDATE: the same guard, and the same
     new values of the columns they change (last)."""
-    old, new = delivery_state(before), delivery_state(after)
+    old, new = delivery_state_values(before), delivery_state_values(after)
     changed = tuple(
         sorted((column, value) for column, value in new.items() if value != old[column])
     )
@@ -125,18 +124,10 @@ class SqlDeliveryRepository(DeliveryTransitions):
             ).all()
         return [delivery_from(row._asdict()) for row in rows]
 
-    async def _transition(
-        self,
-        before: Delivery,
-        after: Delivery,
-        attempt: DeliveryAttempt | None,
-        counters: Counters,
-    ) -> bool:
-        return (await self._transition_many([(before, after, attempt, counters)]))[0]
+    async def _transition(self, change: CountedTransition) -> bool:
+        return (await self._transition_many([change]))[0]
 
-    async def _transition_many(
-        self, changes: list[tuple[Delivery, Delivery, DeliveryAttempt | None, Counters]]
-    ) -> list[bool]:
+    async def _transition_many(self, changes: list[CountedTransition]) -> list[bool]:
         """One write transaction for all of them. Changes that move the same columns to
         the same values from the same status and lease (a batch being leased) are one
         `UPDATE ... WHERE id IN (...) AND <the guard> RETURNING id`; the others one
@@ -144,30 +135,30 @@ class SqlDeliveryRepository(DeliveryTransitions):
         if not changes:
             return []
         groups: dict[tuple[Any, ...], list[int]] = {}
-        for index, (before, after, _attempt, _counters) in enumerate(changes):
-            groups.setdefault(_group_key(before, after), []).append(index)
+        for index, change in enumerate(changes):
+            groups.setdefault(_group_key(change.before, change.after), []).append(index)
         written = [False] * len(changes)
         async with self._db.write() as conn:
             for key in sorted(groups, key=repr):
-                indexes = sorted(groups[key], key=lambda i: str(changes[i][0].id))
+                indexes = sorted(groups[key], key=lambda i: str(changes[i].before.id))
                 if len(indexes) == 1 or not key[-1]:
                     for index in indexes:
-                        before, after = changes[index][0], changes[index][1]
+                        before, after = changes[index].before, changes[index].after
                         result = await conn.execute(
                             update(_D)
                             .where(_id_is(before.id), *_guard(before))
-                            .values(delivery_state(after))
+                            .values(delivery_state_values(after))
                         )
                         written[index] = result.rowcount == 1
                     continue
-                by_id = {str(changes[i][0].id): i for i in indexes}
+                by_id = {str(changes[i].before.id): i for i in indexes}
                 ids = list(by_id)
                 for start in range(0, len(ids), _IN_CHUNK):
                     rows = await conn.execute(
                         update(_D)
                         .where(
                             _D.c.id.in_(ids[start : start + _IN_CHUNK]),
-                            *_guard(changes[indexes[0]][0]),
+                            *_guard(changes[indexes[0]].before),
                         )
                         .values(dict(key[-1]))
                         .returning(_D.c.id)
@@ -175,13 +166,13 @@ class SqlDeliveryRepository(DeliveryTransitions):
                     for (found,) in rows.all():
                         written[by_id[found]] = True
             attempts = [
-                attempt_row(change[2])
+                attempt_row(change.attempt)
                 for change, ok in zip(changes, written, strict=True)
-                if ok and change[2] is not None
+                if ok and change.attempt is not None
             ]
             if attempts:
                 await conn.execute(insert(t.delivery_attempts), attempts)
-            moved = [change[3] for change, ok in zip(changes, written, strict=True) if ok]
+            moved = [change.counters for change, ok in zip(changes, written, strict=True) if ok]
             if moved:
                 await add_counters(conn, moved)
         return written

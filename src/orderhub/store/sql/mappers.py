@@ -16,7 +16,7 @@ from orderhub.orders.domain import (
     OrderEvent,
 )
 from orderhub.store.documents import order_from_document, order_to_document
-from orderhub.store.mapping import ms
+from orderhub.store.mapping import delivery_state_values, ms
 from orderhub.store.sql import tables as t
 
 
@@ -70,22 +70,8 @@ def delivery_row(delivery: Delivery) -> dict[str, Any]:
         "event_id": str(delivery.event_id),
         "order_id": str(delivery.order_id),
         "integration": delivery.integration.value,
-        **delivery_state(delivery),
+        **delivery_state_values(delivery),
         "created_at": epoch_ms(delivery.created_at),
-    }
-
-
-def delivery_state(delivery: Delivery) -> dict[str, Any]:
-    """The columns a transition may change."""
-    return {
-        "status": delivery.status.value,
-        "attempts": delivery.attempts,
-        "next_attempt_at": epoch_ms(delivery.next_attempt_at),
-        "lease_owner": delivery.lease_owner,
-        "lease_until": ms(delivery.lease_until),
-        "last_error": delivery.last_error,
-        "event_at": epoch_ms(delivery.event_at),
-        "delivered_at": ms(delivery.delivered_at),
     }
 
 
