@@ -116,12 +116,9 @@ class SqlDeliveryRepository(DeliveryTransitions):
             and_(d.status == DeliveryStatus.PENDING.value, d.next_attempt_at <= now_ms),
             and_(d.status == DeliveryStatus.IN_FLIGHT.value, d.lease_until <= now_ms),
         )
-        async with self._db.read() as conn:
-            rows = (
-                await conn.execute(
-                    _with_type().where(due).order_by(d.next_attempt_at, d.id).limit(limit)
-                )
-            ).all()
+        rows = await self._db.rows(
+            _with_type().where(due).order_by(d.next_attempt_at, d.id).limit(limit)
+        )
         return [delivery_from(row._asdict()) for row in rows]
 
     async def _transition(self, change: CountedTransition) -> bool:
@@ -250,8 +247,7 @@ class SqlDeliveryRepository(DeliveryTransitions):
                 await add_counters(conn, [added_counters(batch)])
 
     async def get(self, delivery_id: uuid.UUID) -> Delivery | None:
-        async with self._db.read() as conn:
-            row = (await conn.execute(_with_type().where(_D.c.id == str(delivery_id)))).first()
+        row = await self._db.first_row(_with_type().where(_D.c.id == str(delivery_id)))
         return delivery_from(row._asdict()) if row else None
 
     async def list_page(
@@ -270,20 +266,16 @@ class SqlDeliveryRepository(DeliveryTransitions):
         if before_id is not None:
             query = query.where(d.id < str(before_id))
         query = query.order_by(d.id.desc()).limit(limit)
-        async with self._db.read() as conn:
-            rows = (await conn.execute(query)).all()
+        rows = await self._db.rows(query)
         return [delivery_from(row._asdict()) for row in rows]
 
     async def attempts(self, delivery_id: uuid.UUID) -> list[DeliveryAttempt]:
         a = t.delivery_attempts.c
-        async with self._db.read() as conn:
-            rows = (
-                await conn.execute(
-                    select(t.delivery_attempts)
-                    .where(a.delivery_id == str(delivery_id))
-                    .order_by(a.at, a.id)
-                )
-            ).all()
+        rows = await self._db.rows(
+            select(t.delivery_attempts)
+            .where(a.delivery_id == str(delivery_id))
+            .order_by(a.at, a.id)
+        )
         return [attempt_from(row._asdict()) for row in rows]
 
     async def next_due_at(self) -> datetime | None:

@@ -375,6 +375,17 @@ class SqlEngine:
         except _ERRORS as exc:
             raise store_error(exc, self.url) from exc
 
+    async def rows(self, statement: Executable) -> list[Any]:
+        """The rows of one SELECT, read on a connection of its own."""
+        async with self.read() as conn:
+            return list((await conn.execute(statement)).all())
+
+    async def first_row(self, statement: Executable) -> Any:
+        """The first row of one SELECT (None when there is none), read on a connection
+        of its own."""
+        async with self.read() as conn:
+            return (await conn.execute(statement)).first()
+
     async def fetch(self, reads: Fetch) -> list[list[Any]]:
         """Run prepared SELECTs in one read transaction (one snapshot: on SQLite one
         BEGIN ... ROLLBACK around them when there are several), the rows of each."""

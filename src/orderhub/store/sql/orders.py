@@ -47,8 +47,7 @@ class SqlOrderRepository(OrderRepositoryBase):
         self._db = db
 
     async def _one(self, *conditions: object) -> Order | None:
-        async with self._db.read() as conn:
-            row = (await conn.execute(select(*_ORDER).where(*conditions))).first()  # type: ignore[arg-type]
+        row = await self._db.first_row(select(*_ORDER).where(*conditions))  # type: ignore[arg-type]
         return order_of(row) if row else None
 
     async def _get(self, order_id: uuid.UUID) -> Order | None:
@@ -77,8 +76,7 @@ class SqlOrderRepository(OrderRepositoryBase):
         if before_id is not None:
             query = query.where(o.id < str(before_id))
         query = query.order_by(o.id.desc()).limit(limit)
-        async with self._db.read() as conn:
-            rows = (await conn.execute(query)).all()
+        rows = await self._db.rows(query)
         return [order_of(row) for row in rows]
 
     async def history(self, order_id: uuid.UUID) -> list[OrderEvent]:
@@ -87,15 +85,12 @@ class SqlOrderRepository(OrderRepositoryBase):
 
     async def with_unsent_refunds(self, changed_before: datetime, limit: int) -> list[Order]:
         o = t.orders.c
-        async with self._db.read() as conn:
-            rows = (
-                await conn.execute(
-                    select(*_ORDER)
-                    .where(o.unsent_refunds > 0, o.updated_at < epoch_ms(changed_before))
-                    .order_by(o.updated_at)
-                    .limit(limit)
-                )
-            ).all()
+        rows = await self._db.rows(
+            select(*_ORDER)
+            .where(o.unsent_refunds > 0, o.updated_at < epoch_ms(changed_before))
+            .order_by(o.updated_at)
+            .limit(limit)
+        )
         return [order_of(row) for row in rows]
 
 

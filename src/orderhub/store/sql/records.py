@@ -40,17 +40,13 @@ class SqlApiKeyRepository:
 
     async def find_active_by_hash(self, key_hash: str) -> ApiKeyRecord | None:
         k = t.api_keys.c
-        async with self._db.read() as conn:
-            row = (
-                await conn.execute(
-                    select(t.api_keys).where(k.key_hash == key_hash, k.revoked_at.is_(None))
-                )
-            ).first()
+        row = await self._db.first_row(
+            select(t.api_keys).where(k.key_hash == key_hash, k.revoked_at.is_(None))
+        )
         return api_key_from(row._asdict()) if row else None
 
     async def list_all(self) -> list[ApiKeyRecord]:
-        async with self._db.read() as conn:
-            rows = (await conn.execute(select(t.api_keys).order_by(t.api_keys.c.created_at))).all()
+        rows = await self._db.rows(select(t.api_keys).order_by(t.api_keys.c.created_at))
         return [api_key_from(row._asdict()) for row in rows]
 
     async def revoke(self, key_id: uuid.UUID, at: datetime) -> bool:
@@ -188,15 +184,12 @@ class SqlErrorLogRepository:
 
     async def recent(self, limit: int, since: datetime) -> list[ErrorEntry]:
         c = t.error_log.c
-        async with self._db.read() as conn:
-            rows = (
-                await conn.execute(
-                    select(t.error_log)
-                    .where(c.at >= epoch_ms(since))
-                    .order_by(c.at.desc(), c.id.desc())
-                    .limit(limit)
-                )
-            ).all()
+        rows = await self._db.rows(
+            select(t.error_log)
+            .where(c.at >= epoch_ms(since))
+            .order_by(c.at.desc(), c.id.desc())
+            .limit(limit)
+        )
         return [error_entry_from(row._asdict()) for row in rows]
 
 
