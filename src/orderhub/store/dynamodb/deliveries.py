@@ -22,7 +22,12 @@ from orderhub.store.counting import CountedTransition, DeliveryTransitions, adde
 from orderhub.store.documents import is_slim, order_as_of_event
 from orderhub.store.dynamodb import tables as t
 from orderhub.store.dynamodb.counters import journal_put
-from orderhub.store.dynamodb.engine import ConditionFailed, DynamoEngine, TransactionCancelled
+from orderhub.store.dynamodb.engine import (
+    ConditionFailed,
+    DynamoEngine,
+    TransactionCancelled,
+    first_items,
+)
 from orderhub.store.dynamodb.mappers import (
     Item,
     attempt_item,
@@ -78,16 +83,10 @@ class DynamoDeliveryRepository(DeliveryTransitions):
         vals: dict[str, Any] = {":w": {"S": f"WAITING#{status.value}"}}
         if until_ms is not None:
             vals[":now"] = {"S": t.due_until(until_ms)}
-        items: list[Item] = []
-        if limit <= 0:
-            return items
-        async for item in self._db.query(
-            condition, {}, vals, index="deliveries_waiting", page_size=limit
-        ):
-            items.append(item)
-            if len(items) >= limit:
-                break
-        return items
+        return await first_items(
+            self._db.query(condition, {}, vals, index="deliveries_waiting", page_size=limit),
+            limit,
+        )
 
     async def due(self, now: datetime, limit: int) -> list[Delivery]:
         """Pending ones by next attempt and in-flight ones by lease expiry, both up to now

@@ -355,5 +355,17 @@ class DynamoEngine:
         await self._client.aclose()
 
 
+async def first_items(items: AsyncIterator[dict[str, Any]], limit: int) -> list[dict[str, Any]]:
+    """The first `limit` of a query's `items` (the query is not sent when limit <= 0)."""
+    found: list[dict[str, Any]] = []
+    if limit <= 0:
+        return found
+    async for item in items:
+        found.append(item)
+        if len(found) >= limit:
+            break
+    return found
+
+
 def _current_month() -> str:
     return month_key(time.time_ns() // 1_000_000)

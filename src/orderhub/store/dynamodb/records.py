@@ -11,7 +11,12 @@ from typing import Any
 
 from orderhub.kit.clock import epoch_ms
 from orderhub.store.dynamodb import tables as t
-from orderhub.store.dynamodb.engine import ConditionFailed, DynamoEngine, TransactionCancelled
+from orderhub.store.dynamodb.engine import (
+    ConditionFailed,
+    DynamoEngine,
+    TransactionCancelled,
+    first_items,
+)
 from orderhub.store.dynamodb.mappers import (
     api_key_item,
     av,
@@ -211,21 +216,15 @@ class DynamoErrorLogRepository:
         await self._db.call("put_item", TableName=self._db.name, Item=error_item(entry))
 
     async def recent(self, limit: int, since: datetime) -> list[ErrorEntry]:
-        entries: list[ErrorEntry] = []
-        if limit <= 0:
-            return entries
-        async for item in self._db.query(
+        newest = self._db.query(
             "ge_pk = :e AND ge_sk >= :since",
             {},
             {":e": av(t.ERRORS_PK), ":since": av(t.padded(epoch_ms(since)))},
             index="errors_by_time",
             forward=False,
             page_size=limit,
-        ):
-            entries.append(error_entry_from(values(item)))
-            if len(entries) >= limit:
-                break
-        return entries
+        )
+        return [error_entry_from(values(item)) for item in await first_items(newest, limit)]
 
 
 class DynamoWebhookEventRepository:
