@@ -2,7 +2,7 @@
 for every backend.
 
 Each function reads one record as plain values by column (attribute) name: a SQL row's
-`_asdict()`, a DynamoDB item's `values(item)`. Ids are strings, moments epoch
+`_mapping`, a DynamoDB item's `values(item)`. Ids are strings, moments epoch
 milliseconds; an optional value may be None or missing (DynamoDB leaves out the
 attributes whose value is None), a required one must be there.
 """
@@ -19,7 +19,7 @@ from orderhub.kit.clock import epoch_ms, from_epoch_ms
 from orderhub.orders.domain import EventSource, EventType, OrderEvent, OrderStatus, PaymentStatus
 from orderhub.store.protocol import ApiKeyRecord, ErrorEntry, IdempotencyRecord
 
-Values = Mapping[str, Any]
+Values = Mapping[Any, Any]  # by column name (a SQLAlchemy RowMapping is keyed by Any)
 
 
 def ms(moment: datetime | None) -> int | None:

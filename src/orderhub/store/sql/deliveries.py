@@ -119,7 +119,7 @@ class SqlDeliveryRepository(DeliveryTransitions):
         rows = await self._db.rows(
             _with_type().where(due).order_by(d.next_attempt_at, d.id).limit(limit)
         )
-        return [delivery_from(row._asdict()) for row in rows]
+        return [delivery_from(row._mapping) for row in rows]
 
     async def _transition(self, change: CountedTransition) -> bool:
         return (await self._transition_many([change]))[0]
@@ -204,7 +204,7 @@ class SqlDeliveryRepository(DeliveryTransitions):
             current, later = rebuilding.get(row.order_id, (None, []))
             order = order_as_of_event(row.order_document, row.order_version, current, later)
             loaded.append(
-                DueDelivery(delivery=delivery, event=event_from(row._asdict()), order=order)
+                DueDelivery(delivery=delivery, event=event_from(row._mapping), order=order)
             )
         return loaded
 
@@ -248,7 +248,7 @@ class SqlDeliveryRepository(DeliveryTransitions):
 
     async def get(self, delivery_id: uuid.UUID) -> Delivery | None:
         row = await self._db.first_row(_with_type().where(_D.c.id == str(delivery_id)))
-        return delivery_from(row._asdict()) if row else None
+        return delivery_from(row._mapping) if row else None
 
     async def list_page(
         self, delivery_filter: DeliveryFilter, before_id: uuid.UUID | None, limit: int
@@ -267,7 +267,7 @@ class SqlDeliveryRepository(DeliveryTransitions):
             query = query.where(d.id < str(before_id))
         query = query.order_by(d.id.desc()).limit(limit)
         rows = await self._db.rows(query)
-        return [delivery_from(row._asdict()) for row in rows]
+        return [delivery_from(row._mapping) for row in rows]
 
     async def attempts(self, delivery_id: uuid.UUID) -> list[DeliveryAttempt]:
         a = t.delivery_attempts.c
@@ -276,7 +276,7 @@ class SqlDeliveryRepository(DeliveryTransitions):
             .where(a.delivery_id == str(delivery_id))
             .order_by(a.at, a.id)
         )
-        return [attempt_from(row._asdict()) for row in rows]
+        return [attempt_from(row._mapping) for row in rows]
 
     async def next_due_at(self) -> datetime | None:
         d = _D.c

@@ -1,6 +1,6 @@
 """Rows <-> domain objects for the SQL tables (the JSON documents come from
 `store/documents.py`, shared with every backend). The other records are read back by
-`store/mapping.py` from `row._asdict()` (shared with every backend)."""
+`store/mapping.py` from `row._mapping` (shared with every backend)."""
 
 from __future__ import annotations
 

@@ -59,7 +59,7 @@ class SqlOrderRepository(OrderRepositoryBase):
         orders, events = await self._db.fetch([(_BY_ID, params), (_HISTORY, params)])
         if not orders:
             return None
-        return order_of(orders[0]), [event_from(row._asdict()) for row in events]
+        return order_of(orders[0]), [event_from(row._mapping) for row in events]
 
     async def _get_by_payment_intent(self, intent_id: str) -> Order | None:
         return await self._one(t.orders.c.payment_intent_id == intent_id)
@@ -81,7 +81,7 @@ class SqlOrderRepository(OrderRepositoryBase):
 
     async def history(self, order_id: uuid.UUID) -> list[OrderEvent]:
         [rows] = await self._db.fetch([(_HISTORY, {"order_id": str(order_id)})])
-        return [event_from(row._asdict()) for row in rows]
+        return [event_from(row._mapping) for row in rows]
 
     async def with_unsent_refunds(self, changed_before: datetime, limit: int) -> list[Order]:
         o = t.orders.c

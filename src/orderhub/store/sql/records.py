@@ -43,11 +43,11 @@ class SqlApiKeyRepository:
         row = await self._db.first_row(
             select(t.api_keys).where(k.key_hash == key_hash, k.revoked_at.is_(None))
         )
-        return api_key_from(row._asdict()) if row else None
+        return api_key_from(row._mapping) if row else None
 
     async def list_all(self) -> list[ApiKeyRecord]:
         rows = await self._db.rows(select(t.api_keys).order_by(t.api_keys.c.created_at))
-        return [api_key_from(row._asdict()) for row in rows]
+        return [api_key_from(row._mapping) for row in rows]
 
     async def revoke(self, key_id: uuid.UUID, at: datetime) -> bool:
         k = t.api_keys.c
@@ -125,7 +125,7 @@ class SqlIdempotencyRepository:
                     claimed = result.rowcount == 1
                 row = (await conn.execute(select(t.idempotency_keys).where(key_match))).first()
             if row is not None:
-                return claimed, idempotency_from(row._asdict())
+                return claimed, idempotency_from(row._mapping)
             # The record was forgotten between our insert and our read: try again.
         raise StoreError("idempotency record kept changing")
 
@@ -190,7 +190,7 @@ class SqlErrorLogRepository:
             .order_by(c.at.desc(), c.id.desc())
             .limit(limit)
         )
-        return [error_entry_from(row._asdict()) for row in rows]
+        return [error_entry_from(row._mapping) for row in rows]
 
 
 class SqlWebhookEventRepository:
