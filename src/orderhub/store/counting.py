@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from orderhub.delivery.model import Delivery, DeliveryAttempt, backlog_change
 from orderhub.monitoring.rollups import BACKLOG, Counters, call_counters, shard_of
@@ -33,35 +34,37 @@ def added_counters(deliveries: list[Delivery]) -> Counters:
     return counters
 
 
+@dataclass(frozen=True, slots=True)
+class CountedTransition:
+    """A delivery's change (`before` -> `after`, with the attempt that made it, if any)
+    and the counters it moves, which a backend writes with the change itself."""
+
+    before: Delivery
+    after: Delivery
+    attempt: DeliveryAttempt | None
+    counters: Counters
+
+    @classmethod
+    def of(
+        cls, before: Delivery, after: Delivery, attempt: DeliveryAttempt | None = None
+    ) -> CountedTransition:
+        return cls(before, after, attempt, transition_counters(before, after, attempt))
+
+
 class DeliveryTransitions(ABC):
     async def transition(
         self, before: Delivery, after: Delivery, attempt: DeliveryAttempt | None = None
     ) -> bool:
-        return await self._transition(
-            before, after, attempt, transition_counters(before, after, attempt)
-        )
+        return await self._transition(CountedTransition.of(before, after, attempt))
 
     async def transition_many(self, changes: Sequence[Transition]) -> list[bool]:
-        return await self._transition_many(
-            [
-                (before, after, attempt, transition_counters(before, after, attempt))
-                for before, after, attempt in changes
-            ]
-        )
+        return await self._transition_many([CountedTransition.of(*change) for change in changes])
 
     @abstractmethod
-    async def _transition(
-        self,
-        before: Delivery,
-        after: Delivery,
-        attempt: DeliveryAttempt | None,
-        counters: Counters,
-    ) -> bool: ...
+    async def _transition(self, change: CountedTransition) -> bool: ...
 
     @abstractmethod
-    async def _transition_many(
-        self, changes: list[tuple[Delivery, Delivery, DeliveryAttempt | None, Counters]]
-    ) -> list[bool]: ...
+    async def _transition_many(self, changes: list[CountedTransition]) -> list[bool]: ...
 
 
 class ProviderCallCounting(ABC):

@@ -18,24 +18,31 @@ from orderhub.delivery.model import (
     released,
 )
 from orderhub.kit.clock import epoch_ms, from_epoch_ms
-from orderhub.monitoring.rollups import Counters
-from orderhub.store.counting import DeliveryTransitions, added_counters
+from orderhub.store.counting import CountedTransition, DeliveryTransitions, added_counters
 from orderhub.store.documents import is_slim, order_as_of_event
 from orderhub.store.dynamodb import tables as t
 from orderhub.store.dynamodb.counters import journal_put
-from orderhub.store.dynamodb.engine import ConditionFailed, DynamoEngine, TransactionCancelled
+from orderhub.store.dynamodb.engine import (
+    ConditionFailed,
+    DynamoEngine,
+    TransactionCancelled,
+    first_items,
+)
 from orderhub.store.dynamodb.mappers import (
     Item,
     attempt_item,
-    attempt_of,
     av,
     delivery_item,
-    delivery_of,
     delivery_state,
     event_document_of,
-    event_of,
     order_document_of,
     update_of,
+    values,
+)
+from orderhub.store.mapping import (
+    attempt_from,
+    delivery_from,
+    event_from,
 )
 from orderhub.store.protocol import ADD_BATCH, StoreError
 
@@ -76,16 +83,10 @@ class DynamoDeliveryRepository(DeliveryTransitions):
         vals: dict[str, Any] = {":w": {"S": f"WAITING#{status.value}"}}
         if until_ms is not None:
             vals[":now"] = {"S": t.due_until(until_ms)}
-        items: list[Item] = []
-        if limit <= 0:
-            return items
-        async for item in self._db.query(
-            condition, {}, vals, index="deliveries_waiting", page_size=limit
-        ):
-            items.append(item)
-            if len(items) >= limit:
-                break
-        return items
+        return await first_items(
+            self._db.query(condition, {}, vals, index="deliveries_waiting", page_size=limit),
+            limit,
+        )
 
     async def due(self, now: datetime, limit: int) -> list[Delivery]:
         """Pending ones by next attempt and in-flight ones by lease expiry, both up to now
@@ -94,18 +95,13 @@ class DynamoDeliveryRepository(DeliveryTransitions):
         pending = await self._waiting(DeliveryStatus.PENDING, now_ms, limit)
         lost = await self._waiting(DeliveryStatus.IN_FLIGHT, now_ms, limit)
         found = sorted(
-            (delivery_of(item) for item in pending + lost),
+            (delivery_from(values(item)) for item in pending + lost),
             key=lambda d: (d.next_attempt_at, str(d.id)),
         )
         return found[:limit]
 
-    async def _transition(
-        self,
-        before: Delivery,
-        after: Delivery,
-        attempt: DeliveryAttempt | None,
-        counters: Counters,
-    ) -> bool:
+    async def _transition(self, change: CountedTransition) -> bool:
+        before, after, attempt = change.before, change.after, change.attempt
         condition, names, vals = _guard(before)
         expression, set_names, set_vals = update_of(
             delivery_state(after, await self._db.month_of(after.id))
@@ -121,8 +117,8 @@ class DynamoDeliveryRepository(DeliveryTransitions):
         actions: list[dict[str, Any]] = [{"Update": update}]
         if attempt is not None:
             actions.append({"Put": {"TableName": self._db.name, "Item": attempt_item(attempt)}})
-        if counters:
-            actions.append(journal_put(self._db.name, counters))
+        if change.counters:
+            actions.append(journal_put(self._db.name, change.counters))
         try:
             await self._db.transact(actions)
         except TransactionCancelled as cancelled:
@@ -134,18 +130,14 @@ class DynamoDeliveryRepository(DeliveryTransitions):
             raise StoreError("store error: the delivery change was refused") from None
         return True
 
-    async def _transition_many(
-        self, changes: list[tuple[Delivery, Delivery, DeliveryAttempt | None, Counters]]
-    ) -> list[bool]:
+    async def _transition_many(self, changes: list[CountedTransition]) -> list[bool]:
         """Each its own conditional transaction (a DynamoDB transaction fails whole when
         one condition fails), run concurrently, at most `TRANSITIONS_AT_ONCE` at a time."""
         slots = asyncio.Semaphore(TRANSITIONS_AT_ONCE)
 
-        async def one(
-            change: tuple[Delivery, Delivery, DeliveryAttempt | None, Counters],
-        ) -> bool:
+        async def one(change: CountedTransition) -> bool:
             async with slots:
-                return await self._transition(*change)
+                return await self._transition(change)
 
         results = await asyncio.gather(*(one(c) for c in changes), return_exceptions=True)
         for result in results:
@@ -196,7 +188,9 @@ class DynamoDeliveryRepository(DeliveryTransitions):
             version, doc = documents[str(delivery.event_id)]
             current, later = rebuilding.get(delivery.order_id, (None, []))
             order = order_as_of_event(doc, version, current, later)
-            loaded.append(DueDelivery(delivery=delivery, event=event_of(item), order=order))
+            loaded.append(
+                DueDelivery(delivery=delivery, event=event_from(values(item)), order=order)
+            )
         return loaded
 
     async def _since(
@@ -330,7 +324,7 @@ class DynamoDeliveryRepository(DeliveryTransitions):
 
     async def get(self, delivery_id: uuid.UUID) -> Delivery | None:
         item = await self._db.get(self._key(delivery_id))
-        return delivery_of(item) if item else None
+        return delivery_from(values(item)) if item else None
 
     async def list_page(
         self, delivery_filter: DeliveryFilter, before_id: uuid.UUID | None, limit: int
@@ -356,11 +350,11 @@ class DynamoDeliveryRepository(DeliveryTransitions):
             months = await self._db.months_back(before_id)
             index, partitions = "deliveries_by_month", [f"DELIVERIES#{m}" for m in months]
         items = await self._db.newest_first(index, partitions, before_id, limit, keep)
-        return [delivery_of(item) for item in items]
+        return [delivery_from(values(item)) for item in items]
 
     async def attempts(self, delivery_id: uuid.UUID) -> list[DeliveryAttempt]:
         found = [
-            attempt_of(item)
+            attempt_from(values(item))
             async for item in self._db.query(
                 "pk = :pk AND begins_with(sk, :a)",
                 {},

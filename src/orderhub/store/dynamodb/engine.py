@@ -31,6 +31,7 @@ from botocore.exceptions import (
     ReadTimeoutError,
 )
 
+from orderhub.kit.aws_clients import LoopClient
 from orderhub.kit.failures import in_words
 from orderhub.store.dynamodb.tables import (
     INDEXES,
@@ -127,6 +128,12 @@ def _on_response(parsed: dict[str, Any], model: Any = None, **_kwargs: Any) -> N
         hook(getattr(model, "name", "?"), parsed)
 
 
+def _observe(client: Any) -> None:
+    """Have a new client call the hooks on each of its requests and responses."""
+    client.meta.events.register("provide-client-params.dynamodb", _on_request)
+    client.meta.events.register("after-call.dynamodb", _on_response)
+
+
 class ConditionFailed(Exception):
     """A conditional write found the item not as expected (nothing was written)."""
 
@@ -155,38 +162,20 @@ class DynamoEngine:
             read_timeout=30,
             retries={"total_max_attempts": 4, "mode": "standard"},
         )
-        self._stack: contextlib.AsyncExitStack | None = None
-        self._client: Any = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._opening: tuple[asyncio.AbstractEventLoop, asyncio.Lock] | None = None
+        self._client = LoopClient(
+            lambda: self._session.client("dynamodb", region_name=self.region, config=self._config),
+            on_open=_observe,
+        )
         self._first_month: str | None = None
 
     @property
     def name(self) -> str:
         return self.table.name
 
-    async def _dynamodb(self) -> Any:
-        loop = asyncio.get_running_loop()
-        if self._client is not None and self._loop is loop:
-            return self._client
-        if self._opening is None or self._opening[0] is not loop:
-            self._opening = (loop, asyncio.Lock())
-        async with self._opening[1]:
-            if self._client is None or self._loop is not loop:
-                # a client from another (closed) event loop cannot be reused or closed here
-                stack = contextlib.AsyncExitStack()
-                client = await stack.enter_async_context(
-                    self._session.client("dynamodb", region_name=self.region, config=self._config)
-                )
-                client.meta.events.register("provide-client-params.dynamodb", _on_request)
-                client.meta.events.register("after-call.dynamodb", _on_response)
-                self._stack, self._client, self._loop = stack, client, loop
-            return self._client
-
     async def call(self, operation: str, **params: Any) -> dict[str, Any]:
         """One request (`operation` in snake case, e.g. "get_item")."""
         try:
-            client = await self._dynamodb()
+            client = await self._client.get()
             result: dict[str, Any] = await getattr(client, operation)(**params)
             return result
         except ClientError as exc:
@@ -363,9 +352,19 @@ class DynamoEngine:
         return found
 
     async def close(self) -> None:
-        stack, self._stack, self._client, self._loop = self._stack, None, None, None
-        if stack is not None:
-            await stack.aclose()
+        await self._client.aclose()
+
+
+async def first_items(items: AsyncIterator[dict[str, Any]], limit: int) -> list[dict[str, Any]]:
+    """The first `limit` of a query's `items` (the query is not sent when limit <= 0)."""
+    found: list[dict[str, Any]] = []
+    if limit <= 0:
+        return found
+    async for item in items:
+        found.append(item)
+        if len(found) >= limit:
+            break
+    return found
 
 
 def _current_month() -> str:

@@ -1,32 +1,29 @@
 """Items <-> domain objects. Amounts and counts are integers, moments are epoch
 milliseconds, an order is its JSON document from `store/documents.py` (shared with
-every backend). An attribute whose value is None is left out of the item."""
+every backend). An attribute whose value is None is left out of the item. The other
+records are read back by `store/mapping.py` from `values(item)` (shared with every
+backend)."""
 
 from __future__ import annotations
 
 import json
 import uuid
-from datetime import datetime
 from typing import Any
 
 from orderhub.delivery.model import (
     Delivery,
     DeliveryAttempt,
     DeliveryStatus,
-    Integration,
 )
-from orderhub.kit.clock import epoch_ms, from_epoch_ms
+from orderhub.kit.clock import epoch_ms
 from orderhub.monitoring.rollups import Counters, hour_of
 from orderhub.orders.domain import (
-    EventSource,
-    EventType,
     Order,
     OrderEvent,
-    OrderStatus,
-    PaymentStatus,
 )
 from orderhub.store.documents import order_from_document, order_to_document
 from orderhub.store.dynamodb import tables as t
+from orderhub.store.mapping import delivery_state_values, ms
 from orderhub.store.protocol import ApiKeyRecord, ErrorEntry, IdempotencyRecord
 
 Item = dict[str, Any]  # attribute values in DynamoDB's wire form ({"S": ...}, {"N": ...})
@@ -83,14 +80,6 @@ def plain(value: dict[str, Any]) -> Any:
 
 def values(item: Item) -> dict[str, Any]:
     return {name: plain(value) for name, value in item.items()}
-
-
-def ms(moment: datetime | None) -> int | None:
-    return epoch_ms(moment) if moment is not None else None
-
-
-def at(value: int | None) -> datetime | None:
-    return from_epoch_ms(value) if value is not None else None
 
 
 def item_bytes(item: Item) -> int:
@@ -157,22 +146,9 @@ def event_item(event: OrderEvent, order: Order, document: str) -> Item:
     )
 
 
-# what `event_of` reads (a history reads no order documents)
+# what `mapping.event_from` reads (a history reads no order documents)
 EVENT_NAMES = {"#type": "type", "#at": "at", "#status": "status", "#source": "source"}
 EVENT_PROJECTION = "id, order_id, #type, #at, #status, payment_status, #source"
-
-
-def event_of(item: Item) -> OrderEvent:
-    v = values(item)
-    return OrderEvent(
-        id=uuid.UUID(v["id"]),
-        order_id=uuid.UUID(v["order_id"]),
-        type=EventType(v["type"]),
-        at=from_epoch_ms(v["at"]),
-        status=OrderStatus(v["status"]),
-        payment_status=PaymentStatus(v["payment_status"]),
-        source=EventSource(v["source"]),
-    )
 
 
 def event_document_of(item: Item) -> tuple[int, dict[str, Any]]:
@@ -207,18 +183,8 @@ def delivery_index_keys(delivery: Delivery, month: str) -> dict[str, Any]:
 
 
 def delivery_state(delivery: Delivery, month: str) -> dict[str, Any]:
-    """The attributes a transition may change (None: removed)."""
-    return {
-        "status": delivery.status.value,
-        "attempts": delivery.attempts,
-        "next_attempt_at": epoch_ms(delivery.next_attempt_at),
-        "lease_owner": delivery.lease_owner,
-        "lease_until": ms(delivery.lease_until),
-        "last_error": delivery.last_error,
-        "event_at": epoch_ms(delivery.event_at),
-        "delivered_at": ms(delivery.delivered_at),
-        **delivery_index_keys(delivery, month),
-    }
+    """The attributes a transition may change (None: removed), its index keys included."""
+    return {**delivery_state_values(delivery), **delivery_index_keys(delivery, month)}
 
 
 def delivery_item(delivery: Delivery, event_key: str, month: str) -> Item:
@@ -259,26 +225,6 @@ def update_of(state: dict[str, Any]) -> tuple[str, dict[str, str], dict[str, Any
     return expression.strip(), names, vals
 
 
-def delivery_of(item: Item) -> Delivery:
-    v = values(item)
-    return Delivery(
-        id=uuid.UUID(v["id"]),
-        event_id=uuid.UUID(v["event_id"]),
-        event_type=EventType(v["type"]),
-        order_id=uuid.UUID(v["order_id"]),
-        integration=Integration(v["integration"]),
-        status=DeliveryStatus(v["status"]),
-        attempts=v["attempts"],
-        next_attempt_at=from_epoch_ms(v["next_attempt_at"]),
-        last_error=v.get("last_error"),
-        event_at=from_epoch_ms(v["event_at"]),
-        created_at=from_epoch_ms(v["created_at"]),
-        delivered_at=at(v.get("delivered_at")),
-        lease_owner=v.get("lease_owner"),
-        lease_until=at(v.get("lease_until")),
-    )
-
-
 def attempt_item(attempt: DeliveryAttempt) -> Item:
     moment = epoch_ms(attempt.at)
     return item_of(
@@ -293,19 +239,6 @@ def attempt_item(attempt: DeliveryAttempt) -> Item:
         error=attempt.error,
         at=moment,
         ch_pk=hour_of(moment),
-    )
-
-
-def attempt_of(item: Item) -> DeliveryAttempt:
-    v = values(item)
-    return DeliveryAttempt(
-        id=uuid.UUID(v["id"]),
-        delivery_id=uuid.UUID(v["delivery_id"]),
-        integration=Integration(v["integration"]),
-        outcome=v["outcome"],
-        duration_ms=v["duration_ms"],
-        error=v.get("error"),
-        at=from_epoch_ms(v["at"]),
     )
 
 
@@ -339,19 +272,6 @@ def api_key_item(record: ApiKeyRecord) -> Item:
     )
 
 
-def api_key_of(item: Item) -> ApiKeyRecord:
-    v = values(item)
-    return ApiKeyRecord(
-        id=uuid.UUID(v["id"]),
-        name=v["name"],
-        prefix=v["prefix"],
-        key_hash=v["key_hash"],
-        created_at=from_epoch_ms(v["created_at"]),
-        last_used_at=at(v.get("last_used_at")),
-        revoked_at=at(v.get("revoked_at")),
-    )
-
-
 def idempotency_item(record: IdempotencyRecord) -> Item:
     return item_of(
         pk=t.idempotency_pk(record.scope, record.key),
@@ -365,20 +285,6 @@ def idempotency_item(record: IdempotencyRecord) -> Item:
         locked_until=ms(record.locked_until),
         expires_at=epoch_ms(record.expires_at),
         expires=t.ttl_seconds(record.expires_at),
-    )
-
-
-def idempotency_of(item: Item) -> IdempotencyRecord:
-    v = values(item)
-    return IdempotencyRecord(
-        scope=v["scope"],
-        key=v["key"],
-        fingerprint=v["fingerprint"],
-        resource_id=uuid.UUID(v["resource_id"]),
-        status_code=v.get("status_code"),
-        response_body=v.get("response_body"),
-        locked_until=at(v.get("locked_until")),
-        expires_at=from_epoch_ms(v["expires_at"]),
     )
 
 
@@ -397,17 +303,4 @@ def error_item(entry: ErrorEntry) -> Item:
         ge_pk=t.ERRORS_PK,
         ge_sk=f"{t.padded(moment)}#{entry.id}",
         expires=t.ttl_seconds(entry.at + t.ERRORS_KEPT),
-    )
-
-
-def error_entry_of(item: Item) -> ErrorEntry:
-    v = values(item)
-    return ErrorEntry(
-        id=uuid.UUID(v["id"]),
-        at=from_epoch_ms(v["at"]),
-        level=v["level"],
-        service=v["service"],
-        message=v["message"],
-        error=v.get("error"),
-        order_id=uuid.UUID(v["order_id"]) if v.get("order_id") else None,
     )

@@ -14,7 +14,7 @@ from orderhub.kit.clock import epoch_ms
 from orderhub.orders.domain import Order, OrderEvent
 from orderhub.store.dynamodb import tables as t
 from orderhub.store.dynamodb.counters import journal_put
-from orderhub.store.dynamodb.engine import DynamoEngine, TransactionCancelled
+from orderhub.store.dynamodb.engine import DynamoEngine, TransactionCancelled, first_items
 from orderhub.store.dynamodb.mappers import (
     EVENT_NAMES,
     EVENT_PROJECTION,
@@ -22,13 +22,14 @@ from orderhub.store.dynamodb.mappers import (
     compact_json,
     delivery_item,
     event_item,
-    event_of,
     intent_item,
     item_bytes,
     order_document,
     order_item,
     order_of,
+    values,
 )
+from orderhub.store.mapping import event_from
 from orderhub.store.protocol import AlreadyExists, ConcurrencyConflict, OrderFilter, StoreError
 from orderhub.store.unit_of_work import OrderRepositoryBase, OrderWrite, UnitOfWorkBase
 
@@ -77,7 +78,7 @@ class DynamoOrderRepository(OrderRepositoryBase):
 
     async def history(self, order_id: uuid.UUID) -> list[OrderEvent]:
         return [
-            event_of(item)
+            event_from(values(item))
             async for item in self._db.query(
                 "pk = :pk AND begins_with(sk, :events)",
                 EVENT_NAMES,
@@ -88,20 +89,14 @@ class DynamoOrderRepository(OrderRepositoryBase):
         ]
 
     async def with_unsent_refunds(self, changed_before: datetime, limit: int) -> list[Order]:
-        orders: list[Order] = []
-        if limit <= 0:
-            return orders
-        async for item in self._db.query(
+        unsent = self._db.query(
             "ou_pk = :unsent AND updated_at < :before",
             {},
             {":unsent": {"S": "UNSENT"}, ":before": {"N": str(epoch_ms(changed_before))}},
             index="orders_unsent_refunds",
             page_size=limit,
-        ):
-            orders.append(order_of(item))
-            if len(orders) >= limit:
-                break
-        return orders
+        )
+        return [order_of(item) for item in await first_items(unsent, limit)]
 
 
 def check_transaction_size(actions: list[dict[str, Any]]) -> None:

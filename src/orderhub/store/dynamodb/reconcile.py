@@ -8,7 +8,7 @@ from typing import Any
 
 from orderhub.kit.clock import epoch_ms
 from orderhub.store.dynamodb import tables as t
-from orderhub.store.dynamodb.engine import DynamoEngine
+from orderhub.store.dynamodb.engine import DynamoEngine, first_items
 from orderhub.store.dynamodb.mappers import av, item_of, values
 from orderhub.store.protocol import ReconcileRun
 from orderhub.store.runs import ReconcileRunsBase, record_of, record_values
@@ -34,16 +34,8 @@ class DynamoReconcileRunRepository(ReconcileRunsBase):
         if since is not None:
             condition += " AND sk >= :since"
             vals[":since"] = av(t.padded(epoch_ms(since)))
-        runs: list[ReconcileRun] = []
-        if limit <= 0:
-            return runs
-        async for item in self._db.query(
-            condition, {}, vals, forward=False, consistent=True, page_size=limit
-        ):
-            runs.append(record_of(ReconcileRun, values(item)))
-            if len(runs) >= limit:
-                break
-        return runs
+        runs = self._db.query(condition, {}, vals, forward=False, consistent=True, page_size=limit)
+        return [record_of(ReconcileRun, values(item)) for item in await first_items(runs, limit)]
 
     async def prune(self, before: datetime) -> None:
         """Nothing to do: the items' TTL deletes them."""

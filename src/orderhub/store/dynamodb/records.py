@@ -11,16 +11,24 @@ from typing import Any
 
 from orderhub.kit.clock import epoch_ms
 from orderhub.store.dynamodb import tables as t
-from orderhub.store.dynamodb.engine import ConditionFailed, DynamoEngine, TransactionCancelled
+from orderhub.store.dynamodb.engine import (
+    ConditionFailed,
+    DynamoEngine,
+    TransactionCancelled,
+    first_items,
+)
 from orderhub.store.dynamodb.mappers import (
     api_key_item,
-    api_key_of,
     av,
-    error_entry_of,
     error_item,
     idempotency_item,
-    idempotency_of,
     item_of,
+    values,
+)
+from orderhub.store.mapping import (
+    api_key_from,
+    error_entry_from,
+    idempotency_from,
 )
 from orderhub.store.protocol import (
     AlreadyExists,
@@ -56,11 +64,11 @@ class DynamoApiKeyRepository:
         item = await self._db.get(self._key(pointer["key_id"]["S"]))
         if item is None or "revoked_at" in item:
             return None
-        return api_key_of(item)
+        return api_key_from(values(item))
 
     async def _all(self) -> list[ApiKeyRecord]:
         return [
-            api_key_of(item)
+            api_key_from(values(item))
             async for item in self._db.query(
                 "pk = :pk", {}, {":pk": {"S": t.API_KEYS_PK}}, consistent=True
             )
@@ -123,7 +131,7 @@ class DynamoIdempotencyRepository:
                     ConditionExpression="attribute_not_exists(pk) OR expires_at <= :now",
                     ExpressionAttributeValues={":now": now_ms},
                 )
-                return True, idempotency_of(fresh)
+                return True, idempotency_from(values(fresh))
             # Take over an abandoned attempt of the same request (lock expired or
             # released, no response kept), keeping its resource id.
             lock = (
@@ -149,10 +157,10 @@ class DynamoIdempotencyRepository:
                     },
                     ReturnValues="ALL_NEW",
                 )
-                return True, idempotency_of(taken["Attributes"])
+                return True, idempotency_from(values(taken["Attributes"]))
             stored = await self._db.get(key)
-            if stored is not None and idempotency_of(stored).expires_at > now:
-                return False, idempotency_of(stored)
+            if stored is not None and idempotency_from(values(stored)).expires_at > now:
+                return False, idempotency_from(values(stored))
             # gone or expired between our writes and our read: try again
         raise StoreError("idempotency record kept changing")
 
@@ -208,21 +216,15 @@ class DynamoErrorLogRepository:
         await self._db.call("put_item", TableName=self._db.name, Item=error_item(entry))
 
     async def recent(self, limit: int, since: datetime) -> list[ErrorEntry]:
-        entries: list[ErrorEntry] = []
-        if limit <= 0:
-            return entries
-        async for item in self._db.query(
+        newest = self._db.query(
             "ge_pk = :e AND ge_sk >= :since",
             {},
             {":e": av(t.ERRORS_PK), ":since": av(t.padded(epoch_ms(since)))},
             index="errors_by_time",
             forward=False,
             page_size=limit,
-        ):
-            entries.append(error_entry_of(item))
-            if len(entries) >= limit:
-                break
-        return entries
+        )
+        return [error_entry_from(values(item)) for item in await first_items(newest, limit)]
 
 
 class DynamoWebhookEventRepository:

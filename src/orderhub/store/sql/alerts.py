@@ -32,8 +32,7 @@ class SqlAlertRepository:
             .order_by(c.next_attempt_at, c.id)
             .limit(limit)
         )
-        async with self._db.read() as conn:
-            rows = (await conn.execute(query)).all()
+        rows = await self._db.rows(query)
         return [record_of(Alert, dict(row._mapping)) for row in rows]
 
     async def save(self, alert: Alert) -> None:

@@ -17,22 +17,23 @@ from orderhub.delivery.model import (
     DueDelivery,
 )
 from orderhub.kit.clock import epoch_ms, from_epoch_ms
-from orderhub.monitoring.rollups import Counters
-from orderhub.store.counting import DeliveryTransitions, added_counters
+from orderhub.store.counting import CountedTransition, DeliveryTransitions, added_counters
 from orderhub.store.documents import is_slim, order_as_of_event
+from orderhub.store.mapping import (
+    attempt_from,
+    delivery_from,
+    delivery_state_values,
+    event_from,
+    ms,
+)
 from orderhub.store.protocol import ADD_BATCH
 from orderhub.store.sql import tables as t
 from orderhub.store.sql.counters import add_counters
 from orderhub.store.sql.engine import SqlEngine
 from orderhub.store.sql.mappers import (
     EVENT_COLUMNS,
-    attempt_of,
     attempt_row,
-    delivery_of,
     delivery_row,
-    delivery_state,
-    event_of,
-    ms,
 )
 
 _D, _E = t.deliveries, t.order_events
@@ -97,7 +98,7 @@ def _guard(before: Delivery) -> tuple[Any, ...]:
 def _group_key(before: Delivery, after: Delivery) -> tuple[Any, ...]:
     """Changes with equal keys are written by one UPDATE: the same guard, and the same
     new values of the columns they change (last)."""
-    old, new = delivery_state(before), delivery_state(after)
+    old, new = delivery_state_values(before), delivery_state_values(after)
     changed = tuple(
         sorted((column, value) for column, value in new.items() if value != old[column])
     )
@@ -115,26 +116,15 @@ class SqlDeliveryRepository(DeliveryTransitions):
             and_(d.status == DeliveryStatus.PENDING.value, d.next_attempt_at <= now_ms),
             and_(d.status == DeliveryStatus.IN_FLIGHT.value, d.lease_until <= now_ms),
         )
-        async with self._db.read() as conn:
-            rows = (
-                await conn.execute(
-                    _with_type().where(due).order_by(d.next_attempt_at, d.id).limit(limit)
-                )
-            ).all()
-        return [delivery_of(row) for row in rows]
+        rows = await self._db.rows(
+            _with_type().where(due).order_by(d.next_attempt_at, d.id).limit(limit)
+        )
+        return [delivery_from(row._mapping) for row in rows]
 
-    async def _transition(
-        self,
-        before: Delivery,
-        after: Delivery,
-        attempt: DeliveryAttempt | None,
-        counters: Counters,
-    ) -> bool:
-        return (await self._transition_many([(before, after, attempt, counters)]))[0]
+    async def _transition(self, change: CountedTransition) -> bool:
+        return (await self._transition_many([change]))[0]
 
-    async def _transition_many(
-        self, changes: list[tuple[Delivery, Delivery, DeliveryAttempt | None, Counters]]
-    ) -> list[bool]:
+    async def _transition_many(self, changes: list[CountedTransition]) -> list[bool]:
         """One write transaction for all of them. Changes that move the same columns to
         the same values from the same status and lease (a batch being leased) are one
         `UPDATE ... WHERE id IN (...) AND <the guard> RETURNING id`; the others one
@@ -142,30 +132,30 @@ class SqlDeliveryRepository(DeliveryTransitions):
         if not changes:
             return []
         groups: dict[tuple[Any, ...], list[int]] = {}
-        for index, (before, after, _attempt, _counters) in enumerate(changes):
-            groups.setdefault(_group_key(before, after), []).append(index)
+        for index, change in enumerate(changes):
+            groups.setdefault(_group_key(change.before, change.after), []).append(index)
         written = [False] * len(changes)
         async with self._db.write() as conn:
             for key in sorted(groups, key=repr):
-                indexes = sorted(groups[key], key=lambda i: str(changes[i][0].id))
+                indexes = sorted(groups[key], key=lambda i: str(changes[i].before.id))
                 if len(indexes) == 1 or not key[-1]:
                     for index in indexes:
-                        before, after = changes[index][0], changes[index][1]
+                        before, after = changes[index].before, changes[index].after
                         result = await conn.execute(
                             update(_D)
                             .where(_id_is(before.id), *_guard(before))
-                            .values(delivery_state(after))
+                            .values(delivery_state_values(after))
                         )
                         written[index] = result.rowcount == 1
                     continue
-                by_id = {str(changes[i][0].id): i for i in indexes}
+                by_id = {str(changes[i].before.id): i for i in indexes}
                 ids = list(by_id)
                 for start in range(0, len(ids), _IN_CHUNK):
                     rows = await conn.execute(
                         update(_D)
                         .where(
                             _D.c.id.in_(ids[start : start + _IN_CHUNK]),
-                            *_guard(changes[indexes[0]][0]),
+                            *_guard(changes[indexes[0]].before),
                         )
                         .values(dict(key[-1]))
                         .returning(_D.c.id)
@@ -173,13 +163,13 @@ class SqlDeliveryRepository(DeliveryTransitions):
                     for (found,) in rows.all():
                         written[by_id[found]] = True
             attempts = [
-                attempt_row(change[2])
+                attempt_row(change.attempt)
                 for change, ok in zip(changes, written, strict=True)
-                if ok and change[2] is not None
+                if ok and change.attempt is not None
             ]
             if attempts:
                 await conn.execute(insert(t.delivery_attempts), attempts)
-            moved = [change[3] for change, ok in zip(changes, written, strict=True) if ok]
+            moved = [change.counters for change, ok in zip(changes, written, strict=True) if ok]
             if moved:
                 await add_counters(conn, moved)
         return written
@@ -213,7 +203,9 @@ class SqlDeliveryRepository(DeliveryTransitions):
                 continue
             current, later = rebuilding.get(row.order_id, (None, []))
             order = order_as_of_event(row.order_document, row.order_version, current, later)
-            loaded.append(DueDelivery(delivery=delivery, event=event_of(row), order=order))
+            loaded.append(
+                DueDelivery(delivery=delivery, event=event_from(row._mapping), order=order)
+            )
         return loaded
 
     async def release(self, delivery_ids: list[uuid.UUID], worker_id: str) -> None:
@@ -255,9 +247,8 @@ class SqlDeliveryRepository(DeliveryTransitions):
                 await add_counters(conn, [added_counters(batch)])
 
     async def get(self, delivery_id: uuid.UUID) -> Delivery | None:
-        async with self._db.read() as conn:
-            row = (await conn.execute(_with_type().where(_D.c.id == str(delivery_id)))).first()
-        return delivery_of(row) if row else None
+        row = await self._db.first_row(_with_type().where(_D.c.id == str(delivery_id)))
+        return delivery_from(row._mapping) if row else None
 
     async def list_page(
         self, delivery_filter: DeliveryFilter, before_id: uuid.UUID | None, limit: int
@@ -275,21 +266,17 @@ class SqlDeliveryRepository(DeliveryTransitions):
         if before_id is not None:
             query = query.where(d.id < str(before_id))
         query = query.order_by(d.id.desc()).limit(limit)
-        async with self._db.read() as conn:
-            rows = (await conn.execute(query)).all()
-        return [delivery_of(row) for row in rows]
+        rows = await self._db.rows(query)
+        return [delivery_from(row._mapping) for row in rows]
 
     async def attempts(self, delivery_id: uuid.UUID) -> list[DeliveryAttempt]:
         a = t.delivery_attempts.c
-        async with self._db.read() as conn:
-            rows = (
-                await conn.execute(
-                    select(t.delivery_attempts)
-                    .where(a.delivery_id == str(delivery_id))
-                    .order_by(a.at, a.id)
-                )
-            ).all()
-        return [attempt_of(row) for row in rows]
+        rows = await self._db.rows(
+            select(t.delivery_attempts)
+            .where(a.delivery_id == str(delivery_id))
+            .order_by(a.at, a.id)
+        )
+        return [attempt_from(row._mapping) for row in rows]
 
     async def next_due_at(self) -> datetime | None:
         d = _D.c

@@ -237,12 +237,15 @@ class Prepared:
     SQLite `SqlEngine.fetch` runs it on the driver itself: its SQL compiled once, the
     parameters and result columns converted with the column types' own processors, so
     a read skips SQLAlchemy's per-execution work (cache key, compiled-cache lookup,
-    execution context, result object). Rows have the selected columns as attributes, like
-    SQLAlchemy's. On PostgreSQL it is executed through SQLAlchemy as any statement."""
+    execution context, result object). Rows have the selected columns as attributes and by
+    name in `_mapping`, like SQLAlchemy's. On PostgreSQL it is executed through SQLAlchemy
+    as any statement."""
 
     def __init__(self, statement: Select[Any]) -> None:
         self.statement = statement
-        self._row: Any = namedtuple("_Row", statement.selected_columns.keys(), rename=True)  # type: ignore[misc]
+        row = namedtuple("_Row", statement.selected_columns.keys(), rename=True)  # type: ignore[misc]
+        # its rows have the columns by name in `_mapping` too, like a SQLAlchemy Row
+        self._row: Any = type("_Row", (row,), {"__slots__": (), "_mapping": property(row._asdict)})
         self._sqlite: tuple[str, tuple[str, ...], list[Any], list[Any]] | None = None
 
     def _compiled(self, dialect: Dialect) -> tuple[str, tuple[str, ...], list[Any], list[Any]]:
@@ -374,6 +377,17 @@ class SqlEngine:
                 yield SqlConnection(io=aconn)
         except _ERRORS as exc:
             raise store_error(exc, self.url) from exc
+
+    async def rows(self, statement: Executable) -> list[Any]:
+        """The rows of one SELECT, read on a connection of its own."""
+        async with self.read() as conn:
+            return list((await conn.execute(statement)).all())
+
+    async def first_row(self, statement: Executable) -> Any:
+        """The first row of one SELECT (None when there is none), read on a connection
+        of its own."""
+        async with self.read() as conn:
+            return (await conn.execute(statement)).first()
 
     async def fetch(self, reads: Fetch) -> list[list[Any]]:
         """Run prepared SELECTs in one read transaction (one snapshot: on SQLite one

@@ -119,20 +119,17 @@ class SqlMonitoringRepository(ProviderCallCounting):
         """From the columns alone (the `ix_orders_metrics` index covers them): no
         document is read."""
         o = t.orders.c
-        async with self._db.read() as conn:
-            rows = (
-                await conn.execute(
-                    select(
-                        o.created_at,
-                        o.paid_at,
-                        o.status,
-                        o.payment_status,
-                        o.currency,
-                        o.total_minor,
-                        o.refunded_minor,
-                    ).where(o.created_at >= start_ms, o.created_at < end_ms)
-                )
-            ).all()
+        rows = await self._db.rows(
+            select(
+                o.created_at,
+                o.paid_at,
+                o.status,
+                o.payment_status,
+                o.currency,
+                o.total_minor,
+                o.refunded_minor,
+            ).where(o.created_at >= start_ms, o.created_at < end_ms)
+        )
         # the columns in the order of OrderFacts' fields
         return [
             OrderFacts(

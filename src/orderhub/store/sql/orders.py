@@ -13,6 +13,7 @@ from sqlalchemy.exc import IntegrityError
 from orderhub.delivery.model import DeliveryTargets
 from orderhub.kit.clock import epoch_ms
 from orderhub.orders.domain import Order, OrderEvent
+from orderhub.store.mapping import event_from
 from orderhub.store.protocol import AlreadyExists, ConcurrencyConflict, OrderFilter
 from orderhub.store.sql import tables as t
 from orderhub.store.sql.counters import add_counters
@@ -20,7 +21,6 @@ from orderhub.store.sql.engine import Prepared, PreparedWrite, SqlEngine
 from orderhub.store.sql.mappers import (
     EVENT_COLUMNS,
     delivery_row,
-    event_of,
     event_row,
     order_of,
     order_row,
@@ -47,8 +47,7 @@ class SqlOrderRepository(OrderRepositoryBase):
         self._db = db
 
     async def _one(self, *conditions: object) -> Order | None:
-        async with self._db.read() as conn:
-            row = (await conn.execute(select(*_ORDER).where(*conditions))).first()  # type: ignore[arg-type]
+        row = await self._db.first_row(select(*_ORDER).where(*conditions))  # type: ignore[arg-type]
         return order_of(row) if row else None
 
     async def _get(self, order_id: uuid.UUID) -> Order | None:
@@ -60,7 +59,7 @@ class SqlOrderRepository(OrderRepositoryBase):
         orders, events = await self._db.fetch([(_BY_ID, params), (_HISTORY, params)])
         if not orders:
             return None
-        return order_of(orders[0]), [event_of(row) for row in events]
+        return order_of(orders[0]), [event_from(row._mapping) for row in events]
 
     async def _get_by_payment_intent(self, intent_id: str) -> Order | None:
         return await self._one(t.orders.c.payment_intent_id == intent_id)
@@ -77,25 +76,21 @@ class SqlOrderRepository(OrderRepositoryBase):
         if before_id is not None:
             query = query.where(o.id < str(before_id))
         query = query.order_by(o.id.desc()).limit(limit)
-        async with self._db.read() as conn:
-            rows = (await conn.execute(query)).all()
+        rows = await self._db.rows(query)
         return [order_of(row) for row in rows]
 
     async def history(self, order_id: uuid.UUID) -> list[OrderEvent]:
         [rows] = await self._db.fetch([(_HISTORY, {"order_id": str(order_id)})])
-        return [event_of(row) for row in rows]
+        return [event_from(row._mapping) for row in rows]
 
     async def with_unsent_refunds(self, changed_before: datetime, limit: int) -> list[Order]:
         o = t.orders.c
-        async with self._db.read() as conn:
-            rows = (
-                await conn.execute(
-                    select(*_ORDER)
-                    .where(o.unsent_refunds > 0, o.updated_at < epoch_ms(changed_before))
-                    .order_by(o.updated_at)
-                    .limit(limit)
-                )
-            ).all()
+        rows = await self._db.rows(
+            select(*_ORDER)
+            .where(o.unsent_refunds > 0, o.updated_at < epoch_ms(changed_before))
+            .order_by(o.updated_at)
+            .limit(limit)
+        )
         return [order_of(row) for row in rows]
 
 

@@ -28,8 +28,7 @@ class SqlReconcileRunRepository(ReconcileRunsBase):
         query = select(_R).order_by(c.started_at.desc(), c.id.desc()).limit(limit)
         if since is not None:
             query = query.where(c.started_at >= epoch_ms(since))
-        async with self._db.read() as conn:
-            rows = (await conn.execute(query)).all()
+        rows = await self._db.rows(query)
         return [record_of(ReconcileRun, dict(row._mapping)) for row in rows]
 
     async def prune(self, before: datetime) -> None:

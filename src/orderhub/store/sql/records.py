@@ -10,10 +10,14 @@ from sqlalchemy import and_, delete, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from orderhub.kit.clock import epoch_ms
+from orderhub.store.mapping import (
+    api_key_from,
+    error_entry_from,
+    idempotency_from,
+)
 from orderhub.store.protocol import ApiKeyRecord, ErrorEntry, IdempotencyRecord, StoreError
 from orderhub.store.sql import tables as t
 from orderhub.store.sql.engine import SqlEngine
-from orderhub.store.sql.mappers import api_key_of, error_entry_of, idempotency_of
 
 
 class SqlApiKeyRepository:
@@ -36,18 +40,14 @@ class SqlApiKeyRepository:
 
     async def find_active_by_hash(self, key_hash: str) -> ApiKeyRecord | None:
         k = t.api_keys.c
-        async with self._db.read() as conn:
-            row = (
-                await conn.execute(
-                    select(t.api_keys).where(k.key_hash == key_hash, k.revoked_at.is_(None))
-                )
-            ).first()
-        return api_key_of(row) if row else None
+        row = await self._db.first_row(
+            select(t.api_keys).where(k.key_hash == key_hash, k.revoked_at.is_(None))
+        )
+        return api_key_from(row._mapping) if row else None
 
     async def list_all(self) -> list[ApiKeyRecord]:
-        async with self._db.read() as conn:
-            rows = (await conn.execute(select(t.api_keys).order_by(t.api_keys.c.created_at))).all()
-        return [api_key_of(row) for row in rows]
+        rows = await self._db.rows(select(t.api_keys).order_by(t.api_keys.c.created_at))
+        return [api_key_from(row._mapping) for row in rows]
 
     async def revoke(self, key_id: uuid.UUID, at: datetime) -> bool:
         k = t.api_keys.c
@@ -125,7 +125,7 @@ class SqlIdempotencyRepository:
                     claimed = result.rowcount == 1
                 row = (await conn.execute(select(t.idempotency_keys).where(key_match))).first()
             if row is not None:
-                return claimed, idempotency_of(row)
+                return claimed, idempotency_from(row._mapping)
             # The record was forgotten between our insert and our read: try again.
         raise StoreError("idempotency record kept changing")
 
@@ -184,16 +184,13 @@ class SqlErrorLogRepository:
 
     async def recent(self, limit: int, since: datetime) -> list[ErrorEntry]:
         c = t.error_log.c
-        async with self._db.read() as conn:
-            rows = (
-                await conn.execute(
-                    select(t.error_log)
-                    .where(c.at >= epoch_ms(since))
-                    .order_by(c.at.desc(), c.id.desc())
-                    .limit(limit)
-                )
-            ).all()
-        return [error_entry_of(row) for row in rows]
+        rows = await self._db.rows(
+            select(t.error_log)
+            .where(c.at >= epoch_ms(since))
+            .order_by(c.at.desc(), c.id.desc())
+            .limit(limit)
+        )
+        return [error_entry_from(row._mapping) for row in rows]
 
 
 class SqlWebhookEventRepository:

@@ -55,8 +55,7 @@ class SqlSandboxRepository:
 
     async def get_intent(self, intent_id: str) -> SandboxIntent | None:
         c = t.sandbox_intents.c
-        async with self._db.read() as conn:
-            row = (await conn.execute(select(t.sandbox_intents).where(c.id == intent_id))).first()
+        row = await self._db.first_row(select(t.sandbox_intents).where(c.id == intent_id))
         return _intent_of(row) if row else None
 
     async def intent_for_key(self, idempotency_key: str) -> SandboxIntent | None:
@@ -100,24 +99,16 @@ class SqlSandboxRepository:
 
     async def get_refund(self, intent_id: str, idempotency_key: str) -> SandboxRefund | None:
         c = t.sandbox_refunds.c
-        async with self._db.read() as conn:
-            row = (
-                await conn.execute(
-                    select(t.sandbox_refunds).where(
-                        c.intent_id == intent_id, c.idempotency_key == idempotency_key
-                    )
-                )
-            ).first()
+        row = await self._db.first_row(
+            select(t.sandbox_refunds).where(
+                c.intent_id == intent_id, c.idempotency_key == idempotency_key
+            )
+        )
         return _refund_of(row) if row else None
 
     async def list_refunds(self, intent_id: str) -> list[SandboxRefund]:
         c = t.sandbox_refunds.c
-        async with self._db.read() as conn:
-            rows = (
-                await conn.execute(
-                    select(t.sandbox_refunds)
-                    .where(c.intent_id == intent_id)
-                    .order_by(c.created, c.id)
-                )
-            ).all()
+        rows = await self._db.rows(
+            select(t.sandbox_refunds).where(c.intent_id == intent_id).order_by(c.created, c.id)
+        )
         return [_refund_of(row) for row in rows]

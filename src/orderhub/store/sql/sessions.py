@@ -35,14 +35,11 @@ class SqlConsoleSessionRepository:
 
     async def get(self, token_hash: str, now: datetime) -> ConsoleSession | None:
         c = t.console_sessions.c
-        async with self._db.read() as conn:
-            row = (
-                await conn.execute(
-                    select(t.console_sessions).where(
-                        c.token_hash == token_hash, c.expires_at > epoch_ms(now)
-                    )
-                )
-            ).first()
+        row = await self._db.first_row(
+            select(t.console_sessions).where(
+                c.token_hash == token_hash, c.expires_at > epoch_ms(now)
+            )
+        )
         if row is None:
             return None
         return ConsoleSession(

@@ -25,7 +25,6 @@ credentials), KMS throttling/unavailability, connection errors and timeouts are 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 from typing import Any
 
@@ -48,6 +47,7 @@ from orderhub.delivery.integrations.base import (
     notification_payload,
     parse_retry_after,
 )
+from orderhub.kit.aws_clients import LoopClient
 from orderhub.kit.closing import AsyncClosing
 from orderhub.kit.failures import reason
 
@@ -146,10 +146,7 @@ class SnsNotifier(AsyncClosing):
             read_timeout=read_timeout,
             retries={"total_max_attempts": 1, "mode": "standard"},
         )
-        self._stack: contextlib.AsyncExitStack | None = None
-        self._client: Any = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._opening: tuple[asyncio.AbstractEventLoop, asyncio.Lock] | None = None
+        self._client = LoopClient(self._client_context)
 
     # -- public API ---------------------------------------------------------------------
 
@@ -175,12 +172,10 @@ class SnsNotifier(AsyncClosing):
     async def open(self) -> None:
         """Build the client now (at start-up), botocore's slow first part in a thread."""
         await asyncio.to_thread(asyncio.run, self._throwaway_client())
-        await self._sns()
+        await self._client.get()
 
     async def aclose(self) -> None:
-        stack, self._stack, self._client, self._loop = self._stack, None, None, None
-        if stack is not None:
-            await stack.aclose()
+        await self._client.aclose()
 
     # -- internals ----------------------------------------------------------------------
 
@@ -195,23 +190,9 @@ class SnsNotifier(AsyncClosing):
         async with self._client_context():
             pass
 
-    async def _sns(self) -> Any:
-        loop = asyncio.get_running_loop()
-        if self._client is not None and self._loop is loop:
-            return self._client
-        if self._opening is None or self._opening[0] is not loop:
-            self._opening = (loop, asyncio.Lock())
-        async with self._opening[1]:
-            if self._client is None or self._loop is not loop:
-                # a client from another (closed) event loop cannot be reused or closed here
-                self._stack = contextlib.AsyncExitStack()
-                self._client = await self._stack.enter_async_context(self._client_context())
-                self._loop = loop
-            return self._client
-
     async def _do(self, operation: str, params: dict[str, Any]) -> Any:
         try:
-            client = await self._sns()
+            client = await self._client.get()
             return await getattr(client, operation)(**params)
         except ClientError as exc:
             raise client_error(exc) from exc
