@@ -18,6 +18,7 @@ from orderhub.delivery.service import DeliveryService
 from orderhub.delivery.setup import make_integrations
 from orderhub.delivery.worker import DeliveryWorker
 from orderhub.idempotency.service import IdempotencyService
+from orderhub.kit.backpressure import Backpressure
 from orderhub.kit.clock import Clock, SystemClock
 from orderhub.kit.cursor import Cursors
 from orderhub.monitoring.alerts import AlertService
@@ -180,6 +181,7 @@ class Container:
     webhooks: WebhookService
     reconcile: ReconcileService
     worker: DeliveryWorker
+    backpressure: Backpressure  # the worker holds it while behind; order changes wait
     monitoring: MonitoringService
     alerts: AlertService
     metrics: Metrics
@@ -296,6 +298,8 @@ def build_container(
         shop_name=settings.shop_name,
         max_age=timedelta(hours=settings.delivery_max_age_hours),
     )
+    # held by the worker of this process while it is behind; order changes wait on it
+    backpressure = Backpressure(settings.outbox_backpressure_seconds)
     sandbox = (
         SandboxCheckout(payments, store, payment_service, settings.shop_name)
         if isinstance(payments, SandboxPaymentProvider)
@@ -311,7 +315,9 @@ def build_container(
         error_log=error_log,
         cursors=cursors,
         payment_service=payment_service,
-        orders=OrderService(store, recorded, payment_service, clock, cursors, error_log),
+        orders=OrderService(
+            store, recorded, payment_service, clock, cursors, error_log, backpressure
+        ),
         deliveries=DeliveryService(store, clock, cursors),
         resync=ResyncService(store, clock, integrations.enabled()),
         webhooks=webhooks,
@@ -341,7 +347,9 @@ def build_container(
             wake=store.outbox_signal,
             on_outcome=metrics.observe_delivery,
             on_dead=alerts.delivery_dead,
+            backpressure=backpressure,
         ),
+        backpressure=backpressure,
         authenticator=authenticator,
         api_keys=ApiKeyService(store, clock, key_cache),
         limiter=limiter,

@@ -671,3 +671,48 @@ async def test_a_delivery_dead_on_takeover_is_told_like_any_other_death(
         i.error_service for i in (Integration.EMAIL, Integration.SHEETS, Integration.NOTIFICATIONS)
     )
     assert all(e.order_id == order_id and e.level == "error" for e in errors)
+
+
+async def test_a_worker_behind_holds_new_orders_until_it_catches_up(
+    make_harness: Callable[..., Any],
+) -> None:
+    """A full lease (more due than one batch) holds order changes; a lease with room to
+    spare lets them through. The held create has done nothing yet: no order, no intent."""
+    h, rec, clock = await recorded_harness(
+        make_harness, FrozenClock(T0), outbox_backpressure_seconds=60
+    )
+    c = h.container
+    await h.new_order()  # three deliveries due
+    worker = _worker(h, rec, clock, batch_size=2, backpressure=c.backpressure)
+    assert await worker.run_once() == 2  # a full batch: behind
+    assert c.backpressure.held
+    create = asyncio.create_task(h.create_order())
+    await asyncio.sleep(0.2)
+    assert not create.done()
+    assert len((await h.client.get("/api/orders", headers=AUTH)).json()["data"]) == 1
+    assert await worker.run_once() == 1  # room to spare: caught up
+    assert not c.backpressure.held
+    response = await asyncio.wait_for(create, 20)
+    assert response.status_code == 201, response.text
+    assert len((await h.client.get("/api/orders", headers=AUTH)).json()["data"]) == 2
+
+
+async def test_a_stopped_or_stuck_worker_does_not_stop_the_intake(
+    make_harness: Callable[..., Any],
+) -> None:
+    h, rec, clock = await recorded_harness(
+        make_harness, FrozenClock(T0), outbox_backpressure_seconds=0.2
+    )
+    c = h.container
+    await h.new_order()
+    worker = _worker(h, rec, clock, batch_size=2, backpressure=c.backpressure)
+    assert await worker.run_once() == 2
+    assert c.backpressure.held
+    # stuck: the create goes ahead after the longest wait
+    response = await asyncio.wait_for(h.create_order(), 20)
+    assert response.status_code == 201, response.text
+    # stopped: nothing waits for a worker that is not running
+    stop = asyncio.Event()
+    stop.set()
+    await worker.run(stop)
+    assert not c.backpressure.held

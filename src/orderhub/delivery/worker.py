@@ -50,6 +50,7 @@ from orderhub.delivery.model import (
     postponed,
 )
 from orderhub.delivery.registry import Integrations
+from orderhub.kit.backpressure import Backpressure
 from orderhub.kit.clock import Clock
 from orderhub.kit.failures import in_words
 from orderhub.monitoring.error_log import ErrorLog
@@ -92,6 +93,7 @@ class DeliveryWorker:
         on_outcome: Callable[[str, str], None] | None = None,
         on_dead: Callable[[DueDelivery, str], Awaitable[object]] | None = None,
         sheets_lease_seconds: float = SHEETS_LEASE_SECONDS,
+        backpressure: Backpressure | None = None,
     ) -> None:
         self._store = store
         self.integrations = integrations
@@ -113,6 +115,7 @@ class DeliveryWorker:
         # outcomes waiting to be written, each with whether it was written (or why not)
         self._outcomes: list[tuple[Transition, asyncio.Future[bool]]] = []
         self._recorder: asyncio.Task[None] | None = None
+        self._backpressure = backpressure or Backpressure(0)
 
     # -- the loop -------------------------------------------------------------------
 
@@ -134,6 +137,7 @@ class DeliveryWorker:
             stopping.cancel()
             if batch.result() == 0:
                 await self._idle(stop)
+        self._backpressure.release()  # nothing waits for a worker that has stopped
         if self._sheets_task is not None:
             left = grace_seconds if deadline is None else max(0.0, deadline - loop.time())
             await _finish_within(self._sheets_task, left)
@@ -156,6 +160,7 @@ class DeliveryWorker:
             return await self._run_batch()
         except StoreError as exc:
             log.warning("worker_store_unavailable", error=str(exc))
+            self._backpressure.release()  # behind or not, it cannot catch up now
             return 0
 
     async def _give_back(self) -> None:
@@ -197,6 +202,12 @@ class DeliveryWorker:
             now - self._max_age,
             dead=went_dead,
         )
+        # a full batch: more is due than one lease takes, so the order changes that add
+        # to it wait (kit.backpressure) until a lease comes back with room to spare
+        if len(due) >= self._batch:
+            self._backpressure.hold()
+        else:
+            self._backpressure.release()
         for lost in went_dead:
             await self._tell(lost, lost.delivery.last_error or LOST_ATTEMPT, dead=True, moved=True)
         if not due:

@@ -8,6 +8,7 @@ from datetime import datetime
 
 import structlog
 
+from orderhub.kit.backpressure import Backpressure
 from orderhub.kit.clock import Clock
 from orderhub.kit.cursor import Cursors
 from orderhub.kit.errors import (
@@ -121,6 +122,7 @@ class OrderService:
         clock: Clock,
         cursors: Cursors,
         error_log: ErrorLog,
+        backpressure: Backpressure | None = None,
     ) -> None:
         self._store = store
         self._payments = payments
@@ -128,6 +130,7 @@ class OrderService:
         self._clock = clock
         self._cursors = cursors
         self._error_log = error_log
+        self._backpressure = backpressure or Backpressure(0)
 
     # -- create ---------------------------------------------------------------------
 
@@ -136,6 +139,7 @@ class OrderService:
         idempotency key `order:{id}`, so running this again for the same id (a retried
         request) reuses the intent and, if the order committed already, returns it."""
         draft = draft_from_request(request)
+        await self._backpressure.wait()
         try:
             intent = await self._payments.create_intent(
                 amount=to_provider(draft.total_minor, draft.amounts.currency),
@@ -216,6 +220,7 @@ class OrderService:
         parsed = parse_uuid(order_id)
         if parsed is None:
             raise NotFound("Order not found")
+        await self._backpressure.wait()
         return await update_order(self._store, self._clock, parsed, change)
 
     async def cancel(self, order_id: str, source: EventSource = EventSource.API) -> Order:
@@ -229,6 +234,7 @@ class OrderService:
         re-send delivers it with the same provider idempotency key."""
         order, _ = await self.get(order_id)
         order.check_cancellable()
+        await self._backpressure.wait()
         await self._payment_service.provider_for(order)
         await self._payment_service.settle_for_cancel(order)
         refund_id = cancel_refund_id(order.id)
