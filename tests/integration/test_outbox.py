@@ -716,3 +716,24 @@ async def test_a_stopped_or_stuck_worker_does_not_stop_the_intake(
     stop.set()
     await worker.run(stop)
     assert not c.backpressure.held
+
+
+async def test_deliveries_backing_off_do_not_hold_the_intake(
+    make_harness: Callable[..., Any],
+) -> None:
+    """Only due work counts: an integration that is down leaves its deliveries pending in
+    back-off, more of them than a batch, and new orders still go straight through."""
+    h, rec, clock = await recorded_harness(
+        make_harness, FrozenClock(T0), outbox_backpressure_seconds=60
+    )
+    c = h.container
+    rec.notifications.script.failures = [TransientDeliveryError("HTTP 503")] * 10
+    for _ in range(3):
+        await h.new_order()
+    worker = _worker(h, rec, clock, batch_size=2, backpressure=c.backpressure)
+    await _drain(worker)
+    waiting = await _deliveries(h, integration=Integration.NOTIFICATIONS)
+    assert [d.status for d in waiting] == [DeliveryStatus.PENDING] * 3  # more than a batch
+    assert not c.backpressure.held
+    response = await asyncio.wait_for(h.create_order(), 20)  # 60 s if it were held
+    assert response.status_code == 201, response.text
