@@ -10,6 +10,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
+
 from orderhub.delivery.integrations.base import PermanentDeliveryError, TransientDeliveryError
 from orderhub.delivery.leasing import lease_due
 from orderhub.delivery.model import (
@@ -737,3 +739,38 @@ async def test_deliveries_backing_off_do_not_hold_the_intake(
     assert not c.backpressure.held
     response = await asyncio.wait_for(h.create_order(), 20)  # 60 s if it were held
     assert response.status_code == 201, response.text
+
+
+@pytest.mark.parametrize(
+    ("method", "body", "field", "after"),
+    [
+        ("PATCH", {"metadata": {"gift": "yes"}}, "metadata", {"gift": "yes"}),
+        ("DELETE", None, "status", "cancelled"),
+    ],
+)
+async def test_updates_and_cancels_wait_while_held_too(
+    make_harness: Callable[..., Any],
+    method: str,
+    body: dict[str, Any] | None,
+    field: str,
+    after: Any,
+) -> None:
+    """The same wait guards every order change of the API, not only the create: a held
+    PATCH or DELETE changes nothing until the valve is released."""
+    h, _rec, _clock = await recorded_harness(
+        make_harness, FrozenClock(T0), outbox_backpressure_seconds=60
+    )
+    c = h.container
+    order = await h.new_order()
+    assert order[field] != after
+    c.backpressure.hold()  # as the worker does after a full lease
+    change = asyncio.create_task(
+        h.client.request(method, f"/api/orders/{order['id']}", json=body, headers=AUTH)
+    )
+    await asyncio.sleep(0.2)
+    assert not change.done()
+    assert (await h.get_order(order["id"]))[field] == order[field]  # nothing changed yet
+    c.backpressure.release()
+    response = await asyncio.wait_for(change, 20)
+    assert response.status_code == 200, response.text
+    assert (await h.get_order(order["id"]))[field] == after
