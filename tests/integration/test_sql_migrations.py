@@ -7,7 +7,7 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 
 from alembic import command
-from sqlalchemy import create_engine, insert, text
+from sqlalchemy import create_engine, insert, inspect, text
 
 from orderhub.delivery.model import (
     DeliveryAttempt,
@@ -20,7 +20,7 @@ from orderhub.delivery.model import (
 from orderhub.kit.clock import epoch_ms
 from orderhub.kit.ids import new_id
 from orderhub.monitoring import figures
-from orderhub.monitoring.rollups import OrderBuckets
+from orderhub.monitoring.rollups import OrderBuckets, buckets_from, contributions
 from orderhub.orders.domain import EventSource
 from orderhub.store.documents import order_to_document
 from orderhub.store.sql import tables as t
@@ -126,3 +126,70 @@ async def test_downgrade_and_upgrade_again_keeps_the_figures(sql_database_url: s
         assert before.successful == 1
     finally:
         await store.close()
+
+
+def _counter_rows(database_url: str) -> tuple[dict[str, int], int, int, int]:
+    """The hourly counters summed per metric, the rows not folded (shard >= 0), the
+    folded rows (shard -1) and the days in `daily_counters` (0 when there is no table)."""
+    engine = create_engine(sync_url(database_url))
+    try:
+        with engine.connect() as conn:
+            sums = {
+                row.metric: int(row.value)
+                for row in conn.execute(
+                    text("SELECT metric, SUM(value) AS value FROM hourly_counters GROUP BY metric")
+                )
+            }
+            unfolded = conn.execute(text("SELECT COUNT(*) FROM hourly_counters WHERE shard >= 0"))
+            folded = conn.execute(text("SELECT COUNT(*) FROM hourly_counters WHERE shard = -1"))
+            counts = (unfolded.scalar_one(), folded.scalar_one())
+            has_days = "daily_counters" in inspect(conn).get_table_names()
+            days = (
+                conn.execute(text("SELECT COUNT(DISTINCT day) FROM daily_counters")).scalar_one()
+                if has_days
+                else 0
+            )
+    finally:
+        engine.dispose()
+    return sums, counts[0], counts[1], days
+
+
+async def test_upgrade_to_daily_counters_folds_every_row_and_keeps_the_figures(
+    sql_database_url: str,
+) -> None:
+    """0012 folds what the store wrote at 0011 (rows in every shard) into their days: the
+    90-day figure then says what the orders say, and going back down to 0011 gives back
+    the same hourly sums."""
+    config = alembic_config(sql_database_url)
+    await asyncio.to_thread(command.downgrade, config, "0011")
+    store = open_test_store(sql_database_url)
+    orders = []
+    try:
+        for hours_ago in (1, 30, 55, 80, 200):
+            order = make_order(at=NOW - timedelta(hours=hours_ago))
+            if hours_ago % 2:
+                order.record_payment_succeeded(order.created_at, EventSource.WEBHOOK)
+            async with store.unit_of_work() as uow:  # the write path needs no daily table
+                await uow.orders.add(order)
+                await uow.commit()
+            orders.append(order)
+    finally:
+        await store.close()
+    sums, unfolded, folded, days = await asyncio.to_thread(_counter_rows, sql_database_url)
+    assert unfolded > 0 and folded == 0 and days == 0
+
+    await asyncio.to_thread(upgrade_to_head, sql_database_url)
+    assert await asyncio.to_thread(_counter_rows, sql_database_url) == (sums, 0, unfolded, 5)
+    store = open_test_store(sql_database_url)
+    try:
+        span = (NOW - timedelta(days=90), NOW + timedelta(minutes=1))
+        found = await figures.order_buckets(store, *span)
+        assert found == buckets_from(contributions(orders))
+        assert found.total == 5 and found.successful == 2
+    finally:
+        await store.close()
+
+    await asyncio.to_thread(command.downgrade, config, "0011")
+    back = await asyncio.to_thread(_counter_rows, sql_database_url)
+    assert back[0] == sums and back[2:] == (0, 0)
+    await asyncio.to_thread(upgrade_to_head, sql_database_url)

@@ -9,6 +9,7 @@ from orderhub.kit.ids import new_id
 from orderhub.monitoring.rollups import (
     BACKLOG,
     COUNTER_SHARDS,
+    DAY_MS,
     HOUR_MS,
     CallRecord,
     OrderBuckets,
@@ -19,6 +20,7 @@ from orderhub.monitoring.rollups import (
     contributions,
     order_bucket,
     order_counters,
+    split_days,
     split_hours,
     status_counts,
 )
@@ -96,6 +98,27 @@ def test_split_hours() -> None:
     assert split_hours(HOUR, HOUR + 2 * HOUR_MS) == [(HOUR, HOUR + 2 * HOUR_MS, True)]
     assert split_hours(HOUR + 5, HOUR + 9) == [(HOUR + 5, HOUR + 9, False)]
     assert split_hours(HOUR + 9, HOUR + 9) == []
+
+
+def test_split_days() -> None:
+    day = epoch_ms(NOW) - epoch_ms(NOW) % DAY_MS
+    # hours before the first midnight, two whole days, hours after the last midnight
+    start, end = day + 5 * HOUR_MS, day + 3 * DAY_MS + 2 * HOUR_MS
+    assert split_days(start, end) == (
+        (start, day + DAY_MS),
+        (day + DAY_MS, day + 3 * DAY_MS),
+        (day + 3 * DAY_MS, end),
+    )
+    # aligned to midnights: days alone
+    head, days, tail = split_days(day, day + 2 * DAY_MS)
+    assert (head[0] == head[1], days, tail[0] == tail[1]) == (True, (day, day + 2 * DAY_MS), True)
+    # no whole day in it: hours alone, and the days span is empty
+    head, days, tail = split_days(day + HOUR_MS, day + 23 * HOUR_MS)
+    assert head == (day + HOUR_MS, day + 23 * HOUR_MS) and days[0] == days[1]
+    assert tail[0] == tail[1]
+    # across one midnight but no whole day
+    head, days, tail = split_days(day + 20 * HOUR_MS, day + DAY_MS + 3 * HOUR_MS)
+    assert days[0] == days[1] and head[1] - head[0] + tail[1] - tail[0] == 7 * HOUR_MS
 
 
 def test_totals_read_back_as_buckets_calls_and_statuses() -> None:

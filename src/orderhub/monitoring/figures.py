@@ -18,6 +18,7 @@ from orderhub.monitoring.rollups import (
     HOUR_MS,
     CallCounts,
     OrderBuckets,
+    Span,
     add_up,
     buckets_from,
     call_counts_from,
@@ -34,7 +35,6 @@ CALL_METRICS = ("calls:", "errors:")
 PARTIAL_HOUR_READS = 8  # raw reads of partial hours made at the same time
 
 Gauges = Mapping[str, int]  # what `MonitoringRepository.gauges()` returns
-Span = tuple[int, int]  # [start, end) in epoch milliseconds
 Row = TypeVar("Row")
 
 

@@ -27,9 +27,12 @@ from orderhub.kit.clock import epoch_ms
 from orderhub.orders.domain import Order, OrderStatus, PaymentStatus
 
 HOUR_MS = 3_600_000
+DAY_MS = 86_400_000
 COUNTER_SHARDS = 16
 BACKLOG = "backlog"
 STATUS_PREFIX = "status:"
+
+Span = tuple[int, int]  # [start, end) in epoch milliseconds
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +64,22 @@ def split_hours(start_ms: int, end_ms: int) -> list[tuple[int, int, bool]]:
         return [(start_ms, end_ms, False)] if start_ms < end_ms else []
     pieces = [(start_ms, first, False), (first, last, True), (last, end_ms, False)]
     return [(lo, hi, whole) for lo, hi, whole in pieces if lo < hi]
+
+
+def day_of(ms: int) -> int:
+    """The first millisecond of the UTC day of `ms`."""
+    return ms - ms % DAY_MS
+
+
+def split_days(start_hour_ms: int, end_hour_ms: int) -> tuple[Span, Span, Span]:
+    """Whole hours [start, end) as (hours before the first whole day, the whole days,
+    hours after them); each may be empty (lo == hi). Stores keep daily totals beside the
+    hourly ones, so a long range reads one row per day and metric, not 24."""
+    first = -(-start_hour_ms // DAY_MS) * DAY_MS  # the first day boundary at or after start
+    last = day_of(end_hour_ms)
+    if first >= last:
+        return (start_hour_ms, end_hour_ms), (first, first), (end_hour_ms, end_hour_ms)
+    return (start_hour_ms, first), (first, last), (last, end_hour_ms)
 
 
 class Countable(Protocol):

@@ -18,7 +18,7 @@ from orderhub.store.sql import tables as t
 from orderhub.store.sql.engine import PreparedWrite, SqlEngine
 
 _INSERT_CALL = PreparedWrite(insert(t.provider_calls))
-FOLD_AFTER = timedelta(hours=2)  # hours older than this have their shards folded
+FOLD_AFTER = timedelta(hours=2)  # hours older than this are folded (`counters.py`)
 FOLD_EVERY = timedelta(minutes=10)
 
 
@@ -172,11 +172,12 @@ class SqlMonitoringRepository(ProviderCallCounting):
 
     async def compact(self, now: datetime) -> int:
         """Fold the shards of the hourly counters older than `FOLD_AFTER` into one row per
-        hour and metric, at most every `FOLD_EVERY` in this process (any number of
-        processes may fold at once: each row is moved by one of them)."""
+        hour and metric and into the daily counters, at most every `FOLD_EVERY` in this
+        process (any number of processes may fold at once: each row is moved by one of
+        them)."""
         if self._next_fold is not None and now < self._next_fold:
             return 0
         self._next_fold = now + FOLD_EVERY
         before = hour_of(epoch_ms(now - FOLD_AFTER))
         async with self._db.write() as conn:
-            return await counters.fold_shards(conn, before)
+            return await counters.fold_counters(conn, before)

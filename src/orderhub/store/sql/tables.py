@@ -16,6 +16,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    text,
 )
 
 metadata = MetaData()
@@ -190,12 +191,30 @@ provider_calls = Table(
 # Counters written with every order change, delivery transition and provider call
 # (`monitoring.rollups`), one row per shard: hourly "orders:<bucket>:<currency>",
 # "revenue:<currency>", "calls:<name>", "errors:<name>"; gauges "status:<status>", "backlog".
+# Writers use shards 0-15; the fold (`counters.fold_counters`) moves them into shard -1
+# and adds the same amounts to `daily_counters`, so a folded row is in both tables and
+# an unfolded one (shard >= 0, found through the partial index) in the hourly one alone.
 hourly_counters = Table(
     "hourly_counters",
     metadata,
     Column("hour", BigInteger, primary_key=True),
     Column("metric", String(80), primary_key=True),
     Column("shard", Integer, primary_key=True),
+    Column("value", BigInteger, nullable=False),
+    Index(
+        "ix_hourly_counters_unfolded",
+        "hour",
+        sqlite_where=text("shard >= 0"),
+        postgresql_where=text("shard >= 0"),
+    ),
+)
+
+# The folded hourly counters summed per UTC day (`day` is the day's first millisecond).
+daily_counters = Table(
+    "daily_counters",
+    metadata,
+    Column("day", BigInteger, primary_key=True),
+    Column("metric", String(80), primary_key=True),
     Column("value", BigInteger, nullable=False),
 )
 
