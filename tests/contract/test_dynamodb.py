@@ -28,7 +28,14 @@ from orderhub.delivery.model import (
 )
 from orderhub.kit.clock import epoch_ms
 from orderhub.kit.ids import new_id
-from orderhub.monitoring.rollups import HOUR_MS, hour_of
+from orderhub.monitoring import figures
+from orderhub.monitoring.rollups import (
+    HOUR_MS,
+    OrderBuckets,
+    buckets_from,
+    contributions,
+    hour_of,
+)
 from orderhub.orders.domain import (
     EventSource,
     Order,
@@ -38,7 +45,7 @@ from orderhub.orders.domain import (
 )
 from orderhub.store.dynamodb import tables as t
 from orderhub.store.dynamodb.engine import add_request_hook, add_response_hook
-from orderhub.store.dynamodb.migrate import create_tables
+from orderhub.store.dynamodb.migrate import _backfill_daily_totals, create_tables
 from orderhub.store.dynamodb.store import DynamoStore
 from orderhub.store.protocol import (
     ErrorEntry,
@@ -519,3 +526,90 @@ async def test_settings_open_and_migrate_a_dynamodb_store(dynamodb_env: str, tmp
         assert len(await store.server_secret("pagination")) == 32
     finally:
         await store.close()
+
+
+# -- daily totals ------------------------------------------------------------------------
+
+
+def _totals(name: str, prefix: str) -> list[dict[str, Any]]:
+    client = _client()
+    try:
+        pages = client.get_paginator("query").paginate(
+            TableName=name,
+            KeyConditionExpression="pk = :pk AND begins_with(sk, :p)",
+            ExpressionAttributeValues={":pk": {"S": t.TOTALS_PK}, ":p": {"S": prefix}},
+            ConsistentRead=True,
+        )
+        return [item for page in pages for item in page.get("Items", [])]
+    finally:
+        client.close()
+
+
+def _forget_daily_totals(name: str) -> None:
+    """The table as a version without daily totals left it: hourly totals with no
+    `in_day`, no day totals, no flag in the meta item."""
+    client = _client()
+    try:
+        for item in _totals(name, "D#"):
+            client.delete_item(TableName=name, Key={"pk": item["pk"], "sk": item["sk"]})
+        for item in _totals(name, "H#"):
+            client.update_item(
+                TableName=name,
+                Key={"pk": item["pk"], "sk": item["sk"]},
+                UpdateExpression="REMOVE in_day",
+            )
+        client.update_item(
+            TableName=name,
+            Key=t.Table(name).meta_key(),
+            UpdateExpression=f"REMOVE {t.DAILY_TOTALS}",
+        )
+    finally:
+        client.close()
+
+
+async def test_migrate_counts_totals_folded_before_daily_totals_existed(
+    dynamodb_url: str,
+) -> None:
+    """Hourly totals folded by a version without daily totals are added to their days by
+    `orderhub migrate`; until then whole days are read hour by hour. Figures are the same
+    throughout, and a second migrate adds nothing."""
+    store = DynamoStore(dynamodb_url, REGION, delivery_targets(list(Integration)))
+    rng = random.Random(4)
+    orders = []
+    try:
+        for n in range(20):
+            order = make_order(at=NOW - timedelta(minutes=rng.randrange(0, 5 * 24 * 60)))
+            if n % 3 == 0:
+                order.record_payment_succeeded(order.created_at, EventSource.WEBHOOK)
+            await _add(store, order)
+            orders.append(order)
+        assert await store.monitoring.compact(NOW) == 20
+    finally:
+        await store.close()
+    name = t.table_name(dynamodb_url)
+    assert _totals(name, "D#")  # the fold added each hour to its day
+    assert all(i.get("in_day") == i["value"] for i in _totals(name, "H#"))
+    span = (NOW - timedelta(days=90), NOW + timedelta(minutes=1))
+    expected = buckets_from(contributions(orders))
+
+    async def figures_now() -> OrderBuckets:
+        fresh = DynamoStore(dynamodb_url, REGION, delivery_targets(list(Integration)))
+        try:
+            return await figures.order_buckets(fresh, *span)
+        finally:
+            await fresh.close()
+
+    await asyncio.to_thread(_forget_daily_totals, name)
+    assert await figures_now() == expected  # read hour by hour: no flag yet
+
+    await asyncio.to_thread(create_tables, dynamodb_url, REGION)
+    hours = _totals(name, "H#")
+    assert hours and all(i.get("in_day") == i["value"] for i in hours)
+    days = _totals(name, "D#")
+    assert sum(int(i["value"]["N"]) for i in days if i["metric"]["S"].startswith("orders:")) == 20
+    assert await figures_now() == expected
+    client = _client()
+    try:
+        assert _backfill_daily_totals(client, name) == 0
+    finally:
+        client.close()

@@ -12,10 +12,13 @@ from typing import Any
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
+from orderhub.monitoring.rollups import day_of
 from orderhub.store.dynamodb import tables as t
+from orderhub.store.dynamodb.counters import day_add, hour_add
 from orderhub.store.protocol import StoreError
 
 WAIT_SECONDS = 300
+BACKFILL_BATCH = 30  # hourly totals per transaction: theirs and their days' within 100
 
 
 def _code(exc: ClientError) -> str:
@@ -124,6 +127,76 @@ def _write_meta(client: Any, table: str) -> None:
             raise
 
 
+def _hourly_totals_behind(client: Any, table: str) -> list[dict[str, Any]]:
+    """The hourly totals whose day does not hold all of their value (`in_day` < `value`):
+    folded before daily totals existed."""
+    behind: list[dict[str, Any]] = []
+    paginator = client.get_paginator("query")
+    for page in paginator.paginate(
+        TableName=table,
+        KeyConditionExpression="pk = :pk AND begins_with(sk, :h)",
+        ExpressionAttributeValues={":pk": {"S": t.TOTALS_PK}, ":h": {"S": "H#"}},
+        ConsistentRead=True,
+    ):
+        for item in page.get("Items", []):
+            in_day = int(item["in_day"]["N"]) if "in_day" in item else 0
+            if int(item["value"]["N"]) != in_day:
+                behind.append(item)
+    return behind
+
+
+def _backfill_actions(table: str, batch: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Add what each hourly total's day lacks to the day, and mark it added: each hour's
+    update is conditioned on the value and `in_day` read, so a fold that changed the hour
+    meanwhile cancels the transaction (and the batch is read again)."""
+    actions: list[dict[str, Any]] = []
+    days: dict[tuple[int, str], int] = {}
+    for item in batch:
+        hour, metric, value = int(item["hour"]["N"]), item["metric"]["S"], int(item["value"]["N"])
+        in_day = int(item["in_day"]["N"]) if "in_day" in item else 0
+        action = hour_add(table, hour, metric, 0, in_day=value - in_day)
+        update = action["Update"]
+        update["ConditionExpression"] = "#value = :read AND " + (
+            "#in_day = :in_read" if "in_day" in item else "attribute_not_exists(#in_day)"
+        )
+        update["ExpressionAttributeValues"][":read"] = {"N": str(value)}
+        if "in_day" in item:
+            update["ExpressionAttributeValues"][":in_read"] = {"N": str(in_day)}
+        actions.append(action)
+        days[(day_of(hour), metric)] = days.get((day_of(hour), metric), 0) + value - in_day
+    actions += [day_add(table, day, metric, value) for (day, metric), value in sorted(days.items())]
+    return actions
+
+
+def _backfill_daily_totals(client: Any, table: str) -> int:
+    """Count every hourly total folded before daily totals existed in its day, then say
+    so in the meta item (readers use the daily totals from then on). Idempotent, and safe
+    beside running folds; returns how many hourly totals were added to their days."""
+    meta = t.Table(table).meta_key()
+    item = client.get_item(TableName=table, Key=meta, ConsistentRead=True).get("Item", {})
+    if item.get(t.DAILY_TOTALS, {}).get("S") == t.DAILY_TOTALS_COMPLETE:
+        return 0
+    added = 0
+    while behind := _hourly_totals_behind(client, table):
+        for start in range(0, len(behind), BACKFILL_BATCH):
+            batch = behind[start : start + BACKFILL_BATCH]
+            try:
+                client.transact_write_items(TransactItems=_backfill_actions(table, batch))
+            except ClientError as exc:
+                if _code(exc) != "TransactionCanceledException":
+                    raise
+                continue  # a fold changed one of them: the next pass reads it again
+            added += len(batch)
+    client.update_item(
+        TableName=table,
+        Key=meta,
+        UpdateExpression="SET #d = :c",
+        ExpressionAttributeNames={"#d": t.DAILY_TOTALS},
+        ExpressionAttributeValues={":c": {"S": t.DAILY_TOTALS_COMPLETE}},
+    )
+    return added
+
+
 @contextmanager
 def _client(region: str, action: str) -> Iterator[Any]:
     """A DynamoDB client for one step of `migrate`; its failures become StoreErrors."""
@@ -147,6 +220,7 @@ def create_tables(url: str, region: str) -> str:
         _add_missing_indexes(client, table)
         _enable_ttl(client, table)
         _write_meta(client, table)
+        _backfill_daily_totals(client, table)
     return table
 
 

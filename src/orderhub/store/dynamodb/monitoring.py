@@ -29,6 +29,21 @@ class DynamoMonitoringRepository(ProviderCallCounting):
     def __init__(self, db: DynamoEngine, leases: DynamoLeaseRepository) -> None:
         self._db = db
         self._leases = leases
+        self._daily = False  # every hourly total is in its day (never goes back once seen)
+
+    async def _daily_totals(self) -> bool:
+        """Whether the daily totals can be read: `orderhub migrate` has added the hourly
+        totals folded before they existed (until then, whole days are read hour by hour)."""
+        if not self._daily:
+            found = await self._db.call(
+                "get_item",
+                TableName=self._db.name,
+                Key=self._db.table.meta_key(),
+                ConsistentRead=True,
+            )
+            flag = found.get("Item", {}).get(t.DAILY_TOTALS, {}).get("S")
+            self._daily = flag == t.DAILY_TOTALS_COMPLETE
+        return self._daily
 
     async def _batch_write(self, requests: list[dict[str, Any]]) -> None:
         for start in range(0, len(requests), BATCH_WRITE_ITEMS):
@@ -129,12 +144,21 @@ class DynamoMonitoringRepository(ProviderCallCounting):
     async def hourly_totals(
         self, start_hour_ms: int, end_hour_ms: int, prefixes: tuple[str, ...]
     ) -> dict[str, int]:
-        return await counters.hourly_totals(self._db, start_hour_ms, end_hour_ms, prefixes)
+        return await counters.hourly_totals(
+            self._db, start_hour_ms, end_hour_ms, prefixes, daily=await self._daily_totals()
+        )
 
     async def hourly_series(
         self, start_hour_ms: int, end_hour_ms: int, prefixes: tuple[str, ...], step_ms: int
     ) -> dict[int, dict[str, int]]:
-        return await counters.hourly_series(self._db, start_hour_ms, end_hour_ms, prefixes, step_ms)
+        return await counters.hourly_series(
+            self._db,
+            start_hour_ms,
+            end_hour_ms,
+            prefixes,
+            step_ms,
+            daily=await self._daily_totals(),
+        )
 
     async def gauges(self) -> dict[str, int]:
         return await counters.gauges(self._db)

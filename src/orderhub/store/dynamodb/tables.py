@@ -163,6 +163,16 @@ def hourly_total_sk(hour: int, metric: str) -> str:
     return f"H#{padded(hour)}#{metric}"
 
 
+def daily_total_sk(day: int, metric: str) -> str:
+    return f"D#{padded(day)}#{metric}"
+
+
+# The meta item's attribute saying every hourly total is counted in its day too (set by
+# `orderhub migrate` once it has added the totals folded before daily totals existed).
+DAILY_TOTALS = "daily_totals"
+DAILY_TOTALS_COMPLETE = "complete"
+
+
 def gauge_total_sk(metric: str) -> str:
     return f"G#{metric}"
 
