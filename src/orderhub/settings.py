@@ -131,8 +131,9 @@ class Settings(BaseSettings):
     delivery_max_age_hours: int = Field(default=24, ge=1)
     worker_lease_seconds: int = Field(default=60, ge=1)
     worker_poll_seconds: float = Field(default=1.0, gt=0)
-    # how long an order change waits while the in-process worker is behind (0: never)
-    outbox_backpressure_seconds: float = Field(default=0.0, ge=0)
+    # how long an order change waits while the in-process worker is behind and more CPU
+    # would help it (delivery.pace); 0: never
+    outbox_backpressure_seconds: float = Field(default=5.0, ge=0)
     probe_interval_seconds: int = Field(default=60, ge=1)
     reconcile_interval_seconds: int = Field(default=300, ge=0)  # 0: never
     alert_email: str = ""

@@ -23,10 +23,12 @@ from orderhub.delivery.model import (
     delivered,
     delivery_targets,
 )
+from orderhub.delivery.pace import ReceiverPace
 from orderhub.delivery.worker import SHEETS_LEASE, DeliveryWorker
 from orderhub.kit.clock import FrozenClock, SystemClock
 from orderhub.orders.domain import EventSource, EventType, Refund, RefundStatus
 from orderhub.payments.outcomes import RefundOutcome
+from orderhub.store.protocol import StoreError
 from orderhub.store.unit_of_work import update_order
 from tests.fixtures.app import AUTH, Harness
 from tests.fixtures.integrations import Recorders, recorded_harness
@@ -720,6 +722,38 @@ async def test_a_stopped_or_stuck_worker_does_not_stop_the_intake(
     assert not c.backpressure.held
 
 
+async def test_a_worker_that_cannot_reach_the_store_releases_the_intake(
+    make_harness: Callable[..., Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Behind or not, a worker that cannot lease cannot catch up: it lets order changes
+    through rather than make each of them wait its full limit."""
+    h, rec, clock = await recorded_harness(
+        make_harness, FrozenClock(T0), outbox_backpressure_seconds=60
+    )
+    c = h.container
+    worker = _worker(h, rec, clock, batch_size=2, backpressure=c.backpressure, poll_seconds=0.05)
+    c.backpressure.hold()  # as after a full lease
+
+    async def unreachable(*_args: Any) -> Any:
+        raise StoreError("store error: PostgreSQL did not answer")
+
+    monkeypatch.setattr(c.store.deliveries, "due", unreachable)
+    stop = asyncio.Event()
+    running = asyncio.create_task(worker.run(stop))
+    try:
+        for _ in range(100):
+            if not c.backpressure.held:
+                break
+            await asyncio.sleep(0.02)
+        assert not c.backpressure.held
+        assert not running.done()  # still running, and trying again
+    finally:
+        stop.set()
+        await asyncio.wait_for(running, 20)
+    response = await asyncio.wait_for(h.create_order(), 20)  # 60 s if it were held
+    assert response.status_code == 201, response.text
+
+
 async def test_deliveries_backing_off_do_not_hold_the_intake(
     make_harness: Callable[..., Any],
 ) -> None:
@@ -736,6 +770,32 @@ async def test_deliveries_backing_off_do_not_hold_the_intake(
     await _drain(worker)
     waiting = await _deliveries(h, integration=Integration.NOTIFICATIONS)
     assert [d.status for d in waiting] == [DeliveryStatus.PENDING] * 3  # more than a batch
+    assert not c.backpressure.held
+    response = await asyncio.wait_for(h.create_order(), 20)  # 60 s if it were held
+    assert response.status_code == 201, response.text
+
+
+async def test_a_full_lease_waiting_on_slow_receivers_does_not_hold_the_intake(
+    make_harness: Callable[..., Any],
+) -> None:
+    """More CPU would not speed up a slow receiver, so a full lease of deliveries to
+    receivers whose quickest recent send was slow does not hold order changes; the worker
+    measures that from its own sends (here: 0.15 s each, slow from 0.1 s on)."""
+    h, rec, clock = await recorded_harness(
+        make_harness, FrozenClock(T0), outbox_backpressure_seconds=60
+    )
+    c = h.container
+    for script in (rec.email.script, rec.notifications.script, rec.sheets.script):
+        script.delay = 0.15
+    for _ in range(3):
+        await h.new_order()  # nine deliveries due
+    pace = ReceiverPace(slow_seconds=0.1)
+    worker = _worker(h, rec, clock, batch_size=2, backpressure=c.backpressure, pace=pace)
+    assert await worker.run_once() == 2  # full, and nothing known of the receivers yet
+    assert c.backpressure.held
+    while not all(pace.slow(i) for i in Integration):
+        assert await worker.run_once() > 0, "every receiver sent once before the outbox drained"
+    assert await worker.run_once() == 2  # full again, all of it to slow receivers
     assert not c.backpressure.held
     response = await asyncio.wait_for(h.create_order(), 20)  # 60 s if it were held
     assert response.status_code == 201, response.text

@@ -29,7 +29,7 @@ LAYERS: list[tuple[str, list[str]]] = [
     # small shared plumbing: envelope and errors, money, clock, cursor, wire types
     ("kit", ["kit.*", "settings", "orderhub"]),
     # the pure model: orders and their events, deliveries, the counters' rules
-    ("domain", ["orders.domain", "delivery.model", "monitoring.rollups"]),
+    ("domain", ["orders.domain", "delivery.model", "delivery.pace", "monitoring.rollups"]),
     # adapters and wire types: the store (with its update loop), payment providers,
     # integration senders, schemas
     (

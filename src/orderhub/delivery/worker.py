@@ -49,6 +49,7 @@ from orderhub.delivery.model import (
     next_attempt,
     postponed,
 )
+from orderhub.delivery.pace import ReceiverPace
 from orderhub.delivery.registry import Integrations
 from orderhub.kit.backpressure import Backpressure
 from orderhub.kit.clock import Clock
@@ -94,6 +95,7 @@ class DeliveryWorker:
         on_dead: Callable[[DueDelivery, str], Awaitable[object]] | None = None,
         sheets_lease_seconds: float = SHEETS_LEASE_SECONDS,
         backpressure: Backpressure | None = None,
+        pace: ReceiverPace | None = None,
     ) -> None:
         self._store = store
         self.integrations = integrations
@@ -116,6 +118,7 @@ class DeliveryWorker:
         self._outcomes: list[tuple[Transition, asyncio.Future[bool]]] = []
         self._recorder: asyncio.Task[None] | None = None
         self._backpressure = backpressure or Backpressure(0)
+        self._pace = pace or ReceiverPace()
 
     # -- the loop -------------------------------------------------------------------
 
@@ -203,8 +206,9 @@ class DeliveryWorker:
             dead=went_dead,
         )
         # a full batch: more is due than one lease takes, so the order changes that add
-        # to it wait (kit.backpressure) until a lease comes back with room to spare
-        if len(due) >= self._batch:
+        # to it wait (kit.backpressure) until a lease comes back with room to spare;
+        # unless some of it goes to a slow receiver, which more CPU would not speed up
+        if len(due) >= self._batch and self._pace.more_cpu_would_help(due):
             self._backpressure.hold()
         else:
             self._backpressure.release()
@@ -270,6 +274,7 @@ class DeliveryWorker:
                 await asyncio.wait_for(self._send(due), timeout=self._send_timeout())
             except Exception as exc:
                 error = exc
+            self._pace.record(due.delivery.integration, time.perf_counter() - started)
         if error is not None:
             await self._failed([due], error, started)
         else:
@@ -363,6 +368,7 @@ class DeliveryWorker:
             for task in (keeper, write):
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
+        self._pace.record(Integration.SHEETS, time.perf_counter() - started)  # one write
         if write.cancelled():
             # another worker took the lease over: this write may have been cut short
             await self._failed(batch, SheetsLeaseLost("lost the sheets writer lease"), started)

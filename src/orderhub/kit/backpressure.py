@@ -4,7 +4,8 @@ An order change commits its deliveries with it; the in-process delivery worker s
 them. On one core the two compete, and a saturated API starves the worker: the outbox
 then grows without bound and drains only after the load ends. `Backpressure` is the
 valve between them: the worker holds it while it is behind (its last lease came back
-full, so more is due than one batch) and releases it when it has caught up; an order
+full, so more is due than one batch, and none of it goes to a slow receiver: see
+`delivery.pace`) and releases it when it has caught up; an order
 change waits at the start of its use case while it is held, for at most `max_wait`
 seconds, and then goes ahead anyway (an intake that a stuck worker stopped for good
 would be worse than a backlog). Nothing is refused and nothing is lost: a waiting
