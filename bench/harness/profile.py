@@ -16,6 +16,7 @@ py-spy` into the venv first.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import re
 import shutil
@@ -27,7 +28,7 @@ from collections import Counter
 from pathlib import Path
 
 from bench.harness import servers
-from bench.harness.scenarios import Bench
+from bench.harness.scenarios import Bench, pg_schema
 
 SCRIPTS = {"create": "create.lua", "get": "get.lua", "mix": "mix.lua", "list": "get_path.lua"}
 PATHS = {"list": "/api/orders?limit=20"}
@@ -98,6 +99,11 @@ def main(argv: list[str] | None = None) -> int:
         help="sample every thread, not only the one holding the GIL (py-spy cannot tell a "
         "thread blocked in C, such as aiosqlite's idle queue.get, from a busy one)",
     )
+    parser.add_argument(
+        "--pg-url",
+        default=None,
+        help="profile on PostgreSQL (a fresh schema of this database) instead of SQLite",
+    )
     args = parser.parse_args(argv)
     py_spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
     if not Path(py_spy).exists():
@@ -107,7 +113,19 @@ def main(argv: list[str] | None = None) -> int:
     workdir = Path(tempfile.mkdtemp(prefix="orderhub-profile-"))
     bench = Bench(workdir=workdir, duration=args.seconds)
     try:
-        with servers.running(servers.start_orderhub(bench.fresh_dir("orderhub"))) as hub:
+        with contextlib.ExitStack() as stack:
+            env: dict[str, str] = {}
+            if args.pg_url:
+                env["DATABASE_URL"] = stack.enter_context(pg_schema(args.pg_url))
+                subprocess.run(
+                    [sys.executable, "-m", "orderhub", "migrate"],
+                    env=servers.clean_env(**env),
+                    check=True,
+                    capture_output=True,
+                )
+            hub = stack.enter_context(
+                servers.running(servers.start_orderhub(bench.fresh_dir("orderhub"), **env))
+            )
             ids = bench.ids_file(hub, "profile") if args.scenario in ("get", "mix") else None
             raw_path = args.out or workdir / "stacks.txt"
             command = [
