@@ -133,7 +133,7 @@ class Settings(BaseSettings):
     worker_poll_seconds: float = Field(default=1.0, gt=0)
     # how long an order change waits while the in-process worker is behind and more CPU
     # would help it (delivery.pace); 0: never
-    outbox_backpressure_seconds: float = Field(default=5.0, ge=0)
+    outbox_backpressure_seconds: float = Field(default=1.0, ge=0)
     probe_interval_seconds: int = Field(default=60, ge=1)
     reconcile_interval_seconds: int = Field(default=300, ge=0)  # 0: never
     alert_email: str = ""
