@@ -4,6 +4,7 @@ into the totals. Either way no figure changes, and a 90-day sum reads fewer rows
 
 from __future__ import annotations
 
+import asyncio
 import random
 from datetime import datetime, timedelta
 
@@ -176,5 +177,35 @@ async def test_sql_folds_the_shards_of_past_hours_only(sql_database_url: str) ->
         # at most one fold per interval in a process; the next one finds nothing old
         assert await store.monitoring.compact(now + timedelta(minutes=1)) == 0
         assert await store.monitoring.compact(now + timedelta(minutes=11)) == 0
+    finally:
+        await store.close()
+
+
+async def test_folds_beside_writes_to_the_hours_they_fold_lose_nothing(
+    postgres_database_url: str,
+) -> None:
+    """PostgreSQL: folds running while orders of the hours being folded change (each
+    change locks its counter rows) neither fail nor lose or double a count."""
+    store = open_test_store(postgres_database_url)
+    try:
+        orders = await _days_of_orders(store)
+        current = await _current(store, orders)
+        pending = [o for o in current if o.paid_at is None]
+
+        async def pay(order: Order) -> None:
+            async def change(current: Order, _uow: UnitOfWork, now: datetime) -> None:
+                current.record_payment_succeeded(now, EventSource.WEBHOOK)
+
+            await update_order(store, FrozenClock(NOW), order.id, change)
+
+        folds = [store.monitoring.compact(NOW + timedelta(hours=1)) for _ in range(3)]
+        fresh = [open_test_store(postgres_database_url) for _ in range(2)]
+        folds += [other.monitoring.compact(NOW + timedelta(hours=1)) for other in fresh]
+        await asyncio.gather(*(pay(o) for o in pending), *folds)
+        for other in fresh:
+            await other.close()
+        await _agrees_with_the_orders(store, orders)
+        await store.monitoring.compact(NOW + timedelta(hours=2))
+        await _agrees_with_the_orders(store, orders)
     finally:
         await store.close()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import time
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -722,6 +723,46 @@ async def test_a_stopped_or_stuck_worker_does_not_stop_the_intake(
     assert not c.backpressure.held
 
 
+async def test_sends_timed_on_a_late_loop_do_not_make_a_receiver_slow(
+    make_harness: Callable[..., Any],
+) -> None:
+    """On a loop kept busy (a saturated API) every send takes long; the worker does not
+    take that for slow receivers, which would turn the valve off when it is needed most."""
+    h, rec, clock = await recorded_harness(
+        make_harness, FrozenClock(T0), outbox_backpressure_seconds=60
+    )
+    c = h.container
+    for script in (rec.email.script, rec.notifications.script):
+        script.delay = 0.01  # quick receivers, but each send waits on the loop once
+    for _ in range(3):
+        await h.new_order()
+    pace = ReceiverPace(slow_seconds=0.2)
+    worker = _worker(h, rec, clock, backpressure=c.backpressure, pace=pace, poll_seconds=0.05)
+    busy = True
+
+    async def busy_api() -> None:
+        while busy:
+            time.sleep(0.3)  # holds the loop, as a saturated API would
+            await asyncio.sleep(0)
+
+    stop = asyncio.Event()
+    hog = asyncio.create_task(busy_api())
+    running = asyncio.create_task(worker.run(stop))
+    try:
+        for _ in range(200):
+            if len(rec.email.sent) >= 3 and len(rec.notifications.published) >= 3:
+                break
+            await asyncio.sleep(0.05)
+        assert len(rec.email.sent) >= 3 and len(rec.notifications.published) >= 3
+    finally:
+        busy = False
+        stop.set()
+        await asyncio.wait_for(asyncio.gather(running, hog), 20)
+    now = time.monotonic()
+    assert not pace.slow(Integration.EMAIL, now)
+    assert not pace.slow(Integration.NOTIFICATIONS, now)
+
+
 async def test_a_worker_that_cannot_reach_the_store_releases_the_intake(
     make_harness: Callable[..., Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -793,7 +834,8 @@ async def test_a_full_lease_waiting_on_slow_receivers_does_not_hold_the_intake(
     worker = _worker(h, rec, clock, batch_size=2, backpressure=c.backpressure, pace=pace)
     assert await worker.run_once() == 2  # full, and nothing known of the receivers yet
     assert c.backpressure.held
-    while not all(pace.slow(i) for i in Integration):
+    waited_for = (Integration.EMAIL, Integration.NOTIFICATIONS)  # sheets: their own task
+    while not all(pace.slow(i, time.monotonic()) for i in waited_for):
         assert await worker.run_once() > 0, "every receiver sent once before the outbox drained"
     assert await worker.run_once() == 2  # full again, all of it to slow receivers
     assert not c.backpressure.held

@@ -9,6 +9,7 @@ from orderhub.delivery.pace import ReceiverPace
 from tests.fixtures.domain import make_order
 
 NOW = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+EMAIL, SHEETS, NOTIFY = Integration.EMAIL, Integration.SHEETS, Integration.NOTIFICATIONS
 
 
 def _due(*integrations: Integration) -> list[DueDelivery]:
@@ -21,29 +22,37 @@ def _due(*integrations: Integration) -> list[DueDelivery]:
 
 def test_a_receiver_is_slow_when_even_its_quickest_recent_send_was() -> None:
     pace = ReceiverPace(slow_seconds=1.0, recent=3)
-    assert not pace.slow(Integration.EMAIL)  # nothing known: not slow
+    assert not pace.slow(EMAIL, 10.0)  # nothing known: not slow
     for seconds in (2.1, 2.0, 2.3):
-        pace.record(Integration.EMAIL, seconds)
-    assert pace.slow(Integration.EMAIL)
-    # one quick send among them: a starved loop, not a slow receiver
-    pace.record(Integration.EMAIL, 0.05)
-    assert not pace.slow(Integration.EMAIL)
+        pace.record(EMAIL, seconds, 10.0)
+    assert pace.slow(EMAIL, 10.0)
+    # one quick send among them: the receiver can answer quickly
+    pace.record(EMAIL, 0.05, 11.0)
+    assert not pace.slow(EMAIL, 11.0)
     # only the recent sends count: once three slow ones followed, it is slow again
     for seconds in (1.5, 1.2, 1.0):
-        pace.record(Integration.EMAIL, seconds)
-    assert pace.slow(Integration.EMAIL)
-    assert not pace.slow(Integration.NOTIFICATIONS)  # per integration
+        pace.record(EMAIL, seconds, 12.0)
+    assert pace.slow(EMAIL, 12.0)
+    assert not pace.slow(NOTIFY, 12.0)  # per integration
 
 
-def test_more_cpu_helps_only_when_no_delivery_of_the_lease_goes_to_a_slow_receiver() -> None:
-    """A batch is done when its slowest send is: one slow receiver in it sets its pace."""
+def test_what_a_receiver_did_long_ago_is_forgotten() -> None:
+    """A receiver once slow is measured again: its old sends stop counting."""
+    pace = ReceiverPace(slow_seconds=1.0, forget_after=60.0)
+    pace.record(EMAIL, 2.0, 100.0)
+    assert pace.slow(EMAIL, 159.0)
+    assert not pace.slow(EMAIL, 161.0)
+
+
+def test_more_cpu_helps_only_when_no_send_the_batch_waits_for_goes_to_a_slow_receiver() -> None:
+    """A batch is done when its slowest send is: one slow receiver in it sets its pace.
+    Sheet rows are written by their own task, which the batch does not wait for."""
     pace = ReceiverPace(slow_seconds=1.0)
-    pace.record(Integration.EMAIL, 2.0)
-    pace.record(Integration.NOTIFICATIONS, 0.01)
-    email, sheets, notify = Integration.EMAIL, Integration.SHEETS, Integration.NOTIFICATIONS
-    assert pace.more_cpu_would_help(_due(notify, sheets))  # sheets: nothing known yet
-    assert pace.more_cpu_would_help(_due(notify))
-    assert not pace.more_cpu_would_help(_due(notify, sheets, email))
-    assert not pace.more_cpu_would_help(_due(email))
-    pace.record(Integration.SHEETS, 3.0)
-    assert not pace.more_cpu_would_help(_due(sheets, notify))
+    pace.record(EMAIL, 2.0, 1.0)
+    pace.record(NOTIFY, 0.01, 1.0)
+    assert pace.more_cpu_would_help(_due(NOTIFY, SHEETS), 1.0)
+    assert pace.more_cpu_would_help(_due(NOTIFY), 1.0)
+    assert not pace.more_cpu_would_help(_due(NOTIFY, SHEETS, EMAIL), 1.0)
+    assert not pace.more_cpu_would_help(_due(EMAIL), 1.0)
+    pace.record(SHEETS, 3.0, 1.0)  # however long a sheet write took
+    assert pace.more_cpu_would_help(_due(SHEETS, NOTIFY), 1.0)

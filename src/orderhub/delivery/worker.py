@@ -54,6 +54,7 @@ from orderhub.delivery.registry import Integrations
 from orderhub.kit.backpressure import Backpressure
 from orderhub.kit.clock import Clock
 from orderhub.kit.failures import in_words
+from orderhub.kit.looplag import LoopLag
 from orderhub.monitoring.error_log import ErrorLog
 from orderhub.store.protocol import Store, StoreError, Transition
 
@@ -119,6 +120,7 @@ class DeliveryWorker:
         self._recorder: asyncio.Task[None] | None = None
         self._backpressure = backpressure or Backpressure(0)
         self._pace = pace or ReceiverPace()
+        self._loop_lag = LoopLag()
 
     # -- the loop -------------------------------------------------------------------
 
@@ -128,19 +130,24 @@ class DeliveryWorker:
         log.info("worker_started", worker_id=self.worker_id)
         loop = asyncio.get_running_loop()
         deadline: float | None = None
-        while not stop.is_set():
-            batch = asyncio.create_task(self._run_once_safely())
-            stopping = asyncio.create_task(stop.wait())
-            done, _ = await asyncio.wait({batch, stopping}, return_when=asyncio.FIRST_COMPLETED)
-            if batch not in done:
-                deadline = loop.time() + grace_seconds
-                await _finish_within(batch, grace_seconds)
+        watching = asyncio.create_task(self._loop_lag.watch(stop))
+        try:
+            while not stop.is_set():
+                batch = asyncio.create_task(self._run_once_safely())
+                stopping = asyncio.create_task(stop.wait())
+                done, _ = await asyncio.wait({batch, stopping}, return_when=asyncio.FIRST_COMPLETED)
+                if batch not in done:
+                    deadline = loop.time() + grace_seconds
+                    await _finish_within(batch, grace_seconds)
+                    stopping.cancel()
+                    break
                 stopping.cancel()
-                break
-            stopping.cancel()
-            if batch.result() == 0:
-                await self._idle(stop)
-        self._backpressure.release()  # nothing waits for a worker that has stopped
+                if batch.result() == 0:
+                    await self._idle(stop)
+        finally:
+            # nothing waits for a worker that has stopped (or failed)
+            self._backpressure.release()
+            watching.cancel()
         if self._sheets_task is not None:
             left = grace_seconds if deadline is None else max(0.0, deadline - loop.time())
             await _finish_within(self._sheets_task, left)
@@ -208,7 +215,7 @@ class DeliveryWorker:
         # a full batch: more is due than one lease takes, so the order changes that add
         # to it wait (kit.backpressure) until a lease comes back with room to spare;
         # unless some of it goes to a slow receiver, which more CPU would not speed up
-        if len(due) >= self._batch and self._pace.more_cpu_would_help(due):
+        if len(due) >= self._batch and self._pace.more_cpu_would_help(due, time.monotonic()):
             self._backpressure.hold()
         else:
             self._backpressure.release()
@@ -269,12 +276,15 @@ class DeliveryWorker:
                 return
             due = renewed[0]
             started = time.perf_counter()
+            began = time.monotonic()
             error: Exception | None = None
             try:
                 await asyncio.wait_for(self._send(due), timeout=self._send_timeout())
             except Exception as exc:
                 error = exc
-            self._pace.record(due.delivery.integration, time.perf_counter() - started)
+            if self._loop_lag.quiet_since(began):  # on a late loop it says nothing
+                ended = time.monotonic()
+                self._pace.record(due.delivery.integration, ended - began, ended)
         if error is not None:
             await self._failed([due], error, started)
         else:
@@ -368,7 +378,6 @@ class DeliveryWorker:
             for task in (keeper, write):
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
-        self._pace.record(Integration.SHEETS, time.perf_counter() - started)  # one write
         if write.cancelled():
             # another worker took the lease over: this write may have been cut short
             await self._failed(batch, SheetsLeaseLost("lost the sheets writer lease"), started)

@@ -19,6 +19,7 @@ from orderhub.store.protocol import StoreError
 
 WAIT_SECONDS = 300
 BACKFILL_BATCH = 30  # hourly totals per transaction: theirs and their days' within 100
+BACKFILL_PASSES = 50  # reads of what is left, each after a fold may have raced a batch
 
 
 def _code(exc: ClientError) -> str:
@@ -177,7 +178,10 @@ def _backfill_daily_totals(client: Any, table: str) -> int:
     if item.get(t.DAILY_TOTALS, {}).get("S") == t.DAILY_TOTALS_COMPLETE:
         return 0
     added = 0
-    while behind := _hourly_totals_behind(client, table):
+    for _pass in range(BACKFILL_PASSES):
+        behind = _hourly_totals_behind(client, table)
+        if not behind:
+            break
         for start in range(0, len(behind), BACKFILL_BATCH):
             batch = behind[start : start + BACKFILL_BATCH]
             try:
@@ -187,6 +191,8 @@ def _backfill_daily_totals(client: Any, table: str) -> int:
                     raise
                 continue  # a fold changed one of them: the next pass reads it again
             added += len(batch)
+    else:
+        raise StoreError("store error: the counter totals kept changing during the daily backfill")
     client.update_item(
         TableName=table,
         Key=meta,

@@ -90,6 +90,15 @@ async def fold_counters(conn: SqlConnection, before_hour_ms: int) -> int:
     to one of them at the same time (it then waits for the row, or writes a new one that
     the next fold takes)."""
     h = t.hourly_counters.c
+    if conn.dialect.name == "postgresql":
+        # lock them in key order first, the order writers lock counter rows in
+        # (`add_counters`), so a write to an old hour and a fold never deadlock
+        await conn.execute(
+            select(h.hour)
+            .where(h.hour < before_hour_ms, _UNFOLDED)
+            .order_by(h.hour, h.metric, h.shard)
+            .with_for_update()
+        )
     moved = (
         await conn.execute(
             t.hourly_counters.delete()
