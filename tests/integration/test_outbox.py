@@ -795,6 +795,29 @@ async def test_a_worker_that_cannot_reach_the_store_releases_the_intake(
     assert response.status_code == 201, response.text
 
 
+async def test_a_worker_that_fails_releases_the_intake(
+    make_harness: Callable[..., Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Whatever ends the worker's loop, an unexpected error included, order changes do
+    not go on waiting for it."""
+    h, rec, clock = await recorded_harness(
+        make_harness, FrozenClock(T0), outbox_backpressure_seconds=60
+    )
+    c = h.container
+    worker = _worker(h, rec, clock, backpressure=c.backpressure, poll_seconds=0.05)
+    c.backpressure.hold()  # as after a full lease
+
+    async def broken(*_args: Any) -> Any:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(c.store.deliveries, "due", broken)
+    with pytest.raises(RuntimeError):
+        await asyncio.wait_for(worker.run(asyncio.Event()), 20)
+    assert not c.backpressure.held
+    response = await asyncio.wait_for(h.create_order(), 20)  # 60 s if it were held
+    assert response.status_code == 201, response.text
+
+
 async def test_deliveries_backing_off_do_not_hold_the_intake(
     make_harness: Callable[..., Any],
 ) -> None:
