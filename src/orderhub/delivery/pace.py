@@ -15,7 +15,7 @@ quickest of its recent sends took `SLOW_RECEIVER_SECONDS` or more. Only sends ma
 the loop ran on time are recorded (`kit.looplag`): on a busy loop every send takes long,
 which says nothing about the receiver. Sends older than `FORGET_AFTER_SECONDS` are
 forgotten, so a receiver that was slow is measured again once it answers quickly.
-Pure: no I/O; times are `time.monotonic()` readings passed in.
+Pure: no I/O; times are `time.perf_counter()` readings passed in.
 """
 
 from __future__ import annotations

@@ -215,7 +215,7 @@ class DeliveryWorker:
         # a full batch: more is due than one lease takes, so the order changes that add
         # to it wait (kit.backpressure) until a lease comes back with room to spare;
         # unless some of it goes to a slow receiver, which more CPU would not speed up
-        if len(due) >= self._batch and self._pace.more_cpu_would_help(due, time.monotonic()):
+        if len(due) >= self._batch and self._pace.more_cpu_would_help(due, time.perf_counter()):
             self._backpressure.hold()
         else:
             self._backpressure.release()
@@ -276,15 +276,14 @@ class DeliveryWorker:
                 return
             due = renewed[0]
             started = time.perf_counter()
-            began = time.monotonic()
             error: Exception | None = None
             try:
                 await asyncio.wait_for(self._send(due), timeout=self._send_timeout())
             except Exception as exc:
                 error = exc
-            if self._loop_lag.quiet_since(began):  # on a late loop it says nothing
-                ended = time.monotonic()
-                self._pace.record(due.delivery.integration, ended - began, ended)
+            if self._loop_lag.quiet_since(started):  # on a late loop it says nothing
+                ended = time.perf_counter()
+                self._pace.record(due.delivery.integration, ended - started, ended)
         if error is not None:
             await self._failed([due], error, started)
         else:

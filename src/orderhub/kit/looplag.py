@@ -20,23 +20,23 @@ class LoopLag:
         self._interval = interval
         self._late = late
         self._due: float | None = None  # when the watcher should wake next (None: no watcher)
-        self._late_at = float("-inf")  # the last time it woke late (time.monotonic)
+        self._late_at = float("-inf")  # the last time it woke late (time.perf_counter)
 
     async def watch(self, stop: asyncio.Event) -> None:
         """Watch until `stop` is set."""
         try:
             while not stop.is_set():
-                self._due = time.monotonic() + self._interval
+                self._due = time.perf_counter() + self._interval
                 await asyncio.sleep(self._interval)
-                woke = time.monotonic()
+                woke = time.perf_counter()
                 if woke - self._due >= self._late:
                     self._late_at = woke
         finally:
             self._due = None
 
     def quiet_since(self, started: float) -> bool:
-        """The loop ran on time from `started` (a `time.monotonic()` reading) until now, as
+        """The loop ran on time from `started` (a `time.perf_counter()` reading) until now, as
         far as the watcher saw; True when nothing watches."""
         if self._due is None:
             return True
-        return self._late_at < started and time.monotonic() - self._due < self._late
+        return self._late_at < started and time.perf_counter() - self._due < self._late

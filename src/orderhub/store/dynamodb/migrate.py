@@ -128,6 +128,11 @@ def _write_meta(client: Any, table: str) -> None:
             raise
 
 
+def _in_day(hour_total: dict[str, Any]) -> int:
+    """How much of an hourly total its day holds (0: folded before daily totals)."""
+    return int(hour_total["in_day"]["N"]) if "in_day" in hour_total else 0
+
+
 def _hourly_totals_behind(client: Any, table: str) -> list[dict[str, Any]]:
     """The hourly totals whose day does not hold all of their value (`in_day` < `value`):
     folded before daily totals existed."""
@@ -140,8 +145,7 @@ def _hourly_totals_behind(client: Any, table: str) -> list[dict[str, Any]]:
         ConsistentRead=True,
     ):
         for item in page.get("Items", []):
-            in_day = int(item["in_day"]["N"]) if "in_day" in item else 0
-            if int(item["value"]["N"]) != in_day:
+            if int(item["value"]["N"]) != _in_day(item):
                 behind.append(item)
     return behind
 
@@ -154,7 +158,7 @@ def _backfill_actions(table: str, batch: list[dict[str, Any]]) -> list[dict[str,
     days: dict[tuple[int, str], int] = {}
     for item in batch:
         hour, metric, value = int(item["hour"]["N"]), item["metric"]["S"], int(item["value"]["N"])
-        in_day = int(item["in_day"]["N"]) if "in_day" in item else 0
+        in_day = _in_day(item)
         action = hour_add(table, hour, metric, 0, in_day=value - in_day)
         update = action["Update"]
         update["ConditionExpression"] = "#value = :read AND " + (
@@ -175,7 +179,7 @@ def _backfill_daily_totals(client: Any, table: str) -> int:
     beside running folds; returns how many hourly totals were added to their days."""
     meta = t.Table(table).meta_key()
     item = client.get_item(TableName=table, Key=meta, ConsistentRead=True).get("Item", {})
-    if item.get(t.DAILY_TOTALS, {}).get("S") == t.DAILY_TOTALS_COMPLETE:
+    if t.daily_totals_complete(item):
         return 0
     added = 0
     for _pass in range(BACKFILL_PASSES):

@@ -41,8 +41,7 @@ class DynamoMonitoringRepository(ProviderCallCounting):
                 Key=self._db.table.meta_key(),
                 ConsistentRead=True,
             )
-            flag = found.get("Item", {}).get(t.DAILY_TOTALS, {}).get("S")
-            self._daily = flag == t.DAILY_TOTALS_COMPLETE
+            self._daily = t.daily_totals_complete(found.get("Item", {}))
         return self._daily
 
     async def _batch_write(self, requests: list[dict[str, Any]]) -> None:

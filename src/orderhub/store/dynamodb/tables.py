@@ -173,6 +173,10 @@ DAILY_TOTALS = "daily_totals"
 DAILY_TOTALS_COMPLETE = "complete"
 
 
+def daily_totals_complete(meta_item: dict[str, Any]) -> bool:
+    return bool(meta_item.get(DAILY_TOTALS, {}).get("S") == DAILY_TOTALS_COMPLETE)
+
+
 def gauge_total_sk(metric: str) -> str:
     return f"G#{metric}"
 

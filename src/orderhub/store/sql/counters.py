@@ -36,9 +36,16 @@ _UNFOLDED = t.hourly_counters.c.shard >= literal_column("0")
 _STATEMENTS: dict[tuple[str, str], PreparedWrite] = {}
 
 
-async def _upsert(
-    conn: SqlConnection, table: Table, keys: tuple[str, ...], rows: list[dict[str, Any]]
+async def _add(
+    conn: SqlConnection, table: Table, keys: tuple[str, ...], sums: dict[tuple[Any, ...], int]
 ) -> None:
+    """Add each sum to the row of its key (the values of `keys`, in order), in key order
+    (concurrent writers lock rows in the same order, so they never deadlock)."""
+    rows = [
+        {**dict(zip(keys, key, strict=True)), "value": value}
+        for key, value in sorted(sums.items())
+        if value
+    ]
     if not rows:
         return
     dialect = conn.dialect.name
@@ -51,35 +58,16 @@ async def _upsert(
 
 
 async def add_counters(conn: SqlConnection, counters: list[Counters]) -> None:
-    """Add every delta, merged per row and in a fixed order (concurrent writers lock rows
-    in the same order, so they never deadlock)."""
-    hourly: dict[tuple[int, str, int], int] = {}
-    gauges: dict[tuple[str, int], int] = {}
+    """Add every delta, merged per row."""
+    hourly: dict[tuple[Any, ...], int] = {}
+    gauges: dict[tuple[Any, ...], int] = {}
     for c in counters:
         for (hour, metric), value in c.hourly.items():
             hourly[(hour, metric, c.shard)] = hourly.get((hour, metric, c.shard), 0) + value
         for metric, value in c.gauges.items():
             gauges[(metric, c.shard)] = gauges.get((metric, c.shard), 0) + value
-    await _upsert(
-        conn,
-        t.hourly_counters,
-        ("hour", "metric", "shard"),
-        [
-            {"hour": hour, "metric": metric, "shard": shard, "value": value}
-            for (hour, metric, shard), value in sorted(hourly.items())
-            if value
-        ],
-    )
-    await _upsert(
-        conn,
-        t.gauge_counters,
-        ("metric", "shard"),
-        [
-            {"metric": metric, "shard": shard, "value": value}
-            for (metric, shard), value in sorted(gauges.items())
-            if value
-        ],
-    )
+    await _add(conn, t.hourly_counters, ("hour", "metric", "shard"), hourly)
+    await _add(conn, t.gauge_counters, ("metric", "shard"), gauges)
 
 
 async def fold_counters(conn: SqlConnection, before_hour_ms: int) -> int:
@@ -107,31 +95,13 @@ async def fold_counters(conn: SqlConnection, before_hour_ms: int) -> int:
         )
     ).all()
     hours: dict[tuple[int, str], int] = {}
-    days: dict[tuple[int, str], int] = {}
+    days: dict[tuple[Any, ...], int] = {}
     for row in moved:
         hour, metric, value = int(row.hour), str(row.metric), int(row.value)
         hours[(hour, metric)] = hours.get((hour, metric), 0) + value
         days[(day_of(hour), metric)] = days.get((day_of(hour), metric), 0) + value
-    await _upsert(
-        conn,
-        t.hourly_counters,
-        ("hour", "metric", "shard"),
-        [
-            {"hour": hour, "metric": metric, "shard": FOLDED, "value": value}
-            for (hour, metric), value in sorted(hours.items())
-            if value
-        ],
-    )
-    await _upsert(
-        conn,
-        t.daily_counters,
-        ("day", "metric"),
-        [
-            {"day": day, "metric": metric, "value": value}
-            for (day, metric), value in sorted(days.items())
-            if value
-        ],
-    )
+    await add_counters(conn, [Counters(FOLDED, hours)])
+    await _add(conn, t.daily_counters, ("day", "metric"), days)
     return len(moved)
 
 
