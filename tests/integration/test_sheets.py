@@ -997,3 +997,68 @@ async def test_csv_writer_with_a_warm_index_puts_right_a_hand_edited_row_and_dro
     assert "EDITED" not in csv_path.read_text()
     await writer.upsert([row(i, 1) for i in ids])  # nothing to change: the file stays
     assert [r[0] for r in read_csv(csv_path)[1:]] == ids
+
+
+async def test_csv_update_of_an_early_row_neither_parses_nor_holds_the_rows_after_it(
+    csv_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Orders change long after newer ones were written: a batch that updates the first
+    row of a large sheet must cost memory for what it changes, not for the rows after it
+    (which it copies byte for byte, in chunks)."""
+    import tracemalloc
+
+    from orderhub.delivery.integrations.sheets import csv as csv_backend
+
+    writer = CsvSheetWriter(csv_path)
+    ids = [new_id() for _ in range(6000)]
+    await writer.upsert([row(i, 1, customerName="x" * 400) for i in ids])
+    size = csv_path.stat().st_size
+    assert size > 3_000_000
+    later = csv_path.read_bytes().split(ids[1].encode(), 1)[1]
+
+    parsed: list[int] = []
+    original = csv_backend._records_with_offsets
+
+    def counting(data: bytes, base: int) -> Iterator[tuple[int, list[str]]]:
+        for item in original(data, base):
+            parsed.append(item[0])
+            yield item
+
+    monkeypatch.setattr(csv_backend, "_records_with_offsets", counting)
+    tracemalloc.start()
+    try:
+        await writer.upsert([row(ids[0], 2, status="paid"), row(new_id(), 1)])
+        _current, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert len(parsed) <= 2  # the two rows it writes, not the 6,000 after the first
+    assert peak < size / 4
+    records = read_csv(csv_path)
+    assert [r[0] for r in records[1:6001]] == ids and len(records) == 6002
+    assert by_id(records)[ids[0]][SHEET_COLUMNS.index("Status")] == "paid"
+    assert csv_path.read_bytes().split(ids[1].encode(), 1)[1].startswith(later[:-200])
+    # the index it kept is right: the next batch finds every row where it is
+    await writer.upsert([row(ids[3000], 2, status="shipped"), row(ids[0], 3)])
+    records = read_csv(csv_path)
+    assert [r[0] for r in records[1:6001]] == ids
+    assert by_id(records)[ids[3000]][SHEET_COLUMNS.index("Status")] == "shipped"
+    assert by_id(records)[ids[0]][-1] == "3"
+    # the index it moved is the one a fresh read of the file finds
+    fresh = CsvSheetWriter(csv_path)
+    await fresh.upsert([row(i, 1, customerName="x" * 400) for i in ids[:10]])  # no change
+    assert read_csv(csv_path) == records
+    assert fresh._index == writer._index
+
+
+async def test_csv_rows_it_does_not_change_keep_their_bytes(csv_path: Path) -> None:
+    writer = CsvSheetWriter(csv_path)
+    a, b = new_id(), new_id()
+    await writer.upsert([row(a, 1), row(b, 1)])
+    # a row saved by an editor with every cell quoted is kept as it is
+    lines = csv_path.read_bytes().split(b"\r\n")
+    cells = next(csv.reader([lines[2].decode()]))
+    quoted = b",".join(b'"' + cell.encode() + b'"' for cell in cells)
+    csv_path.write_bytes(b"\r\n".join([lines[0], lines[1], quoted, b""]))
+    await writer.upsert([row(a, 2, status="paid")])
+    assert csv_path.read_bytes().split(b"\r\n")[2] == quoted
+    assert by_id(read_csv(csv_path))[a][SHEET_COLUMNS.index("Status")] == "paid"

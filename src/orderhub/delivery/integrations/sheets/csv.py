@@ -6,14 +6,17 @@ the same version when its cells differ (a row edited by hand is put right by a r
 so a retried batch or an out-of-order event changes nothing; further rows of an order (a
 row copied by hand) are dropped. When nothing changes the file is not written at all.
 
-A batch costs what it changes, not the size of the sheet: rows of new orders are
-appended, and a newer version of a row rewrites the file from that row on (orders change
-soon after they are created, so that is the last few rows). The writer keeps the byte
-offset and version of every row between batches, and reads the whole file again only
-when someone else changed it since (another process, a person). Each write is guarded
-by a journal (`orders.csv.journal`: the offset it writes from and the bytes it replaces,
-fsynced first), so a crash in the middle of a batch is rolled back by the next one, and
-the file always holds either the batch or none of it.
+Rows of new orders are appended. A newer version of a row has to move the rows after it
+(a CSV row has no fixed length), so the file is rewritten from that row on; but only the
+rows that change are encoded and parsed: the others are copied byte for byte, 256 KiB at
+a time, and their offsets in the writer's index move by how much the changed row grew or
+shrank. So an update of an old order in a large sheet costs copying the bytes after it
+(at disk speed, in the writer's thread, with bounded memory), not parsing them. The
+writer keeps the byte offset, version and cell digest of every row between batches, and
+reads the whole file again only when someone else changed it since (another process, a
+person). Each write is guarded by a journal (`orders.csv.journal`: the offset it writes
+from and the bytes it replaces, fsynced first), so a crash in the middle of a batch is
+rolled back by the next one, and the file always holds either the batch or none of it.
 
 Cells are written through `guard_formula` (OWASP's rule against formula injection). The
 Order ID (a UUID) and the Version (digits) never start with a risky character, so they are
@@ -23,7 +26,6 @@ read back exactly; an Order ID that was guarded anyway is unguarded when read.
 from __future__ import annotations
 
 import asyncio
-import bisect
 import contextlib
 import csv
 import io
@@ -32,6 +34,7 @@ import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 
 import filelock
 
@@ -48,6 +51,7 @@ _ID = 0
 _VERSION = len(SHEET_COLUMNS) - 1
 _BOM = b"\xef\xbb\xbf"
 _NEWLINE = "\r\n"
+_CHUNK = 1 << 18  # bytes copied at a time when rows move
 
 
 def _unguard(cell: str) -> str:
@@ -95,7 +99,7 @@ def _encode(records: list[list[str]]) -> bytes:
 
 @dataclass(frozen=True, slots=True)
 class _Stored:
-    start: int  # byte offset of the row in the file
+    position: int  # of the row in `_Index.starts`
     version: int
     digest: int  # hash of its cells: the same version with other cells was edited by hand
 
@@ -106,9 +110,14 @@ class _Index:
 
     identity: tuple[int, int, int]  # inode, size, mtime (ns) after the last write
     rows: dict[str, _Stored] = field(default_factory=dict)
-    starts: list[int] = field(default_factory=list)  # every record's offset, in order
+    starts: list[int] = field(default_factory=list)  # every record's byte offset, in order
     owners: list[str] = field(default_factory=list)  # beside `starts`: whose row ("": none)
-    copies: set[int] = field(default_factory=set)  # offsets of further rows of an order
+    copies: set[int] = field(default_factory=set)  # positions of further rows of an order
+
+    def end_of(self, position: int) -> int:
+        """The byte offset just after the record at `position` (its line ending included)."""
+        following = position + 1
+        return self.starts[following] if following < len(self.starts) else self.identity[1]
 
 
 def _identity(stat: os.stat_result) -> tuple[int, int, int]:
@@ -184,36 +193,55 @@ class CsvSheetWriter:
                 replaced[row.order_id] = row
         if not appended and not replaced and not index.copies:
             return
+        # What changes, in file order: a replaced row (its new bytes) or a copy (dropped,
+        # no bytes). Every other row is copied byte for byte, never parsed.
+        changes = sorted(
+            [
+                (index.rows[order_id].position, order_id, _encode([_record(row)]))
+                for order_id, row in replaced.items()
+            ]
+            + [(position, "", b"") for position in index.copies]
+        )
         size = index.identity[1]
-        start = min([index.rows[i].start for i in replaced] + list(index.copies), default=size)
+        start = index.starts[changes[0][0]] if changes else size
+        pieces: list[bytes | tuple[int, int]] = []  # new bytes, or a range of the old file
+        cursor = start
+        for position, _order_id, data in changes:
+            if cursor < index.starts[position]:
+                pieces.append((cursor, index.starts[position]))
+            if data:
+                pieces.append(data)
+            cursor = index.end_of(position)
+        if cursor < size:
+            pieces.append((cursor, size))
+        added = [_encode([_record(row)]) for row in appended]
         with self.path.open("r+b") as handle:
-            handle.seek(start)
-            old_tail = handle.read()
-            prefix = b""
-            if not replaced and old_tail == b"" and start > 0:
-                handle.seek(start - 1)
+            last = pieces[-1] if pieces else (start, start)
+            if added and isinstance(last, tuple) and last[1] > 0:
+                handle.seek(last[1] - 1)
                 if handle.read(1) != b"\n":  # a last line without its newline (hand-edited)
-                    prefix = _NEWLINE.encode()
-            records: list[list[str]] = []
-            if start < size:
-                for offset, record in _records_with_offsets(old_tail, start):
-                    order_id = _unguard(record[_ID]) if record else ""
-                    if offset in index.copies:
-                        continue  # a second row of an order: dropped
-                    if order_id in replaced:
-                        records.append(_record(replaced[order_id]))
-                    else:
-                        records.append(record)
-            records += [_record(row) for row in appended]
-            new_tail = prefix + _encode(records)
-            self._write_journal(start, old_tail)
+                    added.insert(0, _NEWLINE.encode())
+            journal_start = self._write_journal(handle, start, size - start)
             handle.seek(start)
-            handle.write(new_tail)
+            with self.journal_path.open("rb") as journal:
+                for piece in [*pieces, *added]:
+                    if isinstance(piece, bytes):
+                        handle.write(piece)
+                    else:  # old bytes, from the journal's copy of them
+                        journal.seek(journal_start + piece[0] - start)
+                        _copy(journal, handle, piece[1] - piece[0])
             handle.truncate()
             handle.flush()
             os.fsync(handle.fileno())
         self._drop_journal()
-        self._reindex_from(index, start, new_tail)
+        if index.copies:  # only after a hand edit: the next batch reads the file again
+            self._index = None
+            return
+        offset = self._move_rows(index, changes)
+        for data in added:
+            self._add_rows(index, data, offset)
+            offset += len(data)
+        index.identity = _identity(self.path.stat())
 
     # -- the index of rows ----------------------------------------------------------------
 
@@ -231,33 +259,37 @@ class CsvSheetWriter:
     @staticmethod
     def _add_rows(index: _Index, data: bytes, base: int) -> None:
         for offset, record in _records_with_offsets(data, base):
+            position = len(index.starts)
             index.starts.append(offset)
             if not any(record) or (record[_ID] == SHEET_COLUMNS[0] and offset <= len(_BOM)):
                 index.owners.append("")
                 continue  # a blank line or the header
             order_id = _unguard(record[_ID])
             if order_id in index.rows:
-                index.copies.add(offset)
+                index.copies.add(position)
                 index.owners.append("")
             else:
-                index.rows[order_id] = _Stored(offset, _version_of(record), _digest(record))
+                index.rows[order_id] = _Stored(position, _version_of(record), _digest(record))
                 index.owners.append(order_id)
 
-    def _reindex_from(self, index: _Index, start: int, tail: bytes) -> None:
-        """The index after `tail` replaced everything from `start` on: only the rows from
-        `start` on are forgotten and read again (a batch that appends costs what it
-        writes, however long the sheet)."""
-        cut = bisect.bisect_left(index.starts, start)
-        for order_id in index.owners[cut:]:
-            if order_id:
-                del index.rows[order_id]
-        del index.starts[cut:]
-        del index.owners[cut:]
-        if index.copies:
-            index.copies = {offset for offset in index.copies if offset < start}
-        self._add_rows(index, tail, start)
-        index.identity = _identity(self.path.stat())
-        self._index = index
+    @staticmethod
+    def _move_rows(index: _Index, changes: list[tuple[int, str, bytes]]) -> int:
+        """The index after each replaced row took its new bytes (no copies dropped): the
+        rows after one move by how much it grew or shrank. Returns the new file size."""
+        starts = index.starts
+        old_lengths = [index.end_of(position) - starts[position] for position, _, _ in changes]
+        moved = 0
+        begin = changes[0][0] if changes else len(starts)
+        for (position, order_id, data), old_length in zip(changes, old_lengths, strict=True):
+            if moved:
+                starts[begin : position + 1] = [s + moved for s in starts[begin : position + 1]]
+            moved += len(data) - old_length
+            (_offset, record), *_ = _records_with_offsets(data, 0)
+            index.rows[order_id] = _Stored(position, _version_of(record), _digest(record))
+            begin = position + 1
+        if moved:
+            starts[begin:] = [s + moved for s in starts[begin:]]
+        return index.identity[1] + moved
 
     # -- a new file, and the journal --------------------------------------------------------
 
@@ -284,12 +316,18 @@ class CsvSheetWriter:
         index.identity = _identity(self.path.stat())
         self._index = index
 
-    def _write_journal(self, start: int, old_tail: bytes) -> None:
-        with self.journal_path.open("wb") as handle:
-            handle.write(f"{start} {len(old_tail)}\n".encode() + old_tail)
-            handle.flush()
-            os.fsync(handle.fileno())
+    def _write_journal(self, handle: BinaryIO, start: int, length: int) -> int:
+        """Copy the `length` bytes from `start` on, which the batch replaces, to the
+        journal (fsynced); the offset in the journal where they begin."""
+        header = f"{start} {length}\n".encode()
+        with self.journal_path.open("wb") as journal:
+            journal.write(header)
+            handle.seek(start)
+            _copy(handle, journal, length)
+            journal.flush()
+            os.fsync(journal.fileno())
         _fsync_dir(self.path.parent)
+        return len(header)
 
     def _drop_journal(self) -> None:
         self.journal_path.unlink()
@@ -314,6 +352,16 @@ class CsvSheetWriter:
         # file was touched
         self._index = None
         self._drop_journal()
+
+
+def _copy(source: BinaryIO, target: BinaryIO, length: int) -> None:
+    """`length` bytes from `source`'s position to `target`'s, a chunk at a time."""
+    while length > 0:
+        chunk = source.read(min(length, _CHUNK))
+        if not chunk:
+            raise OSError("the sheet file is shorter than its index says")
+        target.write(chunk)
+        length -= len(chunk)
 
 
 def _fsync_dir(directory: Path) -> None:
