@@ -7,10 +7,11 @@ from __future__ import annotations
 import asyncio
 import csv
 import json
+import sqlite3
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -344,49 +345,67 @@ def drain_scenario(bench: Bench) -> None:
         )
 
 
-def write_sheet(path: Path, rows: int) -> None:
+def write_sheet(path: Path, rows: int, first: Sequence[str] = ()) -> None:
     """A sheet of `rows` orders in the CSV writer's own layout (other orders than the
-    ones the bench creates, as a sheet that has been filling for a while)."""
+    ones the bench creates, as a sheet that has been filling for a while), after a row
+    at version 0 for each order id in `first` (so that every sheet delivery of those
+    orders replaces a row at the top of the sheet)."""
     from orderhub.delivery.integrations.base import SHEET_COLUMNS
 
     path.parent.mkdir(parents=True, exist_ok=True)
     items = json.dumps(SEED_ORDER["items"])
+
+    def cells(order_id: str, customer: str, version: str) -> list[str]:
+        return [
+            order_id,
+            "2026-11-01T10:30:00.000Z",
+            customer,
+            "John Doe",
+            "john.doe@example.com",
+            items,
+            "109.97",
+            "usd",
+            "paid",
+            "succeeded",
+            "",
+            "2026-11-01T10:31:00.000Z",
+            version,
+        ]
+
     with path.open("w", encoding="utf-8", newline="") as handle:
         writer = csv.writer(handle, lineterminator="\r\n")
         writer.writerow(SHEET_COLUMNS)
-        for n in range(rows):
-            writer.writerow(
-                [
-                    str(uuid.uuid4()),
-                    "2026-11-01T10:30:00.000Z",
-                    f"cust_{n}",
-                    "John Doe",
-                    "john.doe@example.com",
-                    items,
-                    "109.97",
-                    "usd",
-                    "paid",
-                    "succeeded",
-                    "",
-                    "2026-11-01T10:31:00.000Z",
-                    "2",
-                ]
-            )
+        writer.writerows(cells(order_id, "cust_abc123", "0") for order_id in first)
+        writer.writerows(cells(str(uuid.uuid4()), f"cust_{n}", "2") for n in range(rows))
 
 
-def _drain_idle(bench: Bench, sheet_rows: int) -> tuple[float, float, int]:
+def stored_order_ids(db_path: Path) -> list[str]:
+    """Every order id in an orderhub SQLite store, oldest first (read-only)."""
+    conn = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, timeout=30)
+    try:
+        return [row[0] for row in conn.execute("SELECT id FROM orders ORDER BY id")]
+    finally:
+        conn.close()
+
+
+def _drain_idle(bench: Bench, sheet_rows: int, *, updates: bool) -> tuple[float, float, int]:
     """A backlog made with the worker off (a create run on `serve --no-worker`), then
     drained by `serve` with its worker and no requests: (deliveries/s, sheet
-    deliveries/s, deliveries)."""
-    data_dir = bench.fresh_dir(f"sheet-{sheet_rows}")
-    if sheet_rows:
-        write_sheet(data_dir / "sheets" / "orders.csv", sheet_rows)
+    deliveries/s, deliveries). With `updates`, the sheet starts with an older row of
+    every order created, so each sheet delivery replaces a row before the `sheet_rows`
+    others instead of appending one."""
+    data_dir = bench.fresh_dir(f"sheet-{sheet_rows}{'-updates' if updates else ''}")
+    sheet = data_dir / "sheets" / "orders.csv"
+    if sheet_rows and not updates:
+        write_sheet(sheet, sheet_rows)
     with running(servers.start_orderhub(data_dir, args=("--no-worker",))) as hub:
         key = hub.api_key
         bench.wrk(
             "create, worker off", hub, "create.lua", seconds=min(bench.duration, 10), record=False
         )
     assert hub.db_path is not None
+    if updates:
+        write_sheet(sheet, sheet_rows, first=stored_order_ids(hub.db_path))
     total = servers.backlog(servers.delivery_counts(hub.db_path))
     with running(servers.start_orderhub(data_dir, name="worker", api_key=key)) as worker:
         assert worker.db_path is not None
@@ -402,37 +421,41 @@ def _drain_idle(bench: Bench, sheet_rows: int) -> tuple[float, float, int]:
 
 
 def sheet_scenario(bench: Bench) -> None:
-    """Drain rate of an idle API's worker with an empty sheet and with a big one."""
-    bench.log(f"sheet: drain with an empty sheet and a {bench.sheet_rows:,}-row sheet")
-    empty, empty_sheets, n_empty = _drain_idle(bench, 0)
-    big, big_sheets, n_big = _drain_idle(bench, bench.sheet_rows)
+    """Drain rate of an idle API's worker with an empty sheet and with a big one: once
+    with rows appended (new orders), once with rows replaced at the top of the sheet
+    (orders changed long after newer ones were written)."""
     rows = f"{bench.sheet_rows:,}"
-    bench.figure(
-        "idle drain, empty sheet",
-        f"{fmt_number(empty)} deliveries/s "
-        f"({fmt_number(empty_sheets)} sheet rows/s), {n_empty} deliveries",
-    )
-    bench.figure(
-        f"idle drain, {rows}-row sheet",
-        f"{fmt_number(big)} deliveries/s "
-        f"({fmt_number(big_sheets)} sheet rows/s), {n_big} deliveries",
-    )
-    bench.check(
-        Check(
-            f"drain rate, {rows}-row sheet / empty sheet (all deliveries)",
-            big,
-            empty,
-            "deliveries/s",
-            limit=0.8,
-        ),
-        Check(
-            f"sheet delivery rate, {rows}-row sheet / empty sheet",
-            big_sheets,
-            empty_sheets,
-            "sheet deliveries/s",
-            limit=0.8,
-        ),
-    )
+    for updates in (False, True):
+        kind = "rows replaced at the top" if updates else "rows appended"
+        bench.log(f"sheet: drain with an empty sheet and a {rows}-row sheet, {kind}")
+        empty, empty_sheets, n_empty = _drain_idle(bench, 0, updates=updates)
+        big, big_sheets, n_big = _drain_idle(bench, bench.sheet_rows, updates=updates)
+        bench.figure(
+            f"idle drain, empty sheet, {kind}",
+            f"{fmt_number(empty)} deliveries/s "
+            f"({fmt_number(empty_sheets)} sheet rows/s), {n_empty} deliveries",
+        )
+        bench.figure(
+            f"idle drain, {rows}-row sheet, {kind}",
+            f"{fmt_number(big)} deliveries/s "
+            f"({fmt_number(big_sheets)} sheet rows/s), {n_big} deliveries",
+        )
+        bench.check(
+            Check(
+                f"drain rate, {rows}-row sheet / empty sheet, {kind} (all deliveries)",
+                big,
+                empty,
+                "deliveries/s",
+                limit=0.8,
+            ),
+            Check(
+                f"sheet delivery rate, {rows}-row sheet / empty sheet, {kind}",
+                big_sheets,
+                empty_sheets,
+                "sheet deliveries/s",
+                limit=0.8,
+            ),
+        )
 
 
 # -- reads at 1,000 and 100,000 orders ----------------------------------------------------

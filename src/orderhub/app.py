@@ -82,6 +82,9 @@ def create_app(
         redirect_slashes=False,
     )
     app.state.services = container  # read by http/dependencies.py, on each request
+    # Routes are matched in the order they are added, one by one: the probes (polled
+    # every few seconds) and the public API come first, the console's pages last.
+    _add_probes(app, container)
     app.include_router(orders_router)
     app.include_router(payments_router)
     app.include_router(monitoring_router)
@@ -90,7 +93,6 @@ def create_app(
         app.include_router(sandbox_router)  # the sandbox's client side, with the sandbox only
     if settings.console_enabled:
         install_console(app)  # the operator console's pages
-    _add_probes(app, container)
     _add_prometheus(app, container)
     _add_error_handlers(app)
     install_openapi(app)

@@ -23,7 +23,7 @@ from bench.harness.report import (
     splice,
     write_results,
 )
-from bench.harness.scenarios import Sample, busy_window, rate
+from bench.harness.scenarios import Sample, busy_window, rate, write_sheet
 from bench.harness.wrk import (
     Load,
     WrkOutputError,
@@ -318,3 +318,22 @@ def test_the_busy_window_skips_start_up_and_the_idle_tail() -> None:
     assert [s.at for s in window] == [1.0, 2.0, 3.0]
     assert rate(window, "sheets:delivered") == pytest.approx(50.0)
     assert busy_window([_sample(0.0, 0, 5)], None) == []
+
+
+def test_the_sheet_for_the_update_drain_has_the_orders_on_top_at_version_0(
+    tmp_path: Path,
+) -> None:
+    import csv
+
+    from orderhub.delivery.integrations.base import SHEET_COLUMNS
+
+    path = tmp_path / "sheets" / "orders.csv"
+    first = ["0190c1a0-0000-7000-8000-000000000001", "0190c1a0-0000-7000-8000-000000000002"]
+    write_sheet(path, 3, first=first)
+    with path.open(newline="", encoding="utf-8") as handle:
+        records = list(csv.reader(handle))
+    assert records[0] == list(SHEET_COLUMNS)
+    assert [r[0] for r in records[1:3]] == first
+    assert [r[-1] for r in records[1:]] == ["0", "0", "2", "2", "2"]
+    assert all(len(r) == len(SHEET_COLUMNS) for r in records)
+    assert len({r[0] for r in records[1:]}) == 5
