@@ -899,3 +899,39 @@ async def test_updates_and_cancels_wait_while_held_too(
     response = await asyncio.wait_for(change, 20)
     assert response.status_code == 200, response.text
     assert (await h.get_order(order["id"]))[field] == after
+
+
+def test_the_sheets_writer_pauses_after_a_slow_batch_only() -> None:
+    from orderhub.delivery.worker import SHEETS_PAUSE_MAX, sheets_pause
+
+    assert sheets_pause(0.001) == 0.0
+    assert sheets_pause(0.05) == pytest.approx(0.15)
+    assert sheets_pause(0.1) == pytest.approx(0.3)
+    assert sheets_pause(2.0) == SHEETS_PAUSE_MAX <= 0.5  # an idle worker still within 1 s
+
+
+async def test_rows_queued_while_the_sheets_writer_pauses_go_in_one_batch(
+    make_harness: Callable[..., Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A slow batch (a CSV rewritten from an old row on) is followed by a pause; the sheet
+    deliveries leased meanwhile wait for it and go out together, instead of one rewrite
+    each."""
+    from orderhub.delivery import worker as worker_module
+
+    monkeypatch.setattr(worker_module, "sheets_pause", lambda _seconds: 2.0)
+    h = await make_harness(integrations=(rec := Recorders()).integrations())
+    stop = asyncio.Event()
+    worker = asyncio.create_task(h.container.worker.run(stop))
+    try:
+        await h.create_order()
+        await _until(lambda: len(rec.sheets.batches) == 1 and len(rec.email.sent) == 1)
+        for n in range(2, 5):  # each leased on its own, while the writer pauses
+            await h.create_order()
+            await _until(lambda n=n: len(rec.email.sent) == n)  # type: ignore[misc]
+        assert len(rec.sheets.batches) == 1
+        await _until(lambda: len(rec.sheets.rows) == 4)
+    finally:
+        stop.set()
+        await worker
+    assert [len(batch) for batch in rec.sheets.batches] == [1, 3]
+    assert {d.status for d in await _deliveries(h)} == {DeliveryStatus.DELIVERED}

@@ -68,6 +68,23 @@ SHEETS_LEASE_SECONDS = 10.0
 SHEETS_RETRY_SECONDS = 1.0
 # At most this many sheet deliveries wait for this worker's writer; more are given back.
 SHEETS_QUEUE_LIMIT = 500
+# After a sheets batch that took a while, the writer waits this many times as long (at
+# most SHEETS_PAUSE_MAX seconds) before the next one, so that rows pile up meanwhile: a
+# CSV batch that rewrites the file from an old row on, or a Sheets API round trip, costs
+# about the same for one row as for hundreds, and the writer then takes at most a
+# quarter of the time (the process's core, or Google's write quota).
+SHEETS_PAUSE_FACTOR = 3.0
+SHEETS_PAUSE_MAX = 0.5
+SHEETS_PAUSE_FROM = 0.02  # a batch quicker than this is followed at once
+
+
+def sheets_pause(batch_seconds: float) -> float:
+    """How long the sheets writer waits after a batch that took `batch_seconds`."""
+    if batch_seconds < SHEETS_PAUSE_FROM:
+        return 0.0
+    return min(batch_seconds * SHEETS_PAUSE_FACTOR, SHEETS_PAUSE_MAX)
+
+
 # On stopping, the outcomes already sent get this long to be written before the rest is
 # given back (what is not written is sent again: at least once).
 RECORD_GRACE_SECONDS = 5.0
@@ -304,9 +321,11 @@ class DeliveryWorker:
             self._sheets_task = asyncio.create_task(self._write_sheets())
 
     async def _write_sheets(self) -> None:
-        """Write what is queued, a batch at a time, until the queue is empty."""
+        """Write what is queued, a batch at a time, until the queue is empty; after a
+        slow batch, wait (`sheets_pause`) so that the next one takes more rows at once."""
         while self._sheets_queue:
             batch, self._sheets_queue = self._sheets_queue, []
+            started = time.perf_counter()
             try:
                 await self._deliver_sheets(batch)
             except StoreError as exc:
@@ -314,6 +333,9 @@ class DeliveryWorker:
                 log.warning("worker_store_unavailable", error=str(exc))
             except Exception:
                 log.exception("sheets_batch_failed", worker_id=self.worker_id)
+            pause = sheets_pause(time.perf_counter() - started)
+            if pause:
+                await asyncio.sleep(pause)  # what is queued meanwhile joins the next batch
 
     async def _deliver_sheets(self, batch: list[DueDelivery]) -> None:
         """One upsert for the whole batch, each order's newest row only, and one batch at a
