@@ -82,10 +82,10 @@ def create_app(
         redirect_slashes=False,
     )
     app.state.services = container  # read by http/dependencies.py, on each request
-    # Routes are matched in the order they are added, one by one: the probes (polled
-    # every few seconds) and the public API come first, the console's pages last.
-    _add_probes(app, container)
+    # Routes are matched in the order they are added, one by one: the orders API and the
+    # probes (polled every few seconds) come first, the console's pages last.
     app.include_router(orders_router)
+    _add_probes(app, container)
     app.include_router(payments_router)
     app.include_router(monitoring_router)
     app.include_router(webhooks_router)
