@@ -1062,3 +1062,32 @@ async def test_csv_rows_it_does_not_change_keep_their_bytes(csv_path: Path) -> N
     await writer.upsert([row(a, 2, status="paid")])
     assert csv_path.read_bytes().split(b"\r\n")[2] == quoted
     assert by_id(read_csv(csv_path))[a][SHEET_COLUMNS.index("Status")] == "paid"
+
+
+@pytest.mark.parametrize("kernel_copy", ["refused", "missing"])
+async def test_csv_moves_rows_without_the_kernels_copy_too(
+    csv_path: Path, monkeypatch: pytest.MonkeyPatch, kernel_copy: str
+) -> None:
+    import errno
+    import os
+
+    if kernel_copy == "missing":
+        monkeypatch.delattr(os, "copy_file_range", raising=False)
+    else:
+
+        def refuse(*_args: object) -> int:
+            raise OSError(errno.EXDEV, "cross-device link")
+
+        monkeypatch.setattr(os, "copy_file_range", refuse)
+    writer = CsvSheetWriter(csv_path)
+    ids = [new_id() for _ in range(50)]
+    await writer.upsert([row(i, 1) for i in ids])
+    await writer.upsert([row(ids[0], 2, status="paid"), row(ids[25], 2, status="shipped")])
+    records = read_csv(csv_path)
+    assert [r[0] for r in records[1:]] == ids
+    assert by_id(records)[ids[0]][SHEET_COLUMNS.index("Status")] == "paid"
+    assert by_id(records)[ids[25]][SHEET_COLUMNS.index("Status")] == "shipped"
+    assert by_id(records)[ids[49]][-1] == "1"
+    fresh = CsvSheetWriter(csv_path)
+    await fresh.upsert([row(ids[1], 1)])
+    assert fresh._index == writer._index

@@ -570,3 +570,39 @@ def test_refund_on_cancelled_order_keeps_status_cancelled(start: OrderStatus) ->
     events = order.take_events()
     assert [e.type for e in events] == [E.PARTIALLY_REFUNDED, E.REFUNDED]
     assert [e.status for e in events] == [S.CANCELLED, S.CANCELLED]
+
+
+def test_a_snapshot_is_equal_and_shares_nothing_that_can_change() -> None:
+    import copy
+    import dataclasses
+
+    order = new_order()
+    order.metadata = {"channel": "web"}
+    order.refunds.append(refund("rf_1", 100))
+    snapshot = order.snapshot()
+    assert snapshot == copy.deepcopy(order)
+    assert snapshot.dirty == order.dirty and snapshot.version == order.version
+    for name in ("metadata", "refunds", "pending_events"):
+        assert getattr(snapshot, name) is not getattr(order, name)
+    order.metadata["channel"] = "phone"
+    order.refunds.append(refund("rf_2", 200))
+    order.take_events()
+    order.status = OrderStatus.CANCELLED
+    assert snapshot.metadata == {"channel": "web"}
+    assert [r.id for r in snapshot.refunds] == ["rf_1"]
+    assert [e.type for e in snapshot.pending_events] == [EventType.CREATED]
+    assert snapshot.status == OrderStatus.PENDING
+    # Every other field holds something immutable; a new field must be looked at here
+    # (and copied in snapshot() if it can change in place).
+    copied = {"metadata", "refunds", "pending_events"}
+    immutable = {
+        "id", "customer_id", "customer_email", "customer_name", "amounts", "total_minor",
+        "shipping_address", "billing_address", "status", "payment_status",
+        "payment_provider", "payment_intent_id", "tracking_number", "paid_at",
+        "cancelled_at", "created_at", "updated_at", "version", "status_before_refund",
+        "dirty",
+    }  # fmt: skip
+    assert {f.name for f in dataclasses.fields(Order)} == copied | immutable
+    for name in ("amounts", "shipping_address"):
+        assert dataclasses.is_dataclass(getattr(order, name))
+        assert type(getattr(order, name)).__dataclass_params__.frozen  # type: ignore[attr-defined]

@@ -399,6 +399,17 @@ class Order:
         order._record(EventType.CREATED, now, source)
         return order
 
+    def snapshot(self) -> Order:
+        """An independent copy (what a store keeps as read or as written). Everything an
+        order holds is immutable (frozen dataclasses, tuples, strings, datetimes) but its
+        two lists and its metadata dict, which are copied."""
+        return replace(
+            self,
+            metadata=None if self.metadata is None else dict(self.metadata),
+            refunds=list(self.refunds),
+            pending_events=list(self.pending_events),
+        )
+
     @property
     def currency(self) -> str:
         return self.amounts.currency

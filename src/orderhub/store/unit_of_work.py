@@ -11,7 +11,6 @@ index, and write what it is handed.
 from __future__ import annotations
 
 import asyncio
-import copy
 import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable
@@ -84,7 +83,7 @@ class OrderRepositoryBase(ABC):
 
     def _remember(self, order: Order | None) -> Order | None:
         if order is not None and order.id not in self._read:
-            self._read[order.id] = copy.deepcopy(order)
+            self._read[order.id] = order.snapshot()
         return order
 
     # -- staged writes ----------------------------------------------------------------
@@ -112,7 +111,7 @@ class OrderRepositoryBase(ABC):
         if before is not None:
             order.version += 1
         order.dirty = False
-        stored = copy.deepcopy(order)
+        stored = order.snapshot()
         deliveries = fan_out(events, self._targets, order.updated_at)
         counters = order_counters(before, stored)
         backlog = len(deliveries) + (earlier.counters.gauges.get(BACKLOG, 0) if earlier else 0)

@@ -8,15 +8,16 @@ row copied by hand) are dropped. When nothing changes the file is not written at
 
 Rows of new orders are appended. A newer version of a row has to move the rows after it
 (a CSV row has no fixed length), so the file is rewritten from that row on; but only the
-rows that change are encoded and parsed: the others are copied byte for byte, 256 KiB at
-a time, and their offsets in the writer's index move by how much the changed row grew or
-shrank. So an update of an old order in a large sheet costs copying the bytes after it
-(at disk speed, in the writer's thread, with bounded memory), not parsing them. The
-writer keeps the byte offset, version and cell digest of every row between batches, and
-reads the whole file again only when someone else changed it since (another process, a
-person). Each write is guarded by a journal (`orders.csv.journal`: the offset it writes
-from and the bytes it replaces, fsynced first), so a crash in the middle of a batch is
-rolled back by the next one, and the file always holds either the batch or none of it.
+rows that change are encoded and parsed: the others are copied byte for byte (by the
+kernel's `copy_file_range` where it can, else 256 KiB at a time), and their offsets in
+the writer's index move by how much the changed row grew or shrank. So an update of an
+old order in a large sheet costs copying the bytes after it (at disk speed, in the
+writer's thread, with bounded memory), not parsing them. The writer keeps the byte
+offset, version and cell digest of every row between batches, and reads the whole file
+again only when someone else changed it since (another process, a person). Each write is
+guarded by a journal (`orders.csv.journal`: the offset it writes from and the bytes it
+replaces, fsynced first), so a crash in the middle of a batch is rolled back by the next
+one, and the file always holds either the batch or none of it.
 
 Cells are written through `guard_formula` (OWASP's rule against formula injection). The
 Order ID (a UUID) and the Version (digits) never start with a risky character, so they are
@@ -354,12 +355,44 @@ class CsvSheetWriter:
         self._drop_journal()
 
 
+class _ShorterThanIndexed(OSError):
+    """The sheet file ends before the bytes its index says are there."""
+
+
 def _copy(source: BinaryIO, target: BinaryIO, length: int) -> None:
-    """`length` bytes from `source`'s position to `target`'s, a chunk at a time."""
+    """`length` bytes from `source`'s position to `target`'s, both left after them: by
+    the kernel (`copy_file_range`, no bytes through Python) where it can, else a chunk
+    at a time."""
+    start, at = source.tell(), target.tell()
+    target.flush()
+    copy_range = getattr(os, "copy_file_range", None)  # Linux only
+    copied = 0
+    while copied < length:
+        try:
+            if copy_range is None:
+                raise OSError("copy_file_range is not available here")
+            done = copy_range(
+                source.fileno(), target.fileno(), length - copied, start + copied, at + copied
+            )
+        except OSError:
+            if copied:
+                raise
+            source.seek(start)  # this file system (or platform) cannot: copy it here
+            target.seek(at)
+            _copy_chunks(source, target, length)
+            return
+        if done == 0:
+            raise _ShorterThanIndexed(f"the sheet file ends before byte {start + length}")
+        copied += done
+    source.seek(start + length)
+    target.seek(at + length)
+
+
+def _copy_chunks(source: BinaryIO, target: BinaryIO, length: int) -> None:
     while length > 0:
         chunk = source.read(min(length, _CHUNK))
         if not chunk:
-            raise OSError("the sheet file is shorter than its index says")
+            raise _ShorterThanIndexed("the sheet file ends before its index says")
         target.write(chunk)
         length -= len(chunk)
 
