@@ -1091,3 +1091,45 @@ async def test_csv_moves_rows_without_the_kernels_copy_too(
     fresh = CsvSheetWriter(csv_path)
     await fresh.upsert([row(ids[1], 1)])
     assert fresh._index == writer._index
+
+
+async def test_csv_batch_that_fails_while_moving_rows_is_rolled_back_by_the_next(
+    csv_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The rows after a replaced one are copied back from the journal; a failure halfway
+    (the process dying there) leaves the journal, and the next batch first puts the old
+    bytes back: the sheet holds either a batch or none of it."""
+    from orderhub.delivery.integrations.sheets import csv as csv_backend
+
+    writer = CsvSheetWriter(csv_path)
+    ids = [new_id() for _ in range(20)]
+    await writer.upsert([row(i, 1) for i in ids])
+    good = csv_path.read_bytes()
+    real_copy = csv_backend._copy
+    calls = 0
+
+    def copy_then_die(source: Any, target: Any, length: int) -> None:
+        nonlocal calls
+        calls += 1
+        if calls == 3:  # the journal, the rows between the two changes, then this
+            target.write(b"half a ro")
+            target.flush()
+            raise OSError("killed while moving rows")
+        real_copy(source, target, length)
+
+    monkeypatch.setattr(csv_backend, "_copy", copy_then_die)
+    with pytest.raises(OSError, match="killed"):
+        await writer.upsert([row(ids[2], 2, status="paid"), row(ids[10], 2, status="paid")])
+    assert Path(f"{csv_path}.journal").exists()
+    assert csv_path.read_bytes() != good  # torn
+    monkeypatch.setattr(csv_backend, "_copy", real_copy)
+    late = new_id()
+    await CsvSheetWriter(csv_path).upsert([row(late, 1)])
+    assert not Path(f"{csv_path}.journal").exists()
+    assert csv_path.read_bytes().startswith(good)
+    assert [r[0] for r in read_csv(csv_path)[1:]] == [*ids, late]
+    await writer.upsert([row(ids[2], 2, status="paid"), row(ids[10], 2, status="paid")])
+    records = by_id(read_csv(csv_path))
+    assert records[ids[2]][SHEET_COLUMNS.index("Status")] == "paid"
+    assert records[ids[10]][SHEET_COLUMNS.index("Status")] == "paid"
+    assert len(read_csv(csv_path)) == 1 + 21
